@@ -1,0 +1,190 @@
+"""What KMeans and MiniBatchKMeans share: input handling, threads, predict/transform/score."""
+
+import os
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numba
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from threadpoolctl import threadpool_limits
+
+from . import config, initialization, kernels
+from .dataset import SCALINGS, load_dataset
+from .errors import DataError
+from .sources import MISSING_POLICIES, ArraySource, is_table_input, open_table
+
+
+@contextmanager
+def thread_limit(n_threads):
+    """Run Numba kernels on ``n_threads`` threads and BLAS on one (no oversubscription)."""
+    old = numba.get_num_threads()
+    n = numba.config.NUMBA_NUM_THREADS if n_threads is None else n_threads
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(old)
+
+
+class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Shared machinery; subclasses implement ``fit``."""
+
+    _parameter_constraints = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "memory_budget": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+        "init_size": [Interval(Integral, 1, None, closed="left"), None],
+        "scale": [StrOptions(set(SCALINGS))],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
+        "spill_dir": [str, os.PathLike, None],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ----- input -------------------------------------------------------------------------
+    def _source(self, X, columns=None, *, reset):
+        """Validate X once at the edge and wrap it as a batch source."""
+        if is_table_input(X):
+            if not reset:
+                check_is_fitted(self)
+                names = getattr(self, "feature_names_in_", None)
+                if columns is None and names is not None:
+                    columns = list(names)
+            source = open_table(X, columns, missing=self.missing)
+            if reset:
+                self.n_features_in_ = source.n_features
+                self.feature_names_in_ = np.asarray(source.feature_names, dtype=object)
+            elif source.n_features != self.n_features_in_:
+                raise DataError(
+                    f"X has {source.n_features} features, but {type(self).__name__} "
+                    f"is expecting {self.n_features_in_} features as input"
+                )
+            return source
+        if not reset:
+            check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                          accept_large_sparse=False, reset=reset)
+        return ArraySource(X)
+
+    def _stream_rows(self):
+        """Rows per streamed batch when reading input."""
+        return config.batch_size if self.batch_size is None else self.batch_size
+
+    def _load(self, source, sample_weight, random_state, sample_size, scale=None):
+        scale = self.scale if scale is None else scale
+        data = load_dataset(
+            source, sample_weight, scale=scale, batch_size=self._stream_rows(),
+            memory_budget=self.memory_budget, spill_dir=self.spill_dir,
+            sample_size=sample_size, random_state=random_state,
+        )
+        if data.n_rows < self.n_clusters:
+            data.close()
+            raise DataError(f"n_samples={data.n_rows} should be >= n_clusters={self.n_clusters}.")
+        self.scale_mean_ = data.scale_mean
+        self.scale_std_ = data.scale_std
+        self.n_rows_dropped_ = data.n_dropped
+        return data
+
+    def _init_centers(self, data, random_state):
+        """Initial float64 centres from the init sample (or all rows)."""
+        init = self.init
+        if isinstance(init, str):
+            X, w = data.init_rows()
+            if init == "k-means++":
+                return initialization.kmeans_plusplus(X, w, self.n_clusters, random_state)
+            return initialization.random_rows(X, w, self.n_clusters, random_state)
+        centers = np.array(init, dtype=np.float64)
+        if centers.shape != (self.n_clusters, data.n_features):
+            raise DataError(
+                f"init has shape {centers.shape}, expected ({self.n_clusters}, {data.n_features}): "
+                "one row per cluster, one column per feature"
+            )
+        if not np.isfinite(centers).all():
+            raise DataError("init holds NaN or infinite values")
+        return centers
+
+    def _check_params(self):
+        self._validate_params()
+        return check_random_state(self.random_state)
+
+    # ----- prediction --------------------------------------------------------------------
+    def _chunks(self, X, columns=None):
+        """Yield scaled float chunks of X, in the fitted feature order."""
+        source = self._source(X, columns, reset=False)
+        for batch in source.batches(self._stream_rows()):
+            if self.scale_std_ is not None:
+                batch = (batch - self.scale_mean_.astype(batch.dtype)) / self.scale_std_.astype(
+                    batch.dtype
+                )
+            elif not np.isfinite(batch).all():
+                raise DataError("X holds NaN or infinite values")
+            yield batch
+
+    def _assign(self, X, columns=None):
+        """Labels and squared distances of every row of X to its nearest centre."""
+        labels, dists = [], []
+        centers = self._centers64()
+        with thread_limit(self.n_threads):
+            for batch in self._chunks(X, columns):
+                lab = np.empty(batch.shape[0], dtype=np.int32)
+                dist = np.empty(batch.shape[0], dtype=np.float64)
+                kernels.assign(batch, centers, lab, dist)
+                labels.append(lab)
+                dists.append(dist)
+        if not labels:
+            return np.empty(0, dtype=np.int32), np.empty(0)
+        return np.concatenate(labels), np.concatenate(dists)
+
+    def _centers64(self):
+        return np.ascontiguousarray(self.cluster_centers_, dtype=np.float64)
+
+    def predict(self, X, *, columns=None):
+        """Index of the nearest centre for each row of X (array, frame, or Parquet path)."""
+        return self._assign(X, columns)[0]
+
+    def fit_predict(self, X, y=None, sample_weight=None, **kwargs):
+        return self.fit(X, sample_weight=sample_weight, **kwargs).labels_
+
+    def transform(self, X, *, columns=None):
+        """Euclidean distance of each row to every centre, in the cluster-centre space."""
+        out = []
+        centers = self._centers64()
+        with thread_limit(self.n_threads):
+            for batch in self._chunks(X, columns):
+                dist = np.empty((batch.shape[0], self.n_clusters), dtype=np.float64)
+                kernels.all_distances(batch, centers, dist)
+                out.append(dist.astype(batch.dtype, copy=False))
+        return np.concatenate(out) if out else np.empty((0, self.n_clusters))
+
+    def fit_transform(self, X, y=None, sample_weight=None, **kwargs):
+        return self.fit(X, sample_weight=sample_weight, **kwargs).transform(
+            X, columns=kwargs.get("columns")
+        )
+
+    def score(self, X, y=None, sample_weight=None, *, columns=None):
+        """Opposite of the (weighted) inertia of X on the fitted centres: higher is better."""
+        _, dist = self._assign(X, columns)
+        if sample_weight is None:
+            return -float(dist.sum())
+        return -float(np.asarray(sample_weight, dtype=np.float64) @ dist)
+
+    def save(self, path):
+        """Write the fitted model as JSON (see ``fastseg.modelfile``); atomic."""
+        from .modelfile import save_model
+
+        save_model(self, path)
+        return self

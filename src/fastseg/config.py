@@ -1,0 +1,39 @@
+"""Every tunable of fastseg in one place (and a way back to the defaults)."""
+
+import os
+
+# fastmath flags shared by every kernel. Never "nnan"/"ninf": data may hold them until validated,
+# and "reassoc" is off so float64 sums happen in a fixed order (reproducible results).
+FASTMATH = {"nsz", "arcp", "contract", "afn"}
+
+# Rows per reduction block. Partial sums are kept per block of this many rows, at fixed positions
+# in the data, and reduced in block order: the result does not depend on threads or batch size.
+BLOCK_ROWS = 4096
+
+_DEFAULTS = {
+    # Rows per streamed batch (rounded up to a multiple of BLOCK_ROWS inside the engine).
+    "batch_size": 1 << 18,
+    # Share of physical memory the decoded float cache may take before it spills to disk.
+    "memory_fraction": 0.5,
+    # Rows of the uniform sample k-means++ runs on when the data is larger.
+    "init_size": 1_000_000,
+}
+
+batch_size = _DEFAULTS["batch_size"]
+memory_fraction = _DEFAULTS["memory_fraction"]
+init_size = _DEFAULTS["init_size"]
+
+
+def reset():
+    """Restore every tunable to its default."""
+    globals().update(_DEFAULTS)
+
+
+def physical_memory():
+    """Bytes of physical memory on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_memory_budget():
+    """Bytes the decoded data may take in RAM when the user sets no budget."""
+    return int(physical_memory() * memory_fraction)

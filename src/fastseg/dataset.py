@@ -1,0 +1,313 @@
+"""The decode pass: read the input once into a float cache, with what later passes need.
+
+One streaming pass over the source checks that values are finite, accumulates weighted means and
+variances in float64 (for scaling and for ``tol``), keeps a uniform sample for initialisation,
+and stores the rows for the Lloyd passes: in RAM when they fit the memory budget, else in a spill
+file on local disk. The spill file is unlinked as soon as it is created, so it disappears with the
+process however the process ends.
+"""
+
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config
+from .errors import DataError
+from .sources import ArraySource
+
+SCALINGS = ("none", "standard")
+
+
+class RowStore:
+    """Decoded rows: an array in RAM, or a spill file read back one chunk at a time."""
+
+    def __init__(self, n_rows, n_features, dtype, *, in_memory, spill_dir=None, array=None):
+        self.n_features = n_features
+        self.dtype = np.dtype(dtype)
+        self.n_rows = 0
+        self._row_bytes = n_features * self.dtype.itemsize
+        self._file = None
+        if array is not None:
+            self._data = array
+            self.n_rows = array.shape[0]
+        elif in_memory:
+            self._data = np.empty((n_rows, n_features), dtype=self.dtype)
+        else:
+            self._data = None
+            self._file = tempfile.TemporaryFile(prefix="fastseg-spill-", dir=spill_dir)
+
+    @property
+    def in_memory(self):
+        return self._file is None
+
+    def append(self, rows):
+        if self._file is None:
+            self._data[self.n_rows : self.n_rows + rows.shape[0]] = rows
+        else:
+            self._file.write(np.ascontiguousarray(rows, dtype=self.dtype).data)
+        self.n_rows += rows.shape[0]
+
+    def array(self):
+        """All rows as one array (RAM stores only)."""
+        return self._data[: self.n_rows]
+
+    def chunks(self, chunk_rows, writable=False, first_row=0):
+        """Yield (first row, rows) chunk by chunk; spilled rows come through one reused buffer.
+
+        With ``writable``, changes made to a spilled chunk are written back after the step.
+        """
+        if self._file is None:
+            data = self.array()
+            for start in range(first_row, self.n_rows, chunk_rows):
+                yield start, data[start : start + chunk_rows]
+            return
+        buffer = np.empty((min(chunk_rows, self.n_rows), self.n_features), dtype=self.dtype)
+        for start in range(first_row, self.n_rows, chunk_rows):
+            m = min(chunk_rows, self.n_rows - start)
+            view = buffer[:m]
+            self._file.seek(start * self._row_bytes)
+            if self._file.readinto(view.data.cast("B")) != m * self._row_bytes:
+                raise DataError("the spill file was cut short: is the spill disk full?")
+            yield start, view
+            if writable:
+                self._file.seek(start * self._row_bytes)
+                self._file.write(view.data)
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._data = None
+
+
+@dataclass
+class Dataset:
+    """Rows decoded once, plus everything the fit needs to know about them."""
+
+    store: RowStore
+    weights: np.ndarray | None  # float64 (n,) or None for unit weights
+    feature_names: list | None
+    n_dropped: int
+    mean: np.ndarray  # weighted mean of each feature, original units
+    var: np.ndarray  # weighted variance of each feature, original units
+    scale_mean: np.ndarray | None = None  # scaling applied to the stored rows
+    scale_std: np.ndarray | None = None
+    sample: np.ndarray | None = None  # uniform sample of stored rows (init), or None = all
+    sample_weights: np.ndarray | None = None
+    chunk_rows: int = config.BLOCK_ROWS
+    _ones: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def n_rows(self):
+        return self.store.n_rows
+
+    @property
+    def n_features(self):
+        return self.store.n_features
+
+    @property
+    def dtype(self):
+        return self.store.dtype
+
+    def chunks(self, first_row=0):
+        """Yield (first row, rows, weights) over the data in block-aligned chunks."""
+        if self._ones is None and self.weights is None:
+            self._ones = np.ones(self.chunk_rows, dtype=np.float64)
+        for start, rows in self.store.chunks(self.chunk_rows, first_row=first_row):
+            m = rows.shape[0]
+            w = self._ones[:m] if self.weights is None else self.weights[start : start + m]
+            yield start, rows, w
+
+    def chunk_at(self, first_row):
+        """The one chunk that starts at ``first_row``: (rows, weights)."""
+        _, rows, w = next(self.chunks(first_row))
+        return rows, w
+
+    def scaled_var(self):
+        """Variance of each feature as stored (after scaling): what ``tol`` is relative to."""
+        if self.scale_std is None:
+            return self.var
+        return self.var / self.scale_std**2
+
+    def init_rows(self):
+        """Rows and weights k-means++ runs on: the sample, or every row when none was drawn."""
+        if self.sample is not None:
+            return self.sample, self.sample_weights
+        w = self.weights if self.weights is not None else np.ones(self.n_rows)
+        return self.store.array(), w
+
+    def close(self):
+        self.store.close()
+
+
+def aligned_chunk_rows(batch_size):
+    """Batch size rounded up to whole reduction blocks."""
+    blocks = max(1, -(-int(batch_size) // config.BLOCK_ROWS))
+    return blocks * config.BLOCK_ROWS
+
+
+def load_dataset(source, sample_weight=None, *, scale="none", batch_size=None,
+                 memory_budget=None, spill_dir=None, sample_size=None, random_state=None):
+    """Run the decode pass over ``source`` and return a Dataset (close it when done)."""
+    if scale not in SCALINGS:
+        raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
+    batch_size = aligned_chunk_rows(batch_size or config.batch_size)
+    budget = config.default_memory_budget() if memory_budget is None else int(memory_budget)
+    n_max = source.count_rows()
+    if n_max == 0:
+        raise DataError(f"{getattr(source, 'describe', 'the data')} has no rows")
+    weights = _check_weights(sample_weight, n_max, source)
+
+    reuse_array = isinstance(source, ArraySource) and scale == "none"
+    if reuse_array:
+        store = RowStore(n_max, source.n_features, source.dtype, in_memory=True, array=source.X)
+    else:
+        fits = n_max * source.n_features * source.dtype.itemsize <= budget
+        store = RowStore(n_max, source.n_features, source.dtype, in_memory=fits,
+                         spill_dir=spill_dir)
+    want_sample = sample_size is not None and (n_max > sample_size or not store.in_memory)
+    reservoir = Reservoir(sample_size, random_state) if want_sample else None
+    moments = Moments(source.n_features)
+    try:
+        row = 0
+        for batch in source.batches(batch_size):
+            _check_finite(batch, source)
+            w = None if weights is None else weights[row : row + batch.shape[0]]
+            moments.add(batch, w)
+            if not reuse_array:
+                store.append(batch)
+            if reservoir is not None:
+                reservoir.offer(batch, w, row)
+            row += batch.shape[0]
+        if row == 0:
+            raise DataError(
+                f"no rows left in {getattr(source, 'describe', 'the data')} "
+                f"after dropping {source.n_dropped} with missing values"
+            )
+    except BaseException:
+        store.close()
+        raise
+
+    data = Dataset(store=store, weights=weights, feature_names=source.feature_names,
+                   n_dropped=source.n_dropped, mean=moments.mean, var=moments.var,
+                   chunk_rows=batch_size)
+    if scale == "standard":
+        std = np.sqrt(moments.var)
+        std[std == 0] = 1.0  # a constant column stays constant, as in scikit-learn
+        data.scale_mean, data.scale_std = moments.mean, std
+        _scale_in_place(store, batch_size, moments.mean, std)
+    if reservoir is not None:
+        data.sample, data.sample_weights = reservoir.result()
+        if data.scale_std is not None:
+            _apply_scaling(data.sample, data.scale_mean, data.scale_std)
+    return data
+
+
+def _check_weights(sample_weight, n_rows, source):
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape[0] != n_rows:
+        raise DataError(f"sample_weight has {w.shape[0]} values for {n_rows} rows")
+    if getattr(source, "missing", "error") == "drop":
+        raise DataError("sample_weight cannot be combined with dropping rows (missing='drop')")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise DataError("sample_weight must be finite and non-negative")
+    if w.sum() <= 0:
+        raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
+    return w
+
+
+def _check_finite(batch, source):
+    if np.isfinite(batch).all():
+        return
+    bad = int(np.flatnonzero(~np.isfinite(batch).all(axis=0))[0])
+    name = source.feature_names[bad] if source.feature_names else f"feature {bad}"
+    raise DataError(
+        f"column '{name}' holds NaN or infinite values; remove or replace them before clustering"
+    )
+
+
+def _scale_in_place(store, chunk_rows, mean, std):
+    for _, rows in store.chunks(chunk_rows, writable=True):
+        _apply_scaling(rows, mean, std)
+
+
+def _apply_scaling(rows, mean, std):
+    """Standardise rows in place, in their own dtype (the same arithmetic as ``predict``)."""
+    rows -= mean.astype(rows.dtype)
+    rows /= std.astype(rows.dtype)
+
+
+class Moments:
+    """Weighted mean and variance per column, merged batch by batch in float64 (Chan et al.)."""
+
+    def __init__(self, n_features):
+        self.weight = 0.0
+        self.mean = np.zeros(n_features)
+        self._m2 = np.zeros(n_features)
+
+    def add(self, batch, w=None):
+        x = batch.astype(np.float64)
+        if w is None:
+            wb = float(x.shape[0])
+            mb = x.mean(axis=0)
+            m2b = ((x - mb) ** 2).sum(axis=0)
+        else:
+            wb = float(w.sum())
+            if wb == 0:
+                return
+            mb = (w @ x) / wb
+            m2b = w @ ((x - mb) ** 2)
+        total = self.weight + wb
+        delta = mb - self.mean
+        self.mean = self.mean + delta * (wb / total)
+        self._m2 = self._m2 + m2b + delta**2 * (self.weight * wb / total)
+        self.weight = total
+
+    @property
+    def var(self):
+        return self._m2 / self.weight if self.weight > 0 else np.zeros_like(self._m2)
+
+
+class Reservoir:
+    """A uniform sample of fixed size drawn in one streaming pass.
+
+    Every row gets a random key; the rows with the smallest keys are kept. The keys come from one
+    random stream in row order, so the sample does not depend on how the rows were batched.
+    """
+
+    def __init__(self, size, random_state):
+        self.size = int(size)
+        self._rng = np.random.RandomState(random_state.randint(np.iinfo(np.int32).max))
+        self._threshold = np.inf
+        self._parts = []
+        self._pending = 0
+
+    def offer(self, batch, w, first_row):
+        keys = self._rng.random_sample(batch.shape[0])
+        keep = np.flatnonzero(keys < self._threshold)
+        if keep.size == 0:
+            return
+        weights = np.ones(keep.size) if w is None else w[keep]
+        self._parts.append((keys[keep], first_row + keep, batch[keep], weights))
+        self._pending += keep.size
+        if self._pending >= 2 * self.size:
+            self._compact()
+
+    def _compact(self):
+        keys, rows, values, weights = (np.concatenate(p) for p in zip(*self._parts, strict=True))
+        if keys.size > self.size:
+            best = np.argpartition(keys, self.size - 1)[: self.size]
+            keys, rows, values, weights = keys[best], rows[best], values[best], weights[best]
+            self._threshold = keys.max()
+        self._parts = [(keys, rows, values, weights)]
+        self._pending = keys.size
+
+    def result(self):
+        """The sampled rows in their original order, with their weights."""
+        self._compact()
+        _, rows, values, weights = self._parts[0]
+        order = np.argsort(rows, kind="stable")
+        return np.ascontiguousarray(values[order]), weights[order]

@@ -1,0 +1,158 @@
+"""Numba kernels: nearest-centre assignment, per-block sums, distances, k-means++ D² updates.
+
+Prior validation assumed: arrays are 2-D, finite, of matching shapes. X may be float32 or float64
+and read-only (Polars buffers and memmaps are); centres and every accumulator are float64.
+Distances are direct squared differences, never ``|x|² - 2x·c + |c|²``, which loses precision.
+
+Parallel kernels split rows into blocks of ``config.BLOCK_ROWS`` starting at fixed row positions;
+each block writes its own slot of an output buffer, and blocks are reduced in order afterwards, so
+the answer is the same whatever the number of threads.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .config import BLOCK_ROWS, FASTMATH
+
+
+@njit(cache=True)
+def n_blocks(n_rows):
+    """Number of reduction blocks covering ``n_rows`` rows."""
+    return (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _nearest(X, i, centers):
+    """Index of the centre nearest to row i, and its squared distance (ties: lowest index)."""
+    k, d = centers.shape
+    best = np.inf
+    best_c = 0
+    for c in range(k):
+        s = 0.0
+        for j in range(d):
+            diff = np.float64(X[i, j]) - centers[c, j]
+            s += diff * diff
+        if s < best:
+            best = s
+            best_c = c
+    return best_c, best
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, block_stats):
+    """One Lloyd E-step over a chunk, with the per-block partial sums of the M-step.
+
+    X             (n, d)   IN     rows of the chunk
+    weights       (n,)     IN     sample weights
+    centers       (k, d)   IN     float64 centres
+    labels        (n,)     INOUT  previous labels in, nearest centre out
+    block_sums    (b, k, d) OUT   weighted feature sums per block and centre
+    block_weights (b, k)   OUT    weight per block and centre
+    block_stats   (b, 2)   OUT    per block: weighted inertia, number of labels changed
+    """
+    n = X.shape[0]
+    d = X.shape[1]
+    for b in prange(n_blocks(n)):
+        block_sums[b, :, :] = 0.0
+        block_weights[b, :] = 0.0
+        inertia = 0.0
+        changed = 0
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            c, dist = _nearest(X, i, centers)
+            if labels[i] != c:
+                changed += 1
+                labels[i] = c
+            w = np.float64(weights[i])
+            inertia += w * dist
+            block_weights[b, c] += w
+            for j in range(d):
+                block_sums[b, c, j] += w * np.float64(X[i, j])
+        block_stats[b, 0] = inertia
+        block_stats[b, 1] = changed
+
+
+@njit(cache=True)
+def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_sums, stats):
+    """Add the first ``n_used`` blocks into the running totals, in block order.
+
+    sums (k, d), weight_sums (k,), stats (2,) are INOUT float64 accumulators.
+    """
+    k, d = sums.shape
+    for b in range(n_used):
+        for c in range(k):
+            weight_sums[c] += block_weights[b, c]
+            for j in range(d):
+                sums[c, j] += block_sums[b, c, j]
+        stats[0] += block_stats[b, 0]
+        stats[1] += block_stats[b, 1]
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def assign(X, centers, labels, min_dist):
+    """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
+    n = X.shape[0]
+    for b in prange(n_blocks(n)):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            c, dist = _nearest(X, i, centers)
+            labels[i] = c
+            min_dist[i] = dist
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def distances_to_labels(X, centers, labels, out):
+    """Squared distance of every row to the centre it is labelled with (out OUT)."""
+    n, d = X.shape
+    for b in prange(n_blocks(n)):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            c = labels[i]
+            s = 0.0
+            for j in range(d):
+                diff = np.float64(X[i, j]) - centers[c, j]
+                s += diff * diff
+            out[i] = s
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def all_distances(X, centers, out):
+    """Euclidean distance of every row to every centre (out (n, k) OUT)."""
+    n, d = X.shape
+    k = centers.shape[0]
+    for b in prange(n_blocks(n)):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            for c in range(k):
+                s = 0.0
+                for j in range(d):
+                    diff = np.float64(X[i, j]) - centers[c, j]
+                    s += diff * diff
+                out[i, c] = np.sqrt(s)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def min_sq_dist_update(X, point, closest, out):
+    """k-means++ D² step: out[i] = min(closest[i], |X[i] - point|²) (out OUT, float64)."""
+    n, d = X.shape
+    for b in prange(n_blocks(n)):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            s = 0.0
+            for j in range(d):
+                diff = np.float64(X[i, j]) - point[j]
+                s += diff * diff
+            out[i] = min(closest[i], s)
+
+
+@njit(cache=True)
+def minibatch_update(centers, weight_sums, sums, batch_weights):
+    """Move each centre to the weighted mean of its past and this batch's points.
+
+    centers (k, d) INOUT float64, weight_sums (k,) INOUT: the running per-centre weight;
+    sums (k, d), batch_weights (k,) IN: this batch's per-centre sums. Equivalent to a
+    per-centre learning rate of batch_weight / (past_weight + batch_weight).
+    """
+    k, d = centers.shape
+    for c in range(k):
+        wb = batch_weights[c]
+        if wb > 0.0:
+            total = weight_sums[c] + wb
+            for j in range(d):
+                centers[c, j] = (centers[c, j] * weight_sums[c] + sums[c, j]) / total
+            weight_sums[c] = total

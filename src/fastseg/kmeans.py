@@ -1,0 +1,200 @@
+"""Lloyd's k-means over data decoded once: in RAM, or streamed back from a spill file."""
+
+import numpy as np
+
+from . import config, kernels
+from .base import BaseKMeans, thread_limit
+from .progress import report
+
+
+class KMeans(BaseKMeans):
+    """Exact Lloyd k-means, scikit-learn compatible, on arrays, frames or Parquet bigger than RAM.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+        Greedy k-means++ as in scikit-learn. On data larger than ``init_size`` rows it runs on a
+        uniform sample drawn during the decode pass.
+    n_init : int, default=1
+        Runs with different initial centres; the lowest inertia wins.
+    max_iter, tol : as scikit-learn (``tol`` is relative to the mean feature variance).
+    random_state : int, RandomState or None
+    batch_size : int, optional
+        Rows per streamed batch (default ``config.batch_size``); bounds working memory.
+    memory_budget : int, optional
+        Bytes the decoded rows may take in RAM before they spill to a file on local disk
+        (default: ``config.memory_fraction`` of physical memory).
+    n_threads : int, optional
+        Threads for the Numba kernels (default: all).
+    verbose : int
+    init_size : int, optional
+        Rows k-means++ runs on (default ``config.init_size``).
+    scale : {"none", "standard"}
+        Standardise features with mean/std from the decode pass (stored, replayed by predict).
+    missing : {"error", "drop"}
+        What to do with rows whose features hold nulls (frames and Parquet).
+    spill_dir : str, optional
+        Folder for the spill file (default: the system temp folder).
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_iter_, n_features_in_, feature_names_in_ :
+        as scikit-learn. ``cluster_centers_`` are in the scaled space when ``scale`` is set.
+    scale_mean_, scale_std_ : scaling applied before clustering, or None.
+    n_rows_dropped_ : rows dropped for missing values.
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
+                 random_state=None, batch_size=None, memory_budget=None, n_threads=None,
+                 verbose=0, init_size=None, scale="none", missing="error", spill_dir=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.memory_budget = memory_budget
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.init_size = init_size
+        self.scale = scale
+        self.missing = missing
+        self.spill_dir = spill_dir
+
+    def fit(self, X, y=None, sample_weight=None, *, columns=None):
+        """Cluster X: an array, a polars/Arrow table, or Parquet path(s) with ``columns``."""
+        random_state = self._check_params()
+        source = self._source(X, columns, reset=True)
+        sample_size = config.init_size if self.init_size is None else self.init_size
+        with thread_limit(self.n_threads):
+            data = self._load(source, sample_weight, random_state, sample_size)
+            try:
+                self._fit_data(data, random_state)
+            finally:
+                data.close()
+        return self
+
+    def _fit_data(self, data, random_state):
+        tol = self.tol * float(np.mean(data.scaled_var()))
+        n_init = self.n_init if isinstance(self.init, str) else 1
+        best = None
+        for run in range(n_init):
+            centers = self._init_centers(data, random_state)
+            result = lloyd(data, centers, self.max_iter, tol, self.verbose, run, n_init)
+            if best is None or result[2] < best[2]:
+                best = result
+        centers, labels, inertia, n_iter = best
+        self.cluster_centers_ = centers.astype(data.dtype)
+        self.labels_ = labels
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self._n_features_out = self.n_clusters
+
+
+class _Workspace:
+    """Buffers of one Lloyd run, made once and reused by every pass."""
+
+    def __init__(self, data, k):
+        d = data.n_features
+        blocks = kernels.n_blocks(data.chunk_rows)
+        self.block_sums = np.empty((blocks, k, d))
+        self.block_weights = np.empty((blocks, k))
+        self.block_stats = np.empty((blocks, 2))
+        self.sums = np.zeros((k, d))
+        self.weight_sums = np.zeros(k)
+        self.stats = np.zeros(2)
+
+    def e_step(self, data, centers, labels):
+        """Assign every row; leave per-centre sums, weights, inertia and changes in the totals."""
+        self.sums[:] = 0.0
+        self.weight_sums[:] = 0.0
+        self.stats[:] = 0.0
+        for start, rows, w in data.chunks():
+            m = rows.shape[0]
+            kernels.assign_accumulate(rows, w, centers, labels[start : start + m],
+                                      self.block_sums, self.block_weights, self.block_stats)
+            kernels.reduce_blocks(self.block_sums, self.block_weights, self.block_stats,
+                                  kernels.n_blocks(m), self.sums, self.weight_sums, self.stats)
+
+
+def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
+    """Lloyd iterations from float64 ``centers``; returns (centers, labels, inertia, n_iter).
+
+    Stops when no label changes (strict convergence) or the squared centre shift is at most
+    ``tol``; after a non-strict stop one more E-step makes labels agree with the centres.
+    """
+    k = centers.shape[0]
+    labels = np.full(data.n_rows, -1, dtype=np.int32)
+    work = _Workspace(data, k)
+    centers = centers.copy()
+    strict = False
+    n_iter = 0
+    for it in range(max_iter):
+        work.e_step(data, centers, labels)
+        n_iter = it + 1
+        if it > 0 and work.stats[1] == 0:
+            strict = True  # same labels as the last pass: the centres cannot move
+            break
+        if (work.weight_sums == 0).any():
+            relocate_empty_clusters(data, centers, labels, work.sums, work.weight_sums)
+        new_centers = np.where(work.weight_sums[:, None] > 0,
+                               work.sums / np.maximum(work.weight_sums, 1e-300)[:, None], centers)
+        shift = float(((new_centers - centers) ** 2).sum())
+        centers = new_centers
+        if verbose:
+            print(f"Iteration {it}, inertia {work.stats[0]}, centre shift {shift}")
+        report(_stage(run, n_runs), it + 1, max_iter)
+        if shift <= tol:
+            break
+    if not strict:
+        work.e_step(data, centers, labels)
+    if verbose:
+        print("Converged at iteration", n_iter, "(strict)" if strict else "")
+    report(_stage(run, n_runs), max_iter, max_iter)
+    return centers, labels, float(work.stats[0]), n_iter
+
+
+def _stage(run, n_runs):
+    return "lloyd" if n_runs == 1 else f"lloyd {run + 1}/{n_runs}"
+
+
+def relocate_empty_clusters(data, centers, labels, sums, weight_sums):
+    """Move each empty cluster onto one of the rows farthest from their centre.
+
+    As scikit-learn: the farthest row (by squared distance to its assigned centre) goes to the
+    first empty cluster, the next to the second, and so on; each row leaves its old cluster's
+    sums. Ties go to the lower row index, so the choice is deterministic.
+    """
+    empty = np.flatnonzero(weight_sums == 0)
+    m = empty.size
+    best_d = np.empty(0)
+    best_i = np.empty(0, dtype=np.int64)
+    best_x = np.empty((0, data.n_features))
+    best_w = np.empty(0)
+    for start, rows, w in data.chunks():
+        dist = np.empty(rows.shape[0])
+        kernels.distances_to_labels(rows, centers, labels[start : start + rows.shape[0]], dist)
+        top = _farthest(dist, np.arange(start, start + rows.shape[0]), m)
+        best_d = np.concatenate([best_d, dist[top]])
+        best_i = np.concatenate([best_i, start + top])
+        best_x = np.concatenate([best_x, rows[top].astype(np.float64)])
+        best_w = np.concatenate([best_w, w[top]])
+        keep = _farthest(best_d, best_i, m)
+        best_d, best_i, best_x, best_w = best_d[keep], best_i[keep], best_x[keep], best_w[keep]
+    for cluster, x, w, row in zip(empty, best_x, best_w, best_i, strict=False):
+        old = labels[row]
+        sums[old] -= x * w
+        weight_sums[old] -= w
+        sums[cluster] = x * w
+        weight_sums[cluster] = w
+        if w == 0:  # a zero-weight row still marks the spot
+            sums[cluster] = x
+            weight_sums[cluster] = 1.0
+
+
+def _farthest(dist, index, m):
+    """Positions of the m largest distances, largest first, lower index first on ties."""
+    order = np.lexsort((index, -dist))
+    return order[:m]

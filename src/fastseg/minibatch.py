@@ -1,0 +1,254 @@
+"""Mini-batch k-means: centres move a little per batch, so a few passes over huge data suffice."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_random_state
+
+from . import config, kernels
+from .base import BaseKMeans, thread_limit
+from .errors import DataError
+from .kmeans import _Workspace
+from .progress import report
+
+
+class MiniBatchKMeans(BaseKMeans):
+    """Mini-batch k-means (Sculley 2010) as scikit-learn runs it, on data of any size.
+
+    Rows are decoded once (RAM or spill file, as ``KMeans``). Each epoch visits the streamed
+    chunks in random order and each chunk's rows in random order, ``batch_size`` at a time; every
+    centre moves towards its batch mean with a learning rate of batch weight / total weight seen.
+    Starving centres (weight below ``reassignment_ratio`` × the largest) jump to random batch
+    rows; fitting stops early when the smoothed batch inertia stops improving.
+
+    Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
+    ``n_threads``, ``scale``, ``missing`` and ``spill_dir`` as in :class:`fastseg.KMeans`.
+    """
+
+    _parameter_constraints = {
+        **BaseKMeans._parameter_constraints,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "compute_labels": ["boolean"],
+        "max_no_improvement": [Interval(Integral, 0, None, closed="left"), None],
+        "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
+                 verbose=0, compute_labels=True, random_state=None, tol=0.0,
+                 max_no_improvement=10, init_size=None, n_init=1, reassignment_ratio=0.01,
+                 memory_budget=None, n_threads=None, scale="none", missing="error",
+                 spill_dir=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+        self.memory_budget = memory_budget
+        self.n_threads = n_threads
+        self.scale = scale
+        self.missing = missing
+        self.spill_dir = spill_dir
+
+    def _stream_rows(self):
+        return config.batch_size
+
+    def _sample_size(self):
+        if self.init_size is not None:
+            return max(self.init_size, self.n_clusters)
+        return max(3 * self.batch_size, 3 * self.n_clusters)
+
+    def fit(self, X, y=None, sample_weight=None, *, columns=None):
+        """Cluster X (array, polars/Arrow table, or Parquet with ``columns``) by mini-batches."""
+        random_state = self._check_params()
+        source = self._source(X, columns, reset=True)
+        with thread_limit(self.n_threads):
+            data = self._load(source, sample_weight, random_state, self._sample_size())
+            try:
+                self._start(data, random_state)
+                self._run_epochs(data, random_state)
+                if self.compute_labels:
+                    self._label_all(data)
+            finally:
+                data.close()
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+        """Update the centres with one mini-batch: X, as given (for data arriving over time)."""
+        first = not hasattr(self, "cluster_centers_")
+        if first:
+            self._validate_params()
+            if self.scale != "none":
+                raise DataError(
+                    "partial_fit sees one batch at a time and cannot learn a scaling: "
+                    "scale the data first, or use fit"
+                )
+            self._random_state = check_random_state(self.random_state)
+        source = self._source(X, columns, reset=first)
+        with thread_limit(self.n_threads):
+            data = self._load(source, sample_weight, self._random_state, self._sample_size(),
+                              scale="none")
+            try:
+                if first:
+                    self._start(data, self._random_state)
+                rows = data.store.array()
+                w = data.weights if data.weights is not None else np.ones(data.n_rows)
+                self._step(rows, w, self._random_state)
+                self.n_steps_ += 1
+                if self.compute_labels:
+                    self._label_all(data)
+            finally:
+                data.close()
+        self.cluster_centers_ = self._centers.astype(data.dtype)
+        return self
+
+    # ----- internals -------------------------------------------------------------------
+    def _start(self, data, random_state):
+        """Initial centres (best of n_init on the init sample) and zeroed per-centre weights."""
+        n_init = self.n_init if isinstance(self.init, str) else 1
+        sample, sample_w = data.init_rows()
+        best, best_inertia = None, np.inf
+        for _ in range(n_init):
+            centers = self._init_centers(data, random_state)
+            labels = np.empty(sample.shape[0], dtype=np.int32)
+            dist = np.empty(sample.shape[0])
+            kernels.assign(sample, centers, labels, dist)
+            inertia = float(sample_w @ dist)
+            if best is None or inertia < best_inertia:
+                best, best_inertia = centers, inertia
+        self._centers = best
+        self._counts = np.zeros(self.n_clusters)
+        self._n_since_last_reassign = 0
+        self._buffers = _StepBuffers(self.n_clusters, data.n_features, self.batch_size)
+        self.n_steps_ = 0
+        self._n_features_out = self.n_clusters
+
+    def _run_epochs(self, data, random_state):
+        n = data.n_rows
+        n_steps = max(1, (self.max_iter * n) // self.batch_size)
+        ewa = ewa_min = None
+        no_improvement = 0
+        alpha = min(1.0, self.batch_size * 2.0 / (n + 1))
+        step = 0
+        done = False
+        while not done:
+            for rows, w in _shuffled_chunks(data, random_state):
+                perm = random_state.permutation(rows.shape[0])
+                for b in range(0, perm.size, self.batch_size):
+                    idx = np.sort(perm[b : b + self.batch_size])
+                    old = self._centers.copy() if self.tol > 0 else None
+                    batch_inertia = self._step(rows[idx], w[idx], random_state)
+                    step += 1
+                    report("mini-batch", step, n_steps)
+                    if step == 1:
+                        continue  # the first batch measures the initial centres only
+                    ewa = batch_inertia if ewa is None else ewa * (1 - alpha) + batch_inertia * alpha
+                    if self.verbose:
+                        print(f"Minibatch step {step}/{n_steps}: mean batch inertia "
+                              f"{batch_inertia}, ewa inertia {ewa}")
+                    if old is not None and ((self._centers - old) ** 2).sum() <= self._tol(data):
+                        done = True
+                    elif ewa_min is None or ewa < ewa_min:
+                        no_improvement, ewa_min = 0, ewa
+                    else:
+                        no_improvement += 1
+                    if (self.max_no_improvement is not None
+                            and no_improvement >= self.max_no_improvement):
+                        done = True
+                    if done or step >= n_steps:
+                        done = True
+                        break
+                if done:
+                    break
+        self.n_steps_ = step
+        self.n_iter_ = int(np.ceil(step * self.batch_size / n))
+        self.cluster_centers_ = self._centers.astype(data.dtype)
+
+    def _tol(self, data):
+        return self.tol * float(np.mean(data.scaled_var()))
+
+    def _step(self, rows, w, random_state):
+        """One mini-batch update; returns the batch's mean inertia before the update."""
+        buf = self._buffers
+        buf.ensure(rows.shape[0])
+        buf.sums[:] = 0.0
+        buf.weights[:] = 0.0
+        buf.stats[:] = 0.0
+        labels = buf.labels[: rows.shape[0]]
+        kernels.assign_accumulate(rows, w, self._centers, labels, buf.block_sums,
+                                  buf.block_weights, buf.block_stats)
+        kernels.reduce_blocks(buf.block_sums, buf.block_weights, buf.block_stats,
+                              kernels.n_blocks(rows.shape[0]), buf.sums, buf.weights, buf.stats)
+        kernels.minibatch_update(self._centers, self._counts, buf.sums, buf.weights)
+        if self._reassign_due(rows.shape[0]):
+            self._reassign(rows, random_state)
+        total = float(w.sum())
+        return float(buf.stats[0]) / total if total > 0 else 0.0
+
+    def _reassign_due(self, batch_rows):
+        self._n_since_last_reassign += batch_rows
+        if (self._counts == 0).any() or self._n_since_last_reassign >= 10 * self.n_clusters:
+            self._n_since_last_reassign = 0
+            return self.reassignment_ratio > 0
+        return False
+
+    def _reassign(self, rows, random_state):
+        """Move starving centres onto random rows of the batch (as scikit-learn does)."""
+        counts = self._counts
+        starving = counts < self.reassignment_ratio * counts.max()
+        limit = int(0.5 * rows.shape[0])
+        if starving.sum() > limit:
+            starving[np.argsort(counts, kind="stable")[limit:]] = False
+        n_moves = int(starving.sum())
+        if n_moves == 0 or n_moves == self.n_clusters:
+            return
+        picks = random_state.choice(rows.shape[0], size=n_moves, replace=False)
+        self._centers[starving] = rows[picks]
+        counts[starving] = counts[~starving].min()
+        if self.verbose:
+            print(f"[MiniBatchKMeans] Reassigning {n_moves} cluster centers.")
+
+    def _label_all(self, data):
+        """labels_ and inertia_ of every row on the final centres (one more pass)."""
+        work = _Workspace(data, self.n_clusters)
+        self.labels_ = np.full(data.n_rows, -1, dtype=np.int32)
+        work.e_step(data, self._centers, self.labels_)
+        self.inertia_ = float(work.stats[0])
+        if not hasattr(self, "n_iter_"):
+            self.n_iter_ = 1
+
+
+class _StepBuffers:
+    """Scratch arrays of one mini-batch step, grown when a batch is larger than before."""
+
+    def __init__(self, k, d, rows):
+        self.k, self.d = k, d
+        self.sums = np.zeros((k, d))
+        self.weights = np.zeros(k)
+        self.stats = np.zeros(2)
+        self._rows = 0
+        self.ensure(rows)
+
+    def ensure(self, rows):
+        if rows <= self._rows:
+            return
+        blocks = kernels.n_blocks(rows)
+        self.block_sums = np.empty((blocks, self.k, self.d))
+        self.block_weights = np.empty((blocks, self.k))
+        self.block_stats = np.empty((blocks, 2))
+        self.labels = np.empty(rows, dtype=np.int32)
+        self._rows = rows
+
+
+def _shuffled_chunks(data, random_state):
+    """The data's chunks in a random order (one epoch), each as (rows, weights)."""
+    starts = range(0, data.n_rows, data.chunk_rows)
+    for i in random_state.permutation(len(starts)):
+        yield data.chunk_at(starts[i])

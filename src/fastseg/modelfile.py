@@ -1,0 +1,103 @@
+"""The model file: plain JSON (no pickle) that any fastseg of the same format version can load."""
+
+import json
+
+import numpy as np
+
+from .errors import ModelFileError
+from .fileio import atomic_output
+
+FORMAT = "fastseg-model"
+FORMAT_VERSION = 1
+
+
+def model_to_dict(model):
+    """Everything needed to assign new rows, plus how the model was made and how well it fits."""
+    from . import __version__
+
+    params = model.get_params()
+    if not isinstance(params["init"], str):
+        params["init"] = np.asarray(params["init"], dtype=np.float64).tolist()
+    params["random_state"] = (
+        params["random_state"] if isinstance(params["random_state"], (int, type(None))) else None
+    )
+    if params.get("spill_dir") is not None:
+        params["spill_dir"] = str(params["spill_dir"])
+    names = getattr(model, "feature_names_in_", None)
+    scaling = None
+    if model.scale_std_ is not None:
+        scaling = {"method": "standard", "mean": model.scale_mean_.tolist(),
+                   "scale": model.scale_std_.tolist()}
+    sizes = np.bincount(model.labels_, minlength=model.n_clusters) if hasattr(
+        model, "labels_") else None
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fastseg_version": __version__,
+        "estimator": type(model).__name__,
+        "params": params,
+        "n_features_in": int(model.n_features_in_),
+        "feature_names": None if names is None else [str(n) for n in names],
+        "dtype": str(model.cluster_centers_.dtype),
+        "scaling": scaling,
+        "cluster_centers": np.asarray(model.cluster_centers_, dtype=np.float64).tolist(),
+        "metrics": {
+            "inertia": float(model.inertia_),
+            "n_iter": int(model.n_iter_),
+            "n_rows": int(model.labels_.shape[0]) if sizes is not None else None,
+            "n_rows_dropped": int(getattr(model, "n_rows_dropped_", 0)),
+            "cluster_sizes": None if sizes is None else sizes.tolist(),
+        },
+    }
+
+
+def save_model(model, path, *, overwrite=True):
+    """Write ``model`` to ``path`` as JSON, atomically."""
+    text = json.dumps(model_to_dict(model), indent=1, allow_nan=False)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+
+
+def load(path):
+    """Read a model file written by ``model.save(path)``; returns a fitted estimator."""
+    from .kmeans import KMeans
+    from .minibatch import MiniBatchKMeans
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise ModelFileError(f"no such model file: '{path}'") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelFileError(f"'{path}' is not a fastseg model file (not JSON)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(f"'{path}' is not a fastseg model file")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"'{path}' has model format version {doc.get('format_version')} (written by fastseg "
+            f"{doc.get('fastseg_version')}); this fastseg reads version {FORMAT_VERSION}: "
+            "refit the model or use the matching fastseg"
+        )
+    classes = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
+    try:
+        model = classes[doc["estimator"]](**doc["params"])
+        centers = np.asarray(doc["cluster_centers"], dtype=np.float64)
+        model.cluster_centers_ = centers.astype(doc["dtype"])
+        model.n_features_in_ = int(doc["n_features_in"])
+        if doc["feature_names"] is not None:
+            model.feature_names_in_ = np.asarray(doc["feature_names"], dtype=object)
+        scaling = doc["scaling"]
+        model.scale_mean_ = None if scaling is None else np.asarray(scaling["mean"])
+        model.scale_std_ = None if scaling is None else np.asarray(scaling["scale"])
+        metrics = doc["metrics"]
+        model.inertia_ = metrics["inertia"]
+        model.n_iter_ = metrics["n_iter"]
+        model.n_rows_dropped_ = metrics["n_rows_dropped"]
+        model.cluster_sizes_ = metrics["cluster_sizes"]
+        model._n_features_out = model.n_clusters
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"'{path}' is a damaged fastseg model file ({exc})") from None
+    if centers.shape != (model.n_clusters, model.n_features_in_):
+        raise ModelFileError(f"'{path}' is a damaged fastseg model file (centre shape)")
+    return model

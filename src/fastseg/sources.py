@@ -1,0 +1,199 @@
+"""Every kind of input, seen as one thing: a stream of float row batches with feature names.
+
+A NumPy array is read in place. A polars DataFrame or LazyFrame, a pyarrow Table, and Parquet
+(a path, glob, folder or list of paths) become a polars lazy query projected to the feature
+columns, cast once to float32, and streamed with ``collect_batches`` in bounded batches.
+"""
+
+import difflib
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from .errors import DataError
+
+MISSING_POLICIES = ("error", "drop")
+
+
+def is_table_input(X):
+    """True for inputs that are streamed through polars rather than validated as arrays."""
+    if isinstance(X, (str, os.PathLike, pl.DataFrame, pl.LazyFrame, pa.Table)):
+        return True
+    return (
+        isinstance(X, (list, tuple))
+        and len(X) > 0
+        and all(isinstance(p, (str, os.PathLike)) for p in X)
+    )
+
+
+class ArraySource:
+    """A validated in-memory array: batches are views, nothing is copied."""
+
+    def __init__(self, X):
+        self.X = X
+        self.dtype = X.dtype
+        self.n_features = X.shape[1]
+        self.feature_names = None
+        self.n_dropped = 0
+
+    def count_rows(self):
+        return self.X.shape[0]
+
+    def batches(self, batch_size):
+        for start in range(0, self.X.shape[0], batch_size):
+            yield self.X[start : start + batch_size]
+
+
+class FrameSource:
+    """A polars lazy query over the feature columns, decoded batch by batch to float32."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, lazy, columns=None, *, missing="error", describe="the data"):
+        if missing not in MISSING_POLICIES:
+            raise DataError(f"missing={missing!r}: use one of {', '.join(MISSING_POLICIES)}")
+        self.describe = describe
+        self.missing = missing
+        schema = _read_schema(lazy, describe)
+        self.feature_names = _check_columns(schema, columns, describe)
+        self.n_features = len(self.feature_names)
+        self._lazy = lazy.select(pl.col(c).cast(pl.Float32) for c in self.feature_names)
+        self._full = lazy
+        self.n_dropped = 0
+
+    def count_rows(self):
+        """Rows in the input before any are dropped (Parquet answers from its metadata)."""
+        with _read_errors(self.describe):
+            return int(self._full.select(pl.len()).collect().item())
+
+    def batches(self, batch_size):
+        self.n_dropped = 0
+        with _read_errors(self.describe):
+            for frame in self._lazy.collect_batches(chunk_size=batch_size):
+                frame = self._handle_nulls(frame)
+                if frame.height:
+                    yield frame.to_numpy(order="c")
+
+    def lazy_all_columns(self):
+        """The whole input, every column, as a lazy query (for writing labels beside it)."""
+        return self._full
+
+    def _handle_nulls(self, frame):
+        nulls = frame.null_count().row(0)
+        if not any(nulls):
+            return frame
+        if self.missing == "drop":
+            kept = frame.drop_nulls()
+            self.n_dropped += frame.height - kept.height
+            return kept
+        column = self.feature_names[next(i for i, n in enumerate(nulls) if n)]
+        raise DataError(
+            f"column '{column}' of {self.describe} has missing values; drop those rows "
+            "(missing='drop' in the library; the CLI drops them by default)"
+        )
+
+
+def open_table(X, columns=None, *, missing="error"):
+    """A FrameSource for a polars frame, an Arrow table, or Parquet path(s)."""
+    if isinstance(X, pl.LazyFrame):
+        return FrameSource(X, columns, missing=missing, describe="the LazyFrame")
+    if isinstance(X, pl.DataFrame):
+        return FrameSource(X.lazy(), columns, missing=missing, describe="the DataFrame")
+    if isinstance(X, pa.Table):
+        return FrameSource(pl.from_arrow(X).lazy(), columns, missing=missing,
+                           describe="the Arrow table")
+    return open_parquet(X, columns, missing=missing)
+
+
+def open_parquet(paths, columns=None, *, missing="error"):
+    """A FrameSource over Parquet: one path, a glob, a folder (hive partitions too), or a list."""
+    files = resolve_parquet_paths(paths)
+    describe = files[0] if len(files) == 1 else f"{len(files)} Parquet files"
+    with _read_errors(describe):
+        lazy = pl.scan_parquet(files, hive_partitioning=_is_hive(paths))
+    return FrameSource(lazy, columns, missing=missing, describe=describe)
+
+
+def resolve_parquet_paths(paths):
+    """Expand paths, globs and folders into a sorted list of existing files (or a clear error)."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files = []
+    for item in items:
+        item = os.fspath(item)
+        if glob.has_magic(item):
+            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise DataError(f"no files match '{item}': check the pattern and the folder")
+            files += found
+        elif os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*.parquet") if p.is_file())
+            if not found:
+                raise DataError(f"folder '{item}' holds no .parquet files")
+            files += found
+        elif os.path.isfile(item):
+            if not os.access(item, os.R_OK):
+                raise DataError(f"cannot read '{item}': permission denied")
+            files.append(item)
+        else:
+            raise DataError(f"no such file: '{item}'")
+    return files
+
+
+def _is_hive(paths):
+    return isinstance(paths, (str, os.PathLike)) and os.path.isdir(paths)
+
+
+def _read_schema(lazy, describe):
+    with _read_errors(describe):
+        return lazy.collect_schema()
+
+
+def _check_columns(schema, columns, describe):
+    names = list(schema.names())
+    if columns is None:
+        columns = names
+    else:
+        columns = [columns] if isinstance(columns, str) else list(columns)
+    if not columns:
+        raise DataError(f"no feature columns selected from {describe}")
+    for col in columns:
+        if col not in schema:
+            close = difflib.get_close_matches(col, names, n=3)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            raise DataError(
+                f"column '{col}' not found in {describe}; {hint}columns are: {', '.join(names)}"
+            )
+    bad = [c for c in columns if not schema[c].is_numeric()]
+    if bad:
+        kinds = ", ".join(f"'{c}' ({schema[c]})" for c in bad)
+        raise DataError(
+            f"feature columns must be numeric, but {kinds} in {describe} are not; "
+            "choose numeric columns as features"
+        )
+    if len(set(columns)) != len(columns):
+        raise DataError(f"feature columns are repeated: {', '.join(columns)}")
+    return columns
+
+
+class _read_errors:
+    """Turn polars/Arrow/OS failures while reading into one readable DataError."""
+
+    def __init__(self, describe):
+        self.describe = describe
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, DataError):
+            return False
+        if isinstance(exc, (pl.exceptions.PolarsError, pa.ArrowException, OSError)):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(
+                f"cannot read {self.describe}: {first} (is it a valid Parquet file?)"
+            ) from exc
+        return False
