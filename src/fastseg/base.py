@@ -123,30 +123,33 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ----- prediction --------------------------------------------------------------------
     def _chunks(self, X, columns=None):
-        """Yield scaled float chunks of X, in the fitted feature order."""
+        """Yield float chunks of X in the fitted feature order, ready for ``_assign_rows``."""
         source = self._source(X, columns, reset=False)
-        for batch in source.batches(self._stream_rows()):
-            if self.scale_std_ is not None:
-                batch = (batch - self.scale_mean_.astype(batch.dtype)) / self.scale_std_.astype(
-                    batch.dtype
-                )
-            elif not np.isfinite(batch).all():
-                raise DataError("X holds NaN or infinite values")
-            yield batch
+        yield from source.batches(self._stream_rows())
+
+    def _scaled(self, rows):
+        """Rows in the space the centres live in (the fitted scaling replayed), checked finite."""
+        if not np.isfinite(rows).all():
+            raise DataError("X holds NaN or infinite values; remove or replace them first")
+        if self.scale_std_ is None:
+            return rows
+        return (rows - self.scale_mean_.astype(rows.dtype)) / self.scale_std_.astype(rows.dtype)
+
+    def _assign_rows(self, rows):
+        """Nearest centre and squared distance of every row of one in-memory batch."""
+        labels = np.empty(rows.shape[0], dtype=np.int32)
+        dist = np.empty(rows.shape[0], dtype=np.float64)
+        kernels.assign(self._scaled(rows), self._centers64(), labels, dist)
+        return labels, dist
 
     def _assign(self, X, columns=None):
         """Labels and squared distances of every row of X to its nearest centre."""
-        labels, dists = [], []
-        centers = self._centers64()
+        labels, dists = [np.empty(0, dtype=np.int32)], [np.empty(0)]
         with thread_limit(self.n_threads):
             for batch in self._chunks(X, columns):
-                lab = np.empty(batch.shape[0], dtype=np.int32)
-                dist = np.empty(batch.shape[0], dtype=np.float64)
-                kernels.assign(batch, centers, lab, dist)
+                lab, dist = self._assign_rows(batch)
                 labels.append(lab)
                 dists.append(dist)
-        if not labels:
-            return np.empty(0, dtype=np.int32), np.empty(0)
         return np.concatenate(labels), np.concatenate(dists)
 
     def _centers64(self):
@@ -166,7 +169,7 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         with thread_limit(self.n_threads):
             for batch in self._chunks(X, columns):
                 dist = np.empty((batch.shape[0], self.n_clusters), dtype=np.float64)
-                kernels.all_distances(batch, centers, dist)
+                kernels.all_distances(self._scaled(batch), centers, dist)
                 out.append(dist.astype(batch.dtype, copy=False))
         return np.concatenate(out) if out else np.empty((0, self.n_clusters))
 
@@ -182,9 +185,10 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             return -float(dist.sum())
         return -float(np.asarray(sample_weight, dtype=np.float64) @ dist)
 
-    def save(self, path):
-        """Write the fitted model as JSON (see ``fastseg.modelfile``); atomic."""
+    def save(self, path, *, overwrite=True):
+        """Write the fitted model as JSON (see ``fastseg.modelfile``), atomically."""
         from .modelfile import save_model
 
-        save_model(self, path)
+        check_is_fitted(self)
+        save_model(self, path, overwrite=overwrite)
         return self

@@ -166,8 +166,11 @@ def load_dataset(source, sample_weight=None, *, scale="none", batch_size=None,
         fits = n_max * source.n_features * source.dtype.itemsize <= budget
         store = RowStore(n_max, source.n_features, source.dtype, in_memory=fits,
                          spill_dir=spill_dir)
+    # The sample's seed is drawn whether or not a sample is needed, so the random stream that
+    # follows (k-means++) is the same in RAM and spilled.
+    seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
     want_sample = sample_size is not None and (n_max > sample_size or not store.in_memory)
-    reservoir = Reservoir(sample_size, random_state) if want_sample else None
+    reservoir = Reservoir(sample_size, seed) if want_sample else None
     moments = Moments(source.n_features)
     try:
         row = 0
@@ -278,9 +281,9 @@ class Reservoir:
     random stream in row order, so the sample does not depend on how the rows were batched.
     """
 
-    def __init__(self, size, random_state):
+    def __init__(self, size, seed):
         self.size = int(size)
-        self._rng = np.random.RandomState(random_state.randint(np.iinfo(np.int32).max))
+        self._rng = np.random.RandomState(seed)
         self._threshold = np.inf
         self._parts = []
         self._pending = 0

@@ -7,6 +7,21 @@ from contextlib import contextmanager
 from .errors import FastsegError
 
 
+def check_output_path(path, *, overwrite):
+    """Fail before any work if ``path`` cannot be written; returns its folder."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FastsegError(f"cannot write '{path}': folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK):
+        raise FastsegError(f"cannot write '{path}': folder '{folder}' is not writable")
+    if os.path.isdir(path):
+        raise FastsegError(f"cannot write '{path}': it is a folder; give a file name")
+    if os.path.exists(path) and not overwrite:
+        raise FastsegError(f"'{path}' already exists: choose another name or pass --overwrite")
+    return folder
+
+
 @contextmanager
 def atomic_output(path, *, overwrite=True):
     """Yield a temporary path in the target's folder; rename it to ``path`` only on success.
@@ -14,11 +29,7 @@ def atomic_output(path, *, overwrite=True):
     An interrupted or failed write leaves the old file (or none) and no temporary file.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FastsegError(f"cannot write '{path}': folder '{folder}' does not exist")
-    if os.path.exists(path) and not overwrite:
-        raise FastsegError(f"'{path}' already exists: choose another name or pass --overwrite")
+    folder = check_output_path(path, overwrite=overwrite)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     except PermissionError:

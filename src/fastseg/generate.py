@@ -319,6 +319,7 @@ def write_customers(
     row_group_size: int = 1_000_000,
     null_fraction: float = 0.002,
     on_progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = True,
 ) -> int:
     """Write ``n_rows`` synthetic customers to a Parquet file, one row group per batch.
 
@@ -342,6 +343,8 @@ def write_customers(
         See `generate_batch`.
     on_progress : callable, optional
         Called as ``on_progress(rows_done, n_rows)`` after each row group.
+    overwrite : bool
+        Replace an existing file at ``path`` (else refuse with a FastsegError).
 
     Returns
     -------
@@ -372,7 +375,7 @@ def write_customers(
     # One writer thread compresses row group k while the main thread generates k + 1 (both
     # release the GIL), so at most two row groups are alive at once.
     with (
-        atomic_output(path) as tmp_path,
+        atomic_output(path, overwrite=overwrite) as tmp_path,
         pq.ParquetWriter(tmp_path, SCHEMA, compression="zstd") as writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastseg-write") as pool,
     ):

@@ -1,0 +1,71 @@
+"""Label a table of any size: stream it, add a ``segment`` column, write Parquet atomically."""
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import config
+from .base import thread_limit
+from .errors import DataError
+from .fileio import atomic_output
+from .progress import report
+from .sources import _read_errors, open_parquet
+
+SEGMENT = "segment"
+
+
+def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=None):
+    """Write every input row (or the ``keep`` columns) plus its segment to ``out``.
+
+    Rows with a missing feature value get a null segment and are counted, never dropped, so
+    the output lines up with the input. Returns (rows written, rows left unlabelled).
+    """
+    names = list(model.feature_names_in_)
+    source = open_parquet(data, names, missing="drop")
+    lazy = source.lazy_all_columns()
+    columns = list(lazy.collect_schema().names())
+    if SEGMENT in columns and (keep is None or SEGMENT in keep):
+        raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
+    if keep is not None:
+        missing = [c for c in keep if c not in columns]
+        if missing:
+            raise DataError(f"--keep names columns not in the input: {', '.join(missing)}")
+        columns = list(keep)
+    total = source.count_rows()
+    query = lazy.select([pl.col(c) for c in columns]
+                        + [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)])
+    written = unlabelled = 0
+    batch_size = batch_size or config.batch_size
+    with atomic_output(out, overwrite=overwrite) as tmp, thread_limit(model.n_threads):
+        writer = None
+        try:
+            with _read_errors(source.describe):
+                for frame in query.collect_batches(chunk_size=batch_size):
+                    segment, missing = _segments(model, frame.select(frame.columns[-len(names):]))
+                    table = frame.select(columns).to_arrow()
+                    table = table.append_column(SEGMENT, pa.array(segment, mask=missing))
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer.write_table(table)
+                    written += frame.height
+                    unlabelled += int(missing.sum())
+                    report("labels", written, total)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise DataError("the input has no rows to label")
+    return written, unlabelled
+
+
+def _segments(model, features):
+    """Segment per row (int32) and a mask of rows with a missing feature."""
+    missing = np.zeros(features.height, dtype=bool)
+    for col in features.columns:
+        missing |= features[col].is_null().to_numpy()
+    segment = np.zeros(features.height, dtype=np.int32)
+    if (~missing).any():
+        rows = features.filter(~pl.Series(missing)).to_numpy(order="c")
+        segment[~missing] = model._assign_rows(rows)[0]
+    return segment, missing

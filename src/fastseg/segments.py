@@ -1,0 +1,70 @@
+"""Segments as a business user sees them: numbered largest first, centres in original units."""
+
+import numpy as np
+import polars as pl
+
+
+def order_by_size(model):
+    """Renumber the clusters of a fitted model so segment 0 is the largest.
+
+    Size is the number of rows labelled with the cluster in the fit; ties keep the original
+    order. Centres and ``labels_`` are permuted in place, so ``predict`` and the model file
+    agree with the new numbers. Returns the old cluster index of each new segment.
+    """
+    sizes = np.bincount(model.labels_, minlength=model.n_clusters)
+    order = np.lexsort((np.arange(model.n_clusters), -sizes))
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(order.size)
+    model.cluster_centers_ = model.cluster_centers_[order]
+    model.labels_ = new_id[model.labels_].astype(model.labels_.dtype)
+    return order
+
+
+def centers_in_original_units(model):
+    """Centres with the fitted scaling undone: in dollars, years, GB, as in the input."""
+    centers = np.asarray(model.cluster_centers_, dtype=np.float64)
+    if model.scale_std_ is None:
+        return centers
+    return centers * model.scale_std_ + model.scale_mean_
+
+
+def segment_table(model):
+    """One row per segment: id, size, share and the centre of every feature in original units."""
+    sizes = np.bincount(model.labels_, minlength=model.n_clusters)
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        names = [f"x{j}" for j in range(model.n_features_in_)]
+    centers = centers_in_original_units(model)
+    columns = {
+        "segment": np.arange(model.n_clusters),
+        "size": sizes,
+        "share": sizes / max(1, sizes.sum()),
+    }
+    for j, name in enumerate(names):
+        columns[str(name)] = centers[:, j]
+    return pl.DataFrame(columns)
+
+
+def format_segment_table(table):
+    """The segment table as text, one column per segment (readable for the usual k <= 12)."""
+    header = ["", *[f"segment {s}" for s in table["segment"]]]
+    lines = [["size", *[f"{v:,}" for v in table["size"]]],
+             ["share", *[f"{v:.1%}" for v in table["share"]]]]
+    for name in table.columns[3:]:
+        lines.append([name, *[_number(v) for v in table[name]]])
+    rows = [header, *lines]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    out = []
+    for r in rows:
+        out.append("  ".join([r[0].ljust(widths[0])]
+                             + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]))
+    return "\n".join(out)
+
+
+def _number(v):
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
