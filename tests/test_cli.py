@@ -38,12 +38,24 @@ def assert_one_line_error(code, err, *needles):
         assert needle in lines[0], lines[0]
 
 
-def test_fit_prints_segments_largest_first_and_writes_model_and_labels(customers, tmp_path,
-                                                                        capsys):
+def test_fit_prints_segments_largest_first_and_writes_model_and_labels(customers, tmp_path, capsys):
     model_path, labels_path = tmp_path / "model.json", tmp_path / "labels.parquet"
-    code, out, err = run(capsys, "fit", customers, "--k", 5, "--features", FEATURE_ARG,
-                         "--model", model_path, "--labels", labels_path,
-                         "--keep", "customer_id", "--quiet")
+    code, out, err = run(
+        capsys,
+        "fit",
+        customers,
+        "--k",
+        5,
+        "--features",
+        FEATURE_ARG,
+        "--model",
+        model_path,
+        "--labels",
+        labels_path,
+        "--keep",
+        "customer_id",
+        "--quiet",
+    )
     assert code == 0, err
     assert "segment 0" in out and "segment 4" in out and "income" in out
     doc = json.loads(model_path.read_text())
@@ -70,8 +82,23 @@ def test_fit_reports_dropped_rows(customers, capsys):
 def test_predict_matches_fit_labels(customers, tmp_path, capsys):
     model_path, labels_path = tmp_path / "m.json", tmp_path / "fit.parquet"
     out_path = tmp_path / "pred.parquet"
-    assert run(capsys, "fit", customers, "--k", 4, "--features", "age,income,tenure_months",
-               "--model", model_path, "--labels", labels_path, "--quiet")[0] == 0
+    assert (
+        run(
+            capsys,
+            "fit",
+            customers,
+            "--k",
+            4,
+            "--features",
+            "age,income,tenure_months",
+            "--model",
+            model_path,
+            "--labels",
+            labels_path,
+            "--quiet",
+        )[0]
+        == 0
+    )
     code, _, err = run(capsys, "predict", model_path, customers, "--out", out_path, "--quiet")
     assert code == 0, err
     a, b = pl.read_parquet(labels_path), pl.read_parquet(out_path)
@@ -84,18 +111,47 @@ def test_predict_matches_fit_labels(customers, tmp_path, capsys):
 
 
 def test_minibatch_algorithm(customers, capsys):
-    code, out, err = run(capsys, "fit", customers, "--k", 4, "--features", FEATURE_ARG,
-                         "--algorithm", "minibatch", "--quiet")
+    code, out, err = run(
+        capsys,
+        "fit",
+        customers,
+        "--k",
+        4,
+        "--features",
+        FEATURE_ARG,
+        "--algorithm",
+        "minibatch",
+        "--quiet",
+    )
     assert code == 0, err
     assert "segment 3" in out
 
 
 def test_spill_to_disk_gives_the_same_segments(customers, tmp_path, capsys):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    assert run(capsys, "fit", customers, "--k", 4, "--features", FEATURE_ARG, "--model", a,
-               "--quiet")[0] == 0
-    assert run(capsys, "fit", customers, "--k", 4, "--features", FEATURE_ARG, "--model", b,
-               "--memory-budget", "64KB", "--quiet")[0] == 0
+    assert (
+        run(capsys, "fit", customers, "--k", 4, "--features", FEATURE_ARG, "--model", a, "--quiet")[
+            0
+        ]
+        == 0
+    )
+    assert (
+        run(
+            capsys,
+            "fit",
+            customers,
+            "--k",
+            4,
+            "--features",
+            FEATURE_ARG,
+            "--model",
+            b,
+            "--memory-budget",
+            "64KB",
+            "--quiet",
+        )[0]
+        == 0
+    )
     da, db = json.loads(a.read_text()), json.loads(b.read_text())
     assert da["cluster_centers"] == db["cluster_centers"]
 
@@ -124,7 +180,8 @@ def corrupt(tmp_path):
 @pytest.fixture()
 def with_nan(tmp_path):
     path = tmp_path / "nan.parquet"
-    pl.DataFrame({"a": [1.0, float("nan"), 3.0, 4.0], "b": [1.0, 2.0, 3.0, 4.0]}).write_parquet(path)
+    frame = pl.DataFrame({"a": [1.0, float("nan"), 3.0, 4.0], "b": [1.0, 2.0, 3.0, 4.0]})
+    frame.write_parquet(path)
     return path
 
 
@@ -133,28 +190,40 @@ def with_nan(tmp_path):
     [
         (["fit", "{tmp}/nope.parquet", "--k", "3", "--features", "age"], ["no such file"]),
         (["fit", "{tmp}/*.missing.parquet", "--k", "3", "--features", "age"], ["no files match"]),
-        (["fit", "{customers}", "--k", "3", "--features", "incme"],
-         ["'incme' not found", "did you mean 'income'"]),
-        (["fit", "{customers}", "--k", "3", "--features", "age,region"],
-         ["must be numeric", "'region'"]),
+        (
+            ["fit", "{customers}", "--k", "3", "--features", "incme"],
+            ["'incme' not found", "did you mean 'income'"],
+        ),
+        (
+            ["fit", "{customers}", "--k", "3", "--features", "age,region"],
+            ["must be numeric", "'region'"],
+        ),
         (["fit", "{corrupt}", "--k", "3", "--features", "age"], ["cannot read"]),
         (["fit", "{nan}", "--k", "2", "--features", "a,b"], ["'a'", "NaN"]),
         (["fit", "{nan}", "--k", "3", "--features", "b"], []),  # 4 rows, k=3: fine
         (["fit", "{nan}", "--k", "9", "--features", "b"], ["n_samples=4", "n_clusters=9"]),
         (["fit", "{customers}", "--k", "0", "--features", "age"], ["at least 1"]),
-        (["fit", "{customers}", "--k", "3", "--features", "age", "--memory-budget", "lots"],
-         ["not a size"]),
-        (["predict", "{tmp}/not_json.txt", "{customers}", "--out", "{tmp}/o.parquet"],
-         ["not JSON"]),
-        (["predict", "{tmp}/nope.json", "{customers}", "--out", "{tmp}/o.parquet"],
-         ["no such model file"]),
+        (
+            ["fit", "{customers}", "--k", "3", "--features", "age", "--memory-budget", "lots"],
+            ["not a size"],
+        ),
+        (
+            ["predict", "{tmp}/not_json.txt", "{customers}", "--out", "{tmp}/o.parquet"],
+            ["not JSON"],
+        ),
+        (
+            ["predict", "{tmp}/nope.json", "{customers}", "--out", "{tmp}/o.parquet"],
+            ["no such model file"],
+        ),
     ],
 )
-def test_bad_input_is_one_line_exit_2(argv, needles, customers, corrupt, with_nan, tmp_path,
-                                      capsys):
+def test_bad_input_is_one_line_exit_2(
+    argv, needles, customers, corrupt, with_nan, tmp_path, capsys
+):
     (tmp_path / "not_json.txt").write_text("hello")
-    argv = [a.format(tmp=tmp_path, customers=customers, corrupt=corrupt, nan=with_nan)
-            for a in argv]
+    argv = [
+        a.format(tmp=tmp_path, customers=customers, corrupt=corrupt, nan=with_nan) for a in argv
+    ]
     code, _, err = run(capsys, *argv, "--quiet")
     if not needles:
         assert code == 0, err
@@ -164,8 +233,21 @@ def test_bad_input_is_one_line_exit_2(argv, needles, customers, corrupt, with_na
 
 def test_model_of_another_format_version(customers, tmp_path, capsys):
     model_path = tmp_path / "m.json"
-    assert run(capsys, "fit", customers, "--k", 2, "--features", "age", "--model", model_path,
-               "--quiet")[0] == 0
+    assert (
+        run(
+            capsys,
+            "fit",
+            customers,
+            "--k",
+            2,
+            "--features",
+            "age",
+            "--model",
+            model_path,
+            "--quiet",
+        )[0]
+        == 0
+    )
     doc = json.loads(model_path.read_text())
     doc["format_version"] = 99
     model_path.write_text(json.dumps(doc))
@@ -175,8 +257,21 @@ def test_model_of_another_format_version(customers, tmp_path, capsys):
 
 def test_predict_with_features_missing_from_data(tmp_path, customers, capsys):
     model_path = tmp_path / "m.json"
-    assert run(capsys, "fit", customers, "--k", 2, "--features", "age,income", "--model",
-               model_path, "--quiet")[0] == 0
+    assert (
+        run(
+            capsys,
+            "fit",
+            customers,
+            "--k",
+            2,
+            "--features",
+            "age,income",
+            "--model",
+            model_path,
+            "--quiet",
+        )[0]
+        == 0
+    )
     other = tmp_path / "other.parquet"
     pl.DataFrame({"age": [1.0, 2.0]}).write_parquet(other)
     code, _, err = run(capsys, "predict", model_path, other, "--out", tmp_path / "o.parquet")
@@ -186,12 +281,24 @@ def test_predict_with_features_missing_from_data(tmp_path, customers, capsys):
 def test_existing_output_is_refused_without_overwrite(customers, tmp_path, capsys):
     model_path = tmp_path / "m.json"
     model_path.write_text("precious")
-    code, _, err = run(capsys, "fit", customers, "--k", 2, "--features", "age", "--model",
-                       model_path)
+    code, _, err = run(
+        capsys, "fit", customers, "--k", 2, "--features", "age", "--model", model_path
+    )
     assert_one_line_error(code, err, "already exists", "--overwrite")
     assert model_path.read_text() == "precious"
-    code, _, _ = run(capsys, "fit", customers, "--k", 2, "--features", "age", "--model",
-                     model_path, "--overwrite", "--quiet")
+    code, _, _ = run(
+        capsys,
+        "fit",
+        customers,
+        "--k",
+        2,
+        "--features",
+        "age",
+        "--model",
+        model_path,
+        "--overwrite",
+        "--quiet",
+    )
     assert code == 0
     assert json.loads(model_path.read_text())["format"] == "fastseg-model"
 
@@ -203,6 +310,7 @@ def test_unknown_option_is_one_line(capsys):
 
 
 def test_console_entry_point(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "fastseg.cli", "--version"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "fastseg.cli", "--version"], capture_output=True, text=True
+    )
     assert done.returncode == 0 and done.stdout.startswith("fastseg ")

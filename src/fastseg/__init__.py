@@ -12,5 +12,12 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["KMeans", "MiniBatchKMeans", "load", "FastsegError", "DataError", "ModelFileError",
-           "__version__"]
+__all__ = [
+    "KMeans",
+    "MiniBatchKMeans",
+    "load",
+    "FastsegError",
+    "DataError",
+    "ModelFileError",
+    "__version__",
+]

@@ -76,8 +76,14 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             return source
         if not reset:
             check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                          accept_large_sparse=False, reset=reset)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            order="C",
+            accept_large_sparse=False,
+            reset=reset,
+        )
         return ArraySource(X)
 
     def _stream_rows(self):
@@ -87,9 +93,14 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _load(self, source, sample_weight, random_state, sample_size, scale=None):
         scale = self.scale if scale is None else scale
         data = load_dataset(
-            source, sample_weight, scale=scale, batch_size=self._stream_rows(),
-            memory_budget=self.memory_budget, spill_dir=self.spill_dir,
-            sample_size=sample_size, random_state=random_state,
+            source,
+            sample_weight,
+            scale=scale,
+            batch_size=self._stream_rows(),
+            memory_budget=self.memory_budget,
+            spill_dir=self.spill_dir,
+            sample_size=sample_size,
+            random_state=random_state,
         )
         if data.n_rows < self.n_clusters:
             data.close()

@@ -51,37 +51,55 @@ def cmd_fit(args):
     seconds = time.perf_counter() - start
     order_by_size(estimator)
     n = estimator.labels_.shape[0]
-    _say(args, f"clustered {n:,} rows into {args.k} segments in {seconds:.1f} s "
-               f"(inertia {estimator.inertia_:.6g}, {estimator.n_iter_} iterations)")
+    _say(
+        args,
+        f"clustered {n:,} rows into {args.k} segments in {seconds:.1f} s "
+        f"(inertia {estimator.inertia_:.6g}, {estimator.n_iter_} iterations)",
+    )
     if estimator.n_rows_dropped_:
-        _say(args, f"dropped {estimator.n_rows_dropped_:,} rows with missing values in the "
-                   "features (they get no segment)")
+        _say(
+            args,
+            f"dropped {estimator.n_rows_dropped_:,} rows with missing values in the "
+            "features (they get no segment)",
+        )
     print(format_segment_table(segment_table(estimator)))
     if args.model:
         estimator.save(args.model, overwrite=args.overwrite)
         _say(args, f"model written to {args.model}")
     if args.labels:
-        written, unlabelled = write_labels(estimator, _data_arg(args.data), args.labels,
-                                           keep=args.keep, overwrite=args.overwrite)
-        _say(args, f"labels for {written:,} rows written to {args.labels}"
-                   + (f" ({unlabelled:,} without a segment: missing features)" if unlabelled
-                      else ""))
+        written, unlabelled = write_labels(
+            estimator, _data_arg(args.data), args.labels, keep=args.keep, overwrite=args.overwrite
+        )
+        _say(
+            args,
+            f"labels for {written:,} rows written to {args.labels}"
+            + (f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""),
+        )
 
 
 def cmd_predict(args):
     check_output_path(args.out, overwrite=args.overwrite)
     model = load(args.model)
-    written, unlabelled = write_labels(model, _data_arg(args.data), args.out, keep=args.keep,
-                                       overwrite=args.overwrite)
-    _say(args, f"labels for {written:,} rows written to {args.out}"
-               + (f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""))
+    written, unlabelled = write_labels(
+        model, _data_arg(args.data), args.out, keep=args.keep, overwrite=args.overwrite
+    )
+    _say(
+        args,
+        f"labels for {written:,} rows written to {args.out}"
+        + (f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""),
+    )
 
 
 def cmd_generate(args):
     from .progress import report
 
-    rows = write_customers(args.out, args.rows, seed=args.seed, overwrite=args.overwrite,
-                           on_progress=lambda done, total: report("generate", done, total))
+    rows = write_customers(
+        args.out,
+        args.rows,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        on_progress=lambda done, total: report("generate", done, total),
+    )
     _say(args, f"{rows:,} customers written to {args.out}")
 
 
@@ -93,31 +111,51 @@ def cmd_demo(args):
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as folder:
         path = os.path.join(folder, "customers.parquet")
         write_customers(path, args.rows, seed=args.seed)
-        print(f"generated {args.rows:,} synthetic customers "
-              f"({', '.join(FEATURES)}; a few nulls; hidden true segments)")
-        model = KMeans(n_clusters=args.k, scale="standard", missing="drop",
-                       random_state=args.seed, n_init=3)
+        print(
+            f"generated {args.rows:,} synthetic customers "
+            f"({', '.join(FEATURES)}; a few nulls; hidden true segments)"
+        )
+        model = KMeans(
+            n_clusters=args.k, scale="standard", missing="drop", random_state=args.seed, n_init=3
+        )
         start = time.perf_counter()
         model.fit(path, columns=list(FEATURES))
         seconds = time.perf_counter() - start
         order_by_size(model)
-        print(f"segmented them into {args.k} segments in {seconds:.2f} s "
-              f"({model.n_rows_dropped_:,} rows with missing values left out)\n")
+        print(
+            f"segmented them into {args.k} segments in {seconds:.2f} s "
+            f"({model.n_rows_dropped_:,} rows with missing values left out)\n"
+        )
         print(format_segment_table(segment_table(model)))
-        truth = (pl.scan_parquet(path).drop_nulls(list(FEATURES))
-                 .select("true_segment").collect()["true_segment"].to_numpy())
+        truth = (
+            pl.scan_parquet(path)
+            .drop_nulls(list(FEATURES))
+            .select("true_segment")
+            .collect()["true_segment"]
+            .to_numpy()
+        )
         ari = adjusted_rand_score(truth, model.labels_)
         print(f"\nagreement with the hidden true segments (adjusted Rand index): {ari:.3f}")
-    print("\nnext: fastseg generate --rows 1000000 --out customers.parquet\n"
-          "      fastseg fit customers.parquet --k 6 --features "
-          + ",".join(FEATURES) + " --model model.json --labels labeled.parquet")
+    print(
+        "\nnext: fastseg generate --rows 1000000 --out customers.parquet\n"
+        "      fastseg fit customers.parquet --k 6 --features "
+        + ",".join(FEATURES)
+        + " --model model.json --labels labeled.parquet"
+    )
 
 
 # ----- helpers ----------------------------------------------------------------------------
 def _estimator(args):
-    common = dict(n_clusters=args.k, random_state=args.seed, scale=args.scale, missing="drop",
-                  memory_budget=args.memory_budget, n_threads=args.threads, verbose=0,
-                  max_iter=args.max_iter)
+    common = dict(
+        n_clusters=args.k,
+        random_state=args.seed,
+        scale=args.scale,
+        missing="drop",
+        memory_budget=args.memory_budget,
+        n_threads=args.threads,
+        verbose=0,
+        max_iter=args.max_iter,
+    )
     if args.algorithm == "minibatch":
         return MiniBatchKMeans(**common)
     return KMeans(**common, n_init=args.n_init)
@@ -175,54 +213,93 @@ def build_parser():
 
     def add_common(p):
         p.add_argument("--quiet", action="store_true", help="no progress bar or notes on stderr")
-        p.add_argument("--overwrite", action="store_true",
-                       help="replace output files that already exist")
+        p.add_argument(
+            "--overwrite", action="store_true", help="replace output files that already exist"
+        )
 
     fit = sub.add_parser(
-        "fit", help="segment customers in Parquet files",
+        "fit",
+        help="segment customers in Parquet files",
         description="Cluster the rows of Parquet file(s) and print the segments, largest first.",
         epilog="example: fastseg fit customers.parquet --k 6 --features age,income,tenure_months "
-               "--model model.json --labels labeled.parquet")
+        "--model model.json --labels labeled.parquet",
+    )
     fit.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
     fit.add_argument("--k", type=positive_int, required=True, help="number of segments")
-    fit.add_argument("--features", type=column_list, required=True,
-                     help="comma-separated numeric feature columns, e.g. age,income")
-    fit.add_argument("--scale", choices=["standard", "none"], default="standard",
-                     help="standardise features (mean/std from the data; default standard)")
-    fit.add_argument("--algorithm", choices=["lloyd", "minibatch"], default="lloyd",
-                     help="exact Lloyd k-means (default) or mini-batch k-means")
+    fit.add_argument(
+        "--features",
+        type=column_list,
+        required=True,
+        help="comma-separated numeric feature columns, e.g. age,income",
+    )
+    fit.add_argument(
+        "--scale",
+        choices=["standard", "none"],
+        default="standard",
+        help="standardise features (mean/std from the data; default standard)",
+    )
+    fit.add_argument(
+        "--algorithm",
+        choices=["lloyd", "minibatch"],
+        default="lloyd",
+        help="exact Lloyd k-means (default) or mini-batch k-means",
+    )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    fit.add_argument("--n-init", type=positive_int, default=1,
-                     help="k-means++ restarts, best kept (Lloyd only; default 1)")
-    fit.add_argument("--max-iter", type=positive_int, default=300, help="default 300 (Lloyd), "
-                     "100 passes (mini-batch)")
-    fit.add_argument("--memory-budget", type=parse_size, default=None,
-                     help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk "
-                          "(default: half of RAM)")
+    fit.add_argument(
+        "--n-init",
+        type=positive_int,
+        default=1,
+        help="k-means++ restarts, best kept (Lloyd only; default 1)",
+    )
+    fit.add_argument(
+        "--max-iter",
+        type=positive_int,
+        default=300,
+        help="default 300 (Lloyd), 100 passes (mini-batch)",
+    )
+    fit.add_argument(
+        "--memory-budget",
+        type=parse_size,
+        default=None,
+        help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk "
+        "(default: half of RAM)",
+    )
     fit.add_argument("--threads", type=positive_int, default=None, help="threads (default: all)")
     fit.add_argument("--model", help="write the model (JSON) here")
     fit.add_argument("--labels", help="write the input rows plus a 'segment' column here")
-    fit.add_argument("--keep", type=column_list, default=None,
-                     help="with --labels: only these input columns, e.g. customer_id")
+    fit.add_argument(
+        "--keep",
+        type=column_list,
+        default=None,
+        help="with --labels: only these input columns, e.g. customer_id",
+    )
     add_common(fit)
     fit.set_defaults(run=cmd_fit)
 
     predict = sub.add_parser(
-        "predict", help="assign segments to new rows with a saved model",
+        "predict",
+        help="assign segments to new rows with a saved model",
         description="Stream Parquet rows of any size through a saved model; writes Parquet.",
-        epilog="example: fastseg predict model.json new_customers.parquet --out labeled.parquet")
+        epilog="example: fastseg predict model.json new_customers.parquet --out labeled.parquet",
+    )
     predict.add_argument("model", help="model file written by 'fastseg fit --model'")
     predict.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
     predict.add_argument("--out", required=True, help="output Parquet file")
-    predict.add_argument("--keep", type=column_list, default=None,
-                         help="only these input columns beside 'segment', e.g. customer_id")
+    predict.add_argument(
+        "--keep",
+        type=column_list,
+        default=None,
+        help="only these input columns beside 'segment', e.g. customer_id",
+    )
     add_common(predict)
     predict.set_defaults(run=cmd_predict)
 
     gen = sub.add_parser(
-        "generate", help="write a synthetic customer table",
+        "generate",
+        help="write a synthetic customer table",
         description="Realistic synthetic customers with hidden true segments, in row groups.",
-        epilog="example: fastseg generate --rows 10000000 --out customers.parquet --seed 1")
+        epilog="example: fastseg generate --rows 10000000 --out customers.parquet --seed 1",
+    )
     gen.add_argument("--rows", type=positive_int, required=True, help="number of customers")
     gen.add_argument("--out", required=True, help="output Parquet file")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -230,9 +307,11 @@ def build_parser():
     gen.set_defaults(run=cmd_generate)
 
     demo = sub.add_parser(
-        "demo", help="generate customers, segment them, print the segments",
+        "demo",
+        help="generate customers, segment them, print the segments",
         description="The main job on a built-in default: 200,000 synthetic customers, k=6.",
-        epilog="example: fastseg demo --rows 1000000")
+        epilog="example: fastseg demo --rows 1000000",
+    )
     demo.add_argument("--rows", type=positive_int, default=200_000, help="default 200,000")
     demo.add_argument("--k", type=positive_int, default=6, help="default 6")
     demo.add_argument("--seed", type=int, default=0, help="default 0")

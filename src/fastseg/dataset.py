@@ -147,8 +147,17 @@ def aligned_chunk_rows(batch_size):
     return blocks * config.BLOCK_ROWS
 
 
-def load_dataset(source, sample_weight=None, *, scale="none", batch_size=None,
-                 memory_budget=None, spill_dir=None, sample_size=None, random_state=None):
+def load_dataset(
+    source,
+    sample_weight=None,
+    *,
+    scale="none",
+    batch_size=None,
+    memory_budget=None,
+    spill_dir=None,
+    sample_size=None,
+    random_state=None,
+):
     """Run the decode pass over ``source`` and return a Dataset (close it when done)."""
     if scale not in SCALINGS:
         raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
@@ -164,8 +173,9 @@ def load_dataset(source, sample_weight=None, *, scale="none", batch_size=None,
         store = RowStore(n_max, source.n_features, source.dtype, in_memory=True, array=source.X)
     else:
         fits = n_max * source.n_features * source.dtype.itemsize <= budget
-        store = RowStore(n_max, source.n_features, source.dtype, in_memory=fits,
-                         spill_dir=spill_dir)
+        store = RowStore(
+            n_max, source.n_features, source.dtype, in_memory=fits, spill_dir=spill_dir
+        )
     # The sample's seed is drawn whether or not a sample is needed, so the random stream that
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
@@ -192,9 +202,15 @@ def load_dataset(source, sample_weight=None, *, scale="none", batch_size=None,
         store.close()
         raise
 
-    data = Dataset(store=store, weights=weights, feature_names=source.feature_names,
-                   n_dropped=source.n_dropped, mean=moments.mean, var=moments.var,
-                   chunk_rows=batch_size)
+    data = Dataset(
+        store=store,
+        weights=weights,
+        feature_names=source.feature_names,
+        n_dropped=source.n_dropped,
+        mean=moments.mean,
+        var=moments.var,
+        chunk_rows=batch_size,
+    )
     if scale == "standard":
         std = np.sqrt(moments.var)
         std[std == 0] = 1.0  # a constant column stays constant, as in scikit-learn

@@ -45,9 +45,24 @@ class KMeans(BaseKMeans):
     n_rows_dropped_ : rows dropped for missing values.
     """
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
-                 random_state=None, batch_size=None, memory_budget=None, n_threads=None,
-                 verbose=0, init_size=None, scale="none", missing="error", spill_dir=None):
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        init="k-means++",
+        n_init=1,
+        max_iter=300,
+        tol=1e-4,
+        random_state=None,
+        batch_size=None,
+        memory_budget=None,
+        n_threads=None,
+        verbose=0,
+        init_size=None,
+        scale="none",
+        missing="error",
+        spill_dir=None,
+    ):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -113,10 +128,24 @@ class _Workspace:
         self.stats[:] = 0.0
         for start, rows, w in data.chunks():
             m = rows.shape[0]
-            kernels.assign_accumulate(rows, w, centers, labels[start : start + m],
-                                      self.block_sums, self.block_weights, self.block_stats)
-            kernels.reduce_blocks(self.block_sums, self.block_weights, self.block_stats,
-                                  kernels.n_blocks(m), self.sums, self.weight_sums, self.stats)
+            kernels.assign_accumulate(
+                rows,
+                w,
+                centers,
+                labels[start : start + m],
+                self.block_sums,
+                self.block_weights,
+                self.block_stats,
+            )
+            kernels.reduce_blocks(
+                self.block_sums,
+                self.block_weights,
+                self.block_stats,
+                kernels.n_blocks(m),
+                self.sums,
+                self.weight_sums,
+                self.stats,
+            )
 
 
 def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
@@ -139,8 +168,11 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
             break
         if (work.weight_sums == 0).any():
             relocate_empty_clusters(data, centers, labels, work.sums, work.weight_sums)
-        new_centers = np.where(work.weight_sums[:, None] > 0,
-                               work.sums / np.maximum(work.weight_sums, 1e-300)[:, None], centers)
+        new_centers = np.where(
+            work.weight_sums[:, None] > 0,
+            work.sums / np.maximum(work.weight_sums, 1e-300)[:, None],
+            centers,
+        )
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
         if verbose:

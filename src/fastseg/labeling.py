@@ -33,8 +33,10 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             raise DataError(f"--keep names columns not in the input: {', '.join(missing)}")
         columns = list(keep)
     total = source.count_rows()
-    query = lazy.select([pl.col(c) for c in columns]
-                        + [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)])
+    query = lazy.select(
+        [pl.col(c) for c in columns]
+        + [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
+    )
     written = unlabelled = 0
     batch_size = batch_size or config.batch_size
     with atomic_output(out, overwrite=overwrite) as tmp, thread_limit(model.n_threads):
@@ -42,7 +44,7 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
         try:
             with _read_errors(source.describe):
                 for frame in query.collect_batches(chunk_size=batch_size):
-                    segment, missing = _segments(model, frame.select(frame.columns[-len(names):]))
+                    segment, missing = _segments(model, frame.select(frame.columns[-len(names) :]))
                     table = frame.select(columns).to_arrow()
                     table = table.append_column(SEGMENT, pa.array(segment, mask=missing))
                     if writer is None:

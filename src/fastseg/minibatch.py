@@ -34,11 +34,27 @@ class MiniBatchKMeans(BaseKMeans):
         "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
-                 verbose=0, compute_labels=True, random_state=None, tol=0.0,
-                 max_no_improvement=10, init_size=None, n_init=1, reassignment_ratio=0.01,
-                 memory_budget=None, n_threads=None, scale="none", missing="error",
-                 spill_dir=None):
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        init="k-means++",
+        max_iter=100,
+        batch_size=1024,
+        verbose=0,
+        compute_labels=True,
+        random_state=None,
+        tol=0.0,
+        max_no_improvement=10,
+        init_size=None,
+        n_init=1,
+        reassignment_ratio=0.01,
+        memory_budget=None,
+        n_threads=None,
+        scale="none",
+        missing="error",
+        spill_dir=None,
+    ):
         self.n_clusters = n_clusters
         self.init = init
         self.max_iter = max_iter
@@ -93,8 +109,9 @@ class MiniBatchKMeans(BaseKMeans):
             self._random_state = check_random_state(self.random_state)
         source = self._source(X, columns, reset=first)
         with thread_limit(self.n_threads):
-            data = self._load(source, sample_weight, self._random_state, self._sample_size(),
-                              scale="none")
+            data = self._load(
+                source, sample_weight, self._random_state, self._sample_size(), scale="none"
+            )
             try:
                 if first:
                     self._start(data, self._random_state)
@@ -133,40 +150,16 @@ class MiniBatchKMeans(BaseKMeans):
     def _run_epochs(self, data, random_state):
         n = data.n_rows
         n_steps = max(1, (self.max_iter * n) // self.batch_size)
-        ewa = ewa_min = None
-        no_improvement = 0
-        alpha = min(1.0, self.batch_size * 2.0 / (n + 1))
+        monitor = _EarlyStopping(self, n, self._tol(data))
         step = 0
-        done = False
-        while not done:
-            for rows, w in _shuffled_chunks(data, random_state):
-                perm = random_state.permutation(rows.shape[0])
-                for b in range(0, perm.size, self.batch_size):
-                    idx = np.sort(perm[b : b + self.batch_size])
-                    old = self._centers.copy() if self.tol > 0 else None
-                    batch_inertia = self._step(rows[idx], w[idx], random_state)
-                    step += 1
-                    report("mini-batch", step, n_steps)
-                    if step == 1:
-                        continue  # the first batch measures the initial centres only
-                    ewa = batch_inertia if ewa is None else ewa * (1 - alpha) + batch_inertia * alpha
-                    if self.verbose:
-                        print(f"Minibatch step {step}/{n_steps}: mean batch inertia "
-                              f"{batch_inertia}, ewa inertia {ewa}")
-                    if old is not None and ((self._centers - old) ** 2).sum() <= self._tol(data):
-                        done = True
-                    elif ewa_min is None or ewa < ewa_min:
-                        no_improvement, ewa_min = 0, ewa
-                    else:
-                        no_improvement += 1
-                    if (self.max_no_improvement is not None
-                            and no_improvement >= self.max_no_improvement):
-                        done = True
-                    if done or step >= n_steps:
-                        done = True
-                        break
-                if done:
-                    break
+        for rows, w in _minibatches(data, self.batch_size, random_state):
+            old = self._centers.copy() if monitor.tol > 0 else None
+            batch_inertia = self._step(rows, w, random_state)
+            step += 1
+            report("mini-batch", step, n_steps)
+            shift = None if old is None else float(((self._centers - old) ** 2).sum())
+            if monitor.converged(step, batch_inertia, shift) or step >= n_steps:
+                break
         self.n_steps_ = step
         self.n_iter_ = int(np.ceil(step * self.batch_size / n))
         self.cluster_centers_ = self._centers.astype(data.dtype)
@@ -182,10 +175,18 @@ class MiniBatchKMeans(BaseKMeans):
         buf.weights[:] = 0.0
         buf.stats[:] = 0.0
         labels = buf.labels[: rows.shape[0]]
-        kernels.assign_accumulate(rows, w, self._centers, labels, buf.block_sums,
-                                  buf.block_weights, buf.block_stats)
-        kernels.reduce_blocks(buf.block_sums, buf.block_weights, buf.block_stats,
-                              kernels.n_blocks(rows.shape[0]), buf.sums, buf.weights, buf.stats)
+        kernels.assign_accumulate(
+            rows, w, self._centers, labels, buf.block_sums, buf.block_weights, buf.block_stats
+        )
+        kernels.reduce_blocks(
+            buf.block_sums,
+            buf.block_weights,
+            buf.block_stats,
+            kernels.n_blocks(rows.shape[0]),
+            buf.sums,
+            buf.weights,
+            buf.stats,
+        )
         kernels.minibatch_update(self._centers, self._counts, buf.sums, buf.weights)
         if self._reassign_due(rows.shape[0]):
             self._reassign(rows, random_state)
@@ -245,6 +246,43 @@ class _StepBuffers:
         self.block_stats = np.empty((blocks, 2))
         self.labels = np.empty(rows, dtype=np.int32)
         self._rows = rows
+
+
+class _EarlyStopping:
+    """scikit-learn's stopping rule: a small centre shift, or a smoothed inertia that stalls."""
+
+    def __init__(self, model, n_rows, tol):
+        self.tol = tol
+        self.verbose = model.verbose
+        self.patience = model.max_no_improvement
+        self.alpha = min(1.0, model.batch_size * 2.0 / (n_rows + 1))
+        self.ewa = self.ewa_min = None
+        self.no_improvement = 0
+
+    def converged(self, step, batch_inertia, shift):
+        if step == 1:
+            return False  # the first batch only measures the initial centres
+        a = self.alpha
+        self.ewa = batch_inertia if self.ewa is None else self.ewa * (1 - a) + batch_inertia * a
+        if self.verbose:
+            print(f"Minibatch step {step}: mean batch inertia {batch_inertia}, ewa {self.ewa}")
+        if shift is not None and shift <= self.tol:
+            return True
+        if self.ewa_min is None or self.ewa < self.ewa_min:
+            self.no_improvement, self.ewa_min = 0, self.ewa
+        else:
+            self.no_improvement += 1
+        return self.patience is not None and self.no_improvement >= self.patience
+
+
+def _minibatches(data, batch_size, random_state):
+    """Endless mini-batches: epoch after epoch, chunks in random order, rows shuffled within."""
+    while True:
+        for rows, w in _shuffled_chunks(data, random_state):
+            perm = random_state.permutation(rows.shape[0])
+            for b in range(0, perm.size, batch_size):
+                idx = np.sort(perm[b : b + batch_size])
+                yield rows[idx], w[idx]
 
 
 def _shuffled_chunks(data, random_state):

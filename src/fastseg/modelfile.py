@@ -26,10 +26,16 @@ def model_to_dict(model):
     names = getattr(model, "feature_names_in_", None)
     scaling = None
     if model.scale_std_ is not None:
-        scaling = {"method": "standard", "mean": model.scale_mean_.tolist(),
-                   "scale": model.scale_std_.tolist()}
-    sizes = np.bincount(model.labels_, minlength=model.n_clusters) if hasattr(
-        model, "labels_") else None
+        scaling = {
+            "method": "standard",
+            "mean": model.scale_mean_.tolist(),
+            "scale": model.scale_std_.tolist(),
+        }
+    sizes = (
+        np.bincount(model.labels_, minlength=model.n_clusters)
+        if hasattr(model, "labels_")
+        else None
+    )
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -48,16 +48,22 @@ def segment_table(model):
 def format_segment_table(table):
     """The segment table as text, one column per segment (readable for the usual k <= 12)."""
     header = ["", *[f"segment {s}" for s in table["segment"]]]
-    lines = [["size", *[f"{v:,}" for v in table["size"]]],
-             ["share", *[f"{v:.1%}" for v in table["share"]]]]
+    lines = [
+        ["size", *[f"{v:,}" for v in table["size"]]],
+        ["share", *[f"{v:.1%}" for v in table["share"]]],
+    ]
     for name in table.columns[3:]:
         lines.append([name, *[_number(v) for v in table[name]]])
     rows = [header, *lines]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     out = []
     for r in rows:
-        out.append("  ".join([r[0].ljust(widths[0])]
-                             + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]))
+        out.append(
+            "  ".join(
+                [r[0].ljust(widths[0])]
+                + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+            )
+        )
     return "\n".join(out)
 
 

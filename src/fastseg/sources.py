@@ -104,8 +104,9 @@ def open_table(X, columns=None, *, missing="error"):
     if isinstance(X, pl.DataFrame):
         return FrameSource(X.lazy(), columns, missing=missing, describe="the DataFrame")
     if isinstance(X, pa.Table):
-        return FrameSource(pl.from_arrow(X).lazy(), columns, missing=missing,
-                           describe="the Arrow table")
+        return FrameSource(
+            pl.from_arrow(X).lazy(), columns, missing=missing, describe="the Arrow table"
+        )
     return open_parquet(X, columns, missing=missing)
 
 
