@@ -156,3 +156,29 @@ def minibatch_update(centers, weight_sums, sums, batch_weights):
             for j in range(d):
                 centers[c, j] = (centers[c, j] * weight_sums[c] + sums[c, j]) / total
             weight_sums[c] = total
+
+
+@njit(parallel=True, fastmath={"nsz", "arcp", "contract", "afn"}, cache=True)
+def shifted_moments(X, weights, shift, block_moments):
+    """Per-block weighted sums of (x - shift) and (x - shift)², and a count of non-finite values.
+
+    X (n, d) IN; weights (n,) IN; shift (d,) IN float64, a row of the data (summing around it
+    avoids the cancellation of E[x²] - E[x]²); block_moments (b, 2d + 2) OUT: per block the
+    d sums, the d sums of squares, the total weight and the number of NaN/inf values. No
+    "reassoc" here: an inf - inf must stay NaN and be counted.
+    """
+    n, d = X.shape
+    for b in prange(n_blocks(n)):
+        out = block_moments[b]
+        out[:] = 0.0
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            w = np.float64(weights[i])
+            for j in range(d):
+                v = np.float64(X[i, j])
+                if not np.isfinite(v):
+                    out[2 * d + 1] += 1
+                    continue
+                diff = v - shift[j]
+                out[j] += w * diff
+                out[d + j] += w * diff * diff
+            out[2 * d] += w
