@@ -59,12 +59,12 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _source(self, X, columns=None, *, reset):
         """Validate X once at the edge and wrap it as a batch source."""
         if is_table_input(X):
-            if not reset:
+            if not reset:  # predicting: a null is an error, never a silently missing row
                 check_is_fitted(self)
                 names = getattr(self, "feature_names_in_", None)
                 if columns is None and names is not None:
                     columns = list(names)
-            source = open_table(X, columns, missing=self.missing)
+            source = open_table(X, columns, missing=self.missing if reset else "error")
             if reset:
                 self.n_features_in_ = source.n_features
                 self.feature_names_in_ = np.asarray(source.feature_names, dtype=object)
@@ -74,6 +74,8 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                     f"is expecting {self.n_features_in_} features as input"
                 )
             return source
+        if columns is not None:
+            raise DataError("columns= selects columns of a frame or Parquet input, not an array")
         if not reset:
             check_is_fitted(self)
         X = validate_data(
@@ -90,25 +92,39 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Rows per streamed batch when reading input."""
         return config.batch_size if self.batch_size is None else self.batch_size
 
-    def _load(self, source, sample_weight, random_state, sample_size, scale=None):
-        scale = self.scale if scale is None else scale
+    def _load(
+        self,
+        source,
+        sample_weight,
+        random_state,
+        sample_size,
+        *,
+        scale=None,
+        memory_budget=None,
+        min_rows=None,
+    ):
+        """Decode the input once (see ``dataset.load_dataset``); close the result when done."""
         data = load_dataset(
             source,
             sample_weight,
-            scale=scale,
+            scale=self.scale if scale is None else scale,
             batch_size=self._stream_rows(),
-            memory_budget=self.memory_budget,
+            memory_budget=self.memory_budget if memory_budget is None else memory_budget,
             spill_dir=self.spill_dir,
             sample_size=sample_size,
             random_state=random_state,
         )
-        if data.n_rows < self.n_clusters:
+        min_rows = self.n_clusters if min_rows is None else min_rows
+        if data.n_rows < min_rows:
             data.close()
             raise DataError(f"n_samples={data.n_rows} should be >= n_clusters={self.n_clusters}.")
+        return data
+
+    def _remember_input(self, data):
+        """Keep what predict must replay (the scaling) and what the fit dropped."""
         self.scale_mean_ = data.scale_mean
         self.scale_std_ = data.scale_std
         self.n_rows_dropped_ = data.n_dropped
-        return data
 
     def _init_centers(self, data, random_state):
         """Initial float64 centres from the init sample (or all rows)."""

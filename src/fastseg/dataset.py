@@ -321,7 +321,10 @@ class Reservoir:
 
     def offer(self, batch, w, first_row):
         keys = self._rng.random_sample(batch.shape[0])
-        keep = np.flatnonzero(keys < self._threshold)
+        # rows of zero weight cannot be chosen as centres: the sample is of the others
+        keep = np.flatnonzero(
+            (keys < self._threshold) if w is None else (keys < self._threshold) & (w > 0)
+        )
         if keep.size == 0:
             return
         weights = np.ones(keep.size) if w is None else w[keep]

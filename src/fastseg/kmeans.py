@@ -85,6 +85,7 @@ class KMeans(BaseKMeans):
         sample_size = config.init_size if self.init_size is None else self.init_size
         with thread_limit(self.n_threads):
             data = self._load(source, sample_weight, random_state, sample_size)
+            self._remember_input(data)
             try:
                 self._fit_data(data, random_state)
             finally:

@@ -87,6 +87,8 @@ class MiniBatchKMeans(BaseKMeans):
         source = self._source(X, columns, reset=True)
         with thread_limit(self.n_threads):
             data = self._load(source, sample_weight, random_state, self._sample_size())
+            self._remember_input(data)
+            self._random_state = random_state  # partial_fit after fit goes on with this stream
             try:
                 self._start(data, random_state)
                 self._run_epochs(data, random_state)
@@ -97,7 +99,11 @@ class MiniBatchKMeans(BaseKMeans):
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
-        """Update the centres with one mini-batch: X, as given (for data arriving over time)."""
+        """Update the centres with one mini-batch: X, as given (for data arriving over time).
+
+        The first call initialises the centres from X (at least ``n_clusters`` rows). After a
+        ``fit`` with scaling, later batches are scaled with the fitted parameters.
+        """
         first = not hasattr(self, "cluster_centers_")
         if first:
             self._validate_params()
@@ -106,24 +112,40 @@ class MiniBatchKMeans(BaseKMeans):
                     "partial_fit sees one batch at a time and cannot learn a scaling: "
                     "scale the data first, or use fit"
                 )
+        if not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
         source = self._source(X, columns, reset=first)
         with thread_limit(self.n_threads):
+            # A partial_fit batch is in memory by definition: no spilling, any size >= 1.
             data = self._load(
-                source, sample_weight, self._random_state, self._sample_size(), scale="none"
+                source,
+                sample_weight,
+                self._random_state,
+                self._sample_size(),
+                scale="none",
+                memory_budget=np.iinfo(np.int64).max,
+                min_rows=self.n_clusters if first else 1,
             )
             try:
                 if first:
+                    self._remember_input(data)
                     self._start(data, self._random_state)
-                rows = data.store.array()
+                elif not hasattr(self, "_counts"):  # a loaded model: go on from its centres
+                    self._resume(self.cluster_centers_, data.n_features)
+                rows = self._scaled(data.store.array())
                 w = data.weights if data.weights is not None else np.ones(data.n_rows)
                 self._step(rows, w, self._random_state)
                 self.n_steps_ += 1
                 if self.compute_labels:
-                    self._label_all(data)
+                    self.labels_ = np.empty(rows.shape[0], dtype=np.int32)
+                    dist = np.empty(rows.shape[0])
+                    kernels.assign(rows, self._centers, self.labels_, dist)
+                    self.inertia_ = float(w @ dist)
             finally:
                 data.close()
         self.cluster_centers_ = self._centers.astype(data.dtype)
+        if not hasattr(self, "n_iter_"):
+            self.n_iter_ = 1
         return self
 
     # ----- internals -------------------------------------------------------------------
@@ -140,10 +162,14 @@ class MiniBatchKMeans(BaseKMeans):
             inertia = float(sample_w @ dist)
             if best is None or inertia < best_inertia:
                 best, best_inertia = centers, inertia
-        self._centers = best
+        self._resume(best, data.n_features)
+
+    def _resume(self, centers, n_features):
+        """Fresh mini-batch state (zero per-centre weights) starting from ``centers``."""
+        self._centers = np.array(centers, dtype=np.float64)
         self._counts = np.zeros(self.n_clusters)
         self._n_since_last_reassign = 0
-        self._buffers = _StepBuffers(self.n_clusters, data.n_features, self.batch_size)
+        self._buffers = _StepBuffers(self.n_clusters, n_features, self.batch_size)
         self.n_steps_ = 0
         self._n_features_out = self.n_clusters
 

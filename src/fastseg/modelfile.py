@@ -48,13 +48,17 @@ def model_to_dict(model):
         "scaling": scaling,
         "cluster_centers": np.asarray(model.cluster_centers_, dtype=np.float64).tolist(),
         "metrics": {
-            "inertia": float(model.inertia_),
-            "n_iter": int(model.n_iter_),
+            "inertia": _maybe(float, getattr(model, "inertia_", None)),
+            "n_iter": _maybe(int, getattr(model, "n_iter_", None)),
             "n_rows": int(model.labels_.shape[0]) if sizes is not None else None,
             "n_rows_dropped": int(getattr(model, "n_rows_dropped_", 0)),
             "cluster_sizes": None if sizes is None else sizes.tolist(),
         },
     }
+
+
+def _maybe(kind, value):
+    return None if value is None else kind(value)
 
 
 def save_model(model, path, *, overwrite=True):
@@ -97,8 +101,9 @@ def load(path):
         model.scale_mean_ = None if scaling is None else np.asarray(scaling["mean"])
         model.scale_std_ = None if scaling is None else np.asarray(scaling["scale"])
         metrics = doc["metrics"]
-        model.inertia_ = metrics["inertia"]
-        model.n_iter_ = metrics["n_iter"]
+        for attr in ("inertia", "n_iter"):
+            if metrics[attr] is not None:
+                setattr(model, attr + "_", metrics[attr])
         model.n_rows_dropped_ = metrics["n_rows_dropped"]
         model.cluster_sizes_ = metrics["cluster_sizes"]
         model._n_features_out = model.n_clusters
