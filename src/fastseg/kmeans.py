@@ -222,9 +222,6 @@ def relocate_empty_clusters(data, centers, labels, sums, weight_sums):
         weight_sums[old] -= w
         sums[cluster] = x * w
         weight_sums[cluster] = w
-        if w == 0:  # a zero-weight row still marks the spot
-            sums[cluster] = x
-            weight_sums[cluster] = 1.0
 
 
 def _farthest(dist, index, m):
