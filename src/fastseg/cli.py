@@ -12,7 +12,7 @@ from .errors import FastsegError
 from .fileio import check_output_path
 from .generate import FEATURES, write_customers
 from .kmeans import KMeans
-from .labeling import write_labels
+from .labeling import check_labels_request, write_labels
 from .minibatch import MiniBatchKMeans
 from .progress import progress_bar
 from .segments import format_segment_table, order_by_size, segment_table
@@ -45,6 +45,10 @@ def cmd_fit(args):
     for path in (args.model, args.labels):
         if path:
             check_output_path(path, overwrite=args.overwrite)
+    if args.keep and not args.labels:
+        raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
+    if args.labels:
+        check_labels_request(_data_arg(args.data), args.features, args.keep)
     estimator = _estimator(args)
     start = time.perf_counter()
     estimator.fit(_data_arg(args.data), columns=args.features)
@@ -63,31 +67,16 @@ def cmd_fit(args):
             "features (they get no segment)",
         )
     print(format_segment_table(segment_table(estimator)))
-    if args.model:
+    if args.labels:
+        _write_labels(args, estimator, args.labels)
+    if args.model:  # last: a model on disk means the whole run succeeded
         estimator.save(args.model, overwrite=args.overwrite)
         _say(args, f"model written to {args.model}")
-    if args.labels:
-        written, unlabelled = write_labels(
-            estimator, _data_arg(args.data), args.labels, keep=args.keep, overwrite=args.overwrite
-        )
-        _say(
-            args,
-            f"labels for {written:,} rows written to {args.labels}"
-            + (f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""),
-        )
 
 
 def cmd_predict(args):
     check_output_path(args.out, overwrite=args.overwrite)
-    model = load(args.model)
-    written, unlabelled = write_labels(
-        model, _data_arg(args.data), args.out, keep=args.keep, overwrite=args.overwrite
-    )
-    _say(
-        args,
-        f"labels for {written:,} rows written to {args.out}"
-        + (f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""),
-    )
+    _write_labels(args, load(args.model), args.out)
 
 
 def cmd_generate(args):
@@ -153,12 +142,19 @@ def _estimator(args):
         missing="drop",
         memory_budget=args.memory_budget,
         n_threads=args.threads,
-        verbose=0,
-        max_iter=args.max_iter,
+        n_init=args.n_init,
     )
     if args.algorithm == "minibatch":
-        return MiniBatchKMeans(**common)
-    return KMeans(**common, n_init=args.n_init)
+        return MiniBatchKMeans(**common, max_iter=args.max_iter or 100)
+    return KMeans(**common, max_iter=args.max_iter or 300)
+
+
+def _write_labels(args, model, out):
+    written, unlabelled = write_labels(
+        model, _data_arg(args.data), out, keep=args.keep, overwrite=args.overwrite
+    )
+    note = f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""
+    _say(args, f"labels for {written:,} rows written to {out}{note}")
 
 
 def _data_arg(paths):
@@ -182,14 +178,23 @@ def parse_size(text):
     return value
 
 
-def positive_int(text):
+def _whole_number(text, low, high=None):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
     return value
+
+
+def positive_int(text):
+    return _whole_number(text, 1)
+
+
+def seed(text):
+    return _whole_number(text, 0, 2**32 - 1)
 
 
 def column_list(text):
@@ -244,18 +249,18 @@ def build_parser():
         default="lloyd",
         help="exact Lloyd k-means (default) or mini-batch k-means",
     )
-    fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fit.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     fit.add_argument(
         "--n-init",
         type=positive_int,
         default=1,
-        help="k-means++ restarts, best kept (Lloyd only; default 1)",
+        help="initialisations tried, the best kept (default 1)",
     )
     fit.add_argument(
         "--max-iter",
         type=positive_int,
-        default=300,
-        help="default 300 (Lloyd), 100 passes (mini-batch)",
+        default=None,
+        help="Lloyd iterations (default 300) or mini-batch passes over the data (default 100)",
     )
     fit.add_argument(
         "--memory-budget",
@@ -302,7 +307,7 @@ def build_parser():
     )
     gen.add_argument("--rows", type=positive_int, required=True, help="number of customers")
     gen.add_argument("--out", required=True, help="output Parquet file")
-    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     add_common(gen)
     gen.set_defaults(run=cmd_generate)
 
@@ -314,7 +319,7 @@ def build_parser():
     )
     demo.add_argument("--rows", type=positive_int, default=200_000, help="default 200,000")
     demo.add_argument("--k", type=positive_int, default=6, help="default 6")
-    demo.add_argument("--seed", type=int, default=0, help="default 0")
+    demo.add_argument("--seed", type=seed, default=0, help="default 0")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
     return parser

@@ -18,11 +18,14 @@ _DEFAULTS = {
     "memory_fraction": 0.5,
     # Rows of the uniform sample k-means++ runs on when the data is larger.
     "init_size": 1_000_000,
+    # Most bytes the per-block partial sums of one kernel call may take (large k × d).
+    "accumulator_bytes": 32 << 20,
 }
 
 batch_size = _DEFAULTS["batch_size"]
 memory_fraction = _DEFAULTS["memory_fraction"]
 init_size = _DEFAULTS["init_size"]
+accumulator_bytes = _DEFAULTS["accumulator_bytes"]
 
 
 def reset():

@@ -7,6 +7,22 @@ from contextlib import contextmanager
 from .errors import FastsegError
 
 
+def _settle(tmp, path):
+    """Give the new file the mode a plain open() would (mkstemp makes it 0600), flush to disk."""
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def check_output_path(path, *, overwrite):
     """Fail before any work if ``path`` cannot be written; returns its folder."""
     path = os.fspath(path)
@@ -37,6 +53,7 @@ def atomic_output(path, *, overwrite=True):
     os.close(fd)
     try:
         yield tmp
+        _settle(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -41,9 +41,12 @@ def kmeans_plusplus(X, weights, n_clusters, random_state, n_local_trials=None):
 
 
 def random_rows(X, weights, n_clusters, random_state):
-    """k distinct rows drawn with probability proportional to their weight."""
+    """k rows drawn with probability proportional to their weight, distinct where possible.
+
+    With fewer positive-weight rows than k, rows repeat (empty clusters are relocated later),
+    as k-means++ does on such data.
+    """
     p = weights / weights.sum()
-    if np.count_nonzero(p) < n_clusters:
-        p = None  # too few weighted rows to draw k distinct ones by weight
-    ids = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=p)
+    replace = np.count_nonzero(p) < n_clusters
+    ids = random_state.choice(X.shape[0], size=n_clusters, replace=replace, p=p)
     return np.asarray(X[ids], dtype=np.float64)

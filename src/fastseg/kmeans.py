@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import config, kernels
+from .accumulate import Accumulator
 from .base import BaseKMeans, thread_limit
 from .progress import report
 
@@ -82,7 +83,7 @@ class KMeans(BaseKMeans):
         """Cluster X: an array, a polars/Arrow table, or Parquet path(s) with ``columns``."""
         random_state = self._check_params()
         source = self._source(X, columns, reset=True)
-        sample_size = config.init_size if self.init_size is None else self.init_size
+        sample_size = max(self.n_clusters, self.init_size or config.init_size)
         with thread_limit(self.n_threads):
             data = self._load(source, sample_weight, random_state, sample_size)
             self._remember_input(data)
@@ -109,46 +110,6 @@ class KMeans(BaseKMeans):
         self._n_features_out = self.n_clusters
 
 
-class _Workspace:
-    """Buffers of one Lloyd run, made once and reused by every pass."""
-
-    def __init__(self, data, k):
-        d = data.n_features
-        blocks = kernels.n_blocks(data.chunk_rows)
-        self.block_sums = np.empty((blocks, k, d))
-        self.block_weights = np.empty((blocks, k))
-        self.block_stats = np.empty((blocks, 2))
-        self.sums = np.zeros((k, d))
-        self.weight_sums = np.zeros(k)
-        self.stats = np.zeros(2)
-
-    def e_step(self, data, centers, labels):
-        """Assign every row; leave per-centre sums, weights, inertia and changes in the totals."""
-        self.sums[:] = 0.0
-        self.weight_sums[:] = 0.0
-        self.stats[:] = 0.0
-        for start, rows, w in data.chunks():
-            m = rows.shape[0]
-            kernels.assign_accumulate(
-                rows,
-                w,
-                centers,
-                labels[start : start + m],
-                self.block_sums,
-                self.block_weights,
-                self.block_stats,
-            )
-            kernels.reduce_blocks(
-                self.block_sums,
-                self.block_weights,
-                self.block_stats,
-                kernels.n_blocks(m),
-                self.sums,
-                self.weight_sums,
-                self.stats,
-            )
-
-
 def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
     """Lloyd iterations from float64 ``centers``; returns (centers, labels, inertia, n_iter).
 
@@ -157,14 +118,14 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
     """
     k = centers.shape[0]
     labels = np.full(data.n_rows, -1, dtype=np.int32)
-    work = _Workspace(data, k)
+    work = Accumulator(k, data.n_features, data.chunk_rows)
     centers = centers.copy()
     strict = False
     n_iter = 0
     for it in range(max_iter):
         work.e_step(data, centers, labels)
         n_iter = it + 1
-        if it > 0 and work.stats[1] == 0:
+        if it > 0 and work.changed == 0:
             strict = True  # same labels as the last pass: the centres cannot move
             break
         if (work.weight_sums == 0).any():
@@ -177,7 +138,7 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
         if verbose:
-            print(f"Iteration {it}, inertia {work.stats[0]}, centre shift {shift}")
+            print(f"Iteration {it}, inertia {work.inertia}, centre shift {shift}")
         report(_stage(run, n_runs), it + 1, max_iter)
         if shift <= tol:
             break
@@ -186,7 +147,7 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
     if verbose:
         print("Converged at iteration", n_iter, "(strict)" if strict else "")
     report(_stage(run, n_runs), max_iter, max_iter)
-    return centers, labels, float(work.stats[0]), n_iter
+    return centers, labels, work.inertia, n_iter
 
 
 def _stage(run, n_runs):

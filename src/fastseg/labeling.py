@@ -21,17 +21,14 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     Rows with a missing feature value get a null segment and are counted, never dropped, so
     the output lines up with the input. Returns (rows written, rows left unlabelled).
     """
-    names = list(model.feature_names_in_)
-    source = open_parquet(data, names, missing="drop")
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        raise DataError(
+            "the model was fitted on an array without column names, so its features cannot be "
+            "found in Parquet: fit it on a frame or Parquet file"
+        )
+    source, columns = check_labels_request(data, list(names), keep)
     lazy = source.lazy_all_columns()
-    columns = list(lazy.collect_schema().names())
-    if SEGMENT in columns and (keep is None or SEGMENT in keep):
-        raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
-    if keep is not None:
-        missing = [c for c in keep if c not in columns]
-        if missing:
-            raise DataError(f"--keep names columns not in the input: {', '.join(missing)}")
-        columns = list(keep)
     total = source.count_rows()
     query = lazy.select(
         [pl.col(c) for c in columns]
@@ -59,6 +56,20 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
         if writer is None:
             raise DataError("the input has no rows to label")
     return written, unlabelled
+
+
+def check_labels_request(data, names, keep=None):
+    """Check before any long work that labels can be written; returns (source, output columns)."""
+    source = open_parquet(data, names, missing="drop")
+    columns = list(source.lazy_all_columns().collect_schema().names())
+    if keep is not None:
+        unknown = [c for c in keep if c not in columns]
+        if unknown:
+            raise DataError(f"--keep names columns not in the input: {', '.join(unknown)}")
+        columns = list(keep)
+    if SEGMENT in columns:
+        raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
+    return source, columns
 
 
 def _segments(model, features):

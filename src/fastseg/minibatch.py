@@ -7,9 +7,9 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
 from . import config, kernels
+from .accumulate import Accumulator
 from .base import BaseKMeans, thread_limit
 from .errors import DataError
-from .kmeans import _Workspace
 from .progress import report
 
 
@@ -169,7 +169,7 @@ class MiniBatchKMeans(BaseKMeans):
         self._centers = np.array(centers, dtype=np.float64)
         self._counts = np.zeros(self.n_clusters)
         self._n_since_last_reassign = 0
-        self._buffers = _StepBuffers(self.n_clusters, n_features, self.batch_size)
+        self._acc = Accumulator(self.n_clusters, n_features, self.batch_size)
         self.n_steps_ = 0
         self._n_features_out = self.n_clusters
 
@@ -195,29 +195,14 @@ class MiniBatchKMeans(BaseKMeans):
 
     def _step(self, rows, w, random_state):
         """One mini-batch update; returns the batch's mean inertia before the update."""
-        buf = self._buffers
-        buf.ensure(rows.shape[0])
-        buf.sums[:] = 0.0
-        buf.weights[:] = 0.0
-        buf.stats[:] = 0.0
-        labels = buf.labels[: rows.shape[0]]
-        kernels.assign_accumulate(
-            rows, w, self._centers, labels, buf.block_sums, buf.block_weights, buf.block_stats
-        )
-        kernels.reduce_blocks(
-            buf.block_sums,
-            buf.block_weights,
-            buf.block_stats,
-            kernels.n_blocks(rows.shape[0]),
-            buf.sums,
-            buf.weights,
-            buf.stats,
-        )
-        kernels.minibatch_update(self._centers, self._counts, buf.sums, buf.weights)
+        acc = self._acc
+        acc.reset()
+        acc.add(rows, w, self._centers, np.full(rows.shape[0], -1, dtype=np.int32))
+        kernels.minibatch_update(self._centers, self._counts, acc.sums, acc.weight_sums)
         if self._reassign_due(rows.shape[0]):
-            self._reassign(rows, random_state)
+            self._reassign(rows, w, random_state)
         total = float(w.sum())
-        return float(buf.stats[0]) / total if total > 0 else 0.0
+        return acc.inertia / total if total > 0 else 0.0
 
     def _reassign_due(self, batch_rows):
         self._n_since_last_reassign += batch_rows
@@ -226,7 +211,7 @@ class MiniBatchKMeans(BaseKMeans):
             return self.reassignment_ratio > 0
         return False
 
-    def _reassign(self, rows, random_state):
+    def _reassign(self, rows, w, random_state):
         """Move starving centres onto random rows of the batch (as scikit-learn does)."""
         counts = self._counts
         starving = counts < self.reassignment_ratio * counts.max()
@@ -236,7 +221,8 @@ class MiniBatchKMeans(BaseKMeans):
         n_moves = int(starving.sum())
         if n_moves == 0 or n_moves == self.n_clusters:
             return
-        picks = random_state.choice(rows.shape[0], size=n_moves, replace=False)
+        p = w / w.sum() if np.count_nonzero(w) >= n_moves else None  # zero weight: never picked
+        picks = random_state.choice(rows.shape[0], size=n_moves, replace=False, p=p)
         self._centers[starving] = rows[picks]
         counts[starving] = counts[~starving].min()
         if self.verbose:
@@ -244,34 +230,12 @@ class MiniBatchKMeans(BaseKMeans):
 
     def _label_all(self, data):
         """labels_ and inertia_ of every row on the final centres (one more pass)."""
-        work = _Workspace(data, self.n_clusters)
+        work = Accumulator(self.n_clusters, data.n_features, data.chunk_rows)
         self.labels_ = np.full(data.n_rows, -1, dtype=np.int32)
         work.e_step(data, self._centers, self.labels_)
-        self.inertia_ = float(work.stats[0])
+        self.inertia_ = work.inertia
         if not hasattr(self, "n_iter_"):
             self.n_iter_ = 1
-
-
-class _StepBuffers:
-    """Scratch arrays of one mini-batch step, grown when a batch is larger than before."""
-
-    def __init__(self, k, d, rows):
-        self.k, self.d = k, d
-        self.sums = np.zeros((k, d))
-        self.weights = np.zeros(k)
-        self.stats = np.zeros(2)
-        self._rows = 0
-        self.ensure(rows)
-
-    def ensure(self, rows):
-        if rows <= self._rows:
-            return
-        blocks = kernels.n_blocks(rows)
-        self.block_sums = np.empty((blocks, self.k, self.d))
-        self.block_weights = np.empty((blocks, self.k))
-        self.block_stats = np.empty((blocks, 2))
-        self.labels = np.empty(rows, dtype=np.int32)
-        self._rows = rows
 
 
 class _EarlyStopping:

@@ -92,23 +92,49 @@ def load(path):
     classes = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
     try:
         model = classes[doc["estimator"]](**doc["params"])
-        centers = np.asarray(doc["cluster_centers"], dtype=np.float64)
-        model.cluster_centers_ = centers.astype(doc["dtype"])
-        model.n_features_in_ = int(doc["n_features_in"])
-        if doc["feature_names"] is not None:
-            model.feature_names_in_ = np.asarray(doc["feature_names"], dtype=object)
-        scaling = doc["scaling"]
-        model.scale_mean_ = None if scaling is None else np.asarray(scaling["mean"])
-        model.scale_std_ = None if scaling is None else np.asarray(scaling["scale"])
-        metrics = doc["metrics"]
-        for attr in ("inertia", "n_iter"):
-            if metrics[attr] is not None:
-                setattr(model, attr + "_", metrics[attr])
-        model.n_rows_dropped_ = metrics["n_rows_dropped"]
-        model.cluster_sizes_ = metrics["cluster_sizes"]
-        model._n_features_out = model.n_clusters
+        model._validate_params()
+        _restore_fitted_state(model, doc)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"'{path}' is a damaged fastseg model file ({exc})") from None
-    if centers.shape != (model.n_clusters, model.n_features_in_):
-        raise ModelFileError(f"'{path}' is a damaged fastseg model file (centre shape)")
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+        raise ModelFileError(f"'{path}' is a damaged fastseg model file: {detail}") from None
     return model
+
+
+def _restore_fitted_state(model, doc):
+    """Set the fitted attributes from the file, checking every one (predict trusts them)."""
+    d = int(doc["n_features_in"])
+    if doc["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"dtype {doc['dtype']!r} is not float32 or float64")
+    centers = _finite_array(doc["cluster_centers"], "cluster_centers")
+    if centers.shape != (model.n_clusters, d):
+        raise ValueError(
+            f"cluster_centers has shape {centers.shape}, expected ({model.n_clusters}, {d})"
+        )
+    model.cluster_centers_ = centers.astype(doc["dtype"])
+    model.n_features_in_ = d
+    names = doc["feature_names"]
+    if names is not None:
+        if len(names) != d or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"feature_names must be {d} column names")
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    scaling = doc["scaling"]
+    model.scale_mean_ = model.scale_std_ = None
+    if scaling is not None:
+        mean = _finite_array(scaling["mean"], "scaling mean")
+        std = _finite_array(scaling["scale"], "scaling scale")
+        if mean.shape != (d,) or std.shape != (d,) or (std <= 0).any():
+            raise ValueError(f"scaling needs {d} means and {d} positive scales")
+        model.scale_mean_, model.scale_std_ = mean, std
+    metrics = doc["metrics"]
+    for attr in ("inertia", "n_iter"):
+        if metrics[attr] is not None:
+            setattr(model, attr + "_", metrics[attr])
+    model.n_rows_dropped_ = int(metrics["n_rows_dropped"])
+    model._n_features_out = model.n_clusters
+
+
+def _finite_array(values, what):
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} holds non-finite values")
+    return array

@@ -92,8 +92,8 @@ class FrameSource:
             return kept
         column = self.feature_names[next(i for i, n in enumerate(nulls) if n)]
         raise DataError(
-            f"column '{column}' of {self.describe} has missing values; drop those rows "
-            "(missing='drop' in the library; the CLI drops them by default)"
+            f"column '{column}' of {self.describe} has missing values; drop or fill those rows "
+            "first (when fitting, missing='drop' drops them)"
         )
 
 
@@ -115,7 +115,14 @@ def open_parquet(paths, columns=None, *, missing="error"):
     files = resolve_parquet_paths(paths)
     describe = files[0] if len(files) == 1 else f"{len(files)} Parquet files"
     with _read_errors(describe):
-        lazy = pl.scan_parquet(files, hive_partitioning=_is_hive(paths))
+        # Files of one data set may differ a little (Int32 here, Int64 there; an extra column):
+        # everything is cast to float32 anyway, so widen numbers and ignore extra columns.
+        lazy = pl.scan_parquet(
+            files,
+            hive_partitioning=_is_hive(paths),
+            extra_columns="ignore",
+            cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
+        )
     return FrameSource(lazy, columns, missing=missing, describe=describe)
 
 
@@ -194,7 +201,13 @@ class _read_errors:
             return False
         if isinstance(exc, (pl.exceptions.PolarsError, pa.ArrowException, OSError)):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(
-                f"cannot read {self.describe}: {first} (is it a valid Parquet file?)"
-            ) from exc
+            schema_problem = isinstance(
+                exc, (pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError)
+            )
+            hint = (
+                "do all files have the same columns?"
+                if schema_problem
+                else ("is it a valid Parquet file?")
+            )
+            raise DataError(f"cannot read {self.describe}: {first} ({hint})") from exc
         return False
