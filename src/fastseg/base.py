@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from threadpoolctl import threadpool_limits
 
 from . import config, initialization, kernels
-from .dataset import SCALINGS, load_dataset
+from .dataset import SCALINGS, load_dataset, standardize
 from .errors import DataError
 from .sources import MISSING_POLICIES, ArraySource, is_table_input, open_table
 
@@ -88,6 +88,15 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         )
         return ArraySource(X)
 
+    def _sample_size(self):
+        """Rows of the uniform sample the init runs on; None when ``init`` gives the centres."""
+        if not isinstance(self.init, str):
+            return None
+        return max(self.n_clusters, self.init_size or self._default_init_size())
+
+    def _default_init_size(self):
+        return config.init_size
+
     def _stream_rows(self):
         """Rows per streamed batch when reading input."""
         return config.batch_size if self.batch_size is None else self.batch_size
@@ -160,7 +169,7 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise DataError("X holds NaN or infinite values; remove or replace them first")
         if self.scale_std_ is None:
             return rows
-        return (rows - self.scale_mean_.astype(rows.dtype)) / self.scale_std_.astype(rows.dtype)
+        return standardize(rows.copy(), self.scale_mean_, self.scale_std_)
 
     def _assign_rows(self, rows):
         """Nearest centre and squared distance of every row of one in-memory batch."""
@@ -207,10 +216,19 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None, *, columns=None):
         """Opposite of the (weighted) inertia of X on the fitted centres: higher is better."""
-        _, dist = self._assign(X, columns)
-        if sample_weight is None:
-            return -float(dist.sum())
-        return -float(np.asarray(sample_weight, dtype=np.float64) @ dist)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        total, start = 0.0, 0
+        with thread_limit(self.n_threads):
+            for batch in self._chunks(X, columns):
+                dist = self._assign_rows(batch)[1]
+                if w is None:
+                    total += float(dist.sum())
+                else:
+                    total += float(w[start : start + dist.shape[0]] @ dist)
+                start += dist.shape[0]
+        if w is not None and w.shape[0] != start:
+            raise DataError(f"sample_weight has {w.shape[0]} values for {start} rows")
+        return -total
 
     def save(self, path, *, overwrite=True):
         """Write the fitted model as JSON (see ``fastseg.modelfile``), atomically."""

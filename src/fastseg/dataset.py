@@ -185,7 +185,7 @@ def load_dataset(
     moments = Moments(source.n_features)
     try:
         row = 0
-        for batch in source.batches(batch_size):
+        for batch in rebatch(source.batches(batch_size), batch_size):
             w = None if weights is None else weights[row : row + batch.shape[0]]
             if moments.add(batch, w):
                 _report_not_finite(batch, source)
@@ -221,8 +221,27 @@ def load_dataset(
     if reservoir is not None:
         data.sample, data.sample_weights = reservoir.result()
         if data.scale_std is not None:
-            _apply_scaling(data.sample, data.scale_mean, data.scale_std)
+            standardize(data.sample, data.scale_mean, data.scale_std)
     return data
+
+
+def rebatch(batches, rows):
+    """Cut a stream of arrays into pieces of exactly ``rows`` rows (the last may be shorter).
+
+    Batches from Polars vary in size (and shrink when null rows are dropped); pieces at fixed
+    row positions keep every per-block sum independent of how the input was batched.
+    """
+    pending, have = [], 0
+    for batch in batches:
+        pending.append(batch)
+        have += batch.shape[0]
+        while have >= rows:
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            yield joined[:rows]
+            rest = joined[rows:]
+            pending, have = ([rest] if rest.shape[0] else []), rest.shape[0]
+    if have:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
 
 def _check_weights(sample_weight, n_rows, source):
@@ -250,13 +269,14 @@ def _report_not_finite(batch, source):
 
 def _scale_in_place(store, chunk_rows, mean, std):
     for _, rows in store.chunks(chunk_rows, writable=True):
-        _apply_scaling(rows, mean, std)
+        standardize(rows, mean, std)
 
 
-def _apply_scaling(rows, mean, std):
-    """Standardise rows in place, in their own dtype (the same arithmetic as ``predict``)."""
+def standardize(rows, mean, std):
+    """Standardise rows in place, in their own dtype: the one definition fit and predict share."""
     rows -= mean.astype(rows.dtype)
     rows /= std.astype(rows.dtype)
+    return rows
 
 
 class Moments:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import config, kernels
+from . import kernels
 from .accumulate import Accumulator
 from .base import BaseKMeans, thread_limit
 from .progress import report
@@ -83,9 +83,8 @@ class KMeans(BaseKMeans):
         """Cluster X: an array, a polars/Arrow table, or Parquet path(s) with ``columns``."""
         random_state = self._check_params()
         source = self._source(X, columns, reset=True)
-        sample_size = max(self.n_clusters, self.init_size or config.init_size)
         with thread_limit(self.n_threads):
-            data = self._load(source, sample_weight, random_state, sample_size)
+            data = self._load(source, sample_weight, random_state, self._sample_size())
             self._remember_input(data)
             try:
                 self._fit_data(data, random_state)

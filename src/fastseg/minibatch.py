@@ -74,11 +74,10 @@ class MiniBatchKMeans(BaseKMeans):
         self.spill_dir = spill_dir
 
     def _stream_rows(self):
-        return config.batch_size
+        # chunks hold at least one whole mini-batch
+        return max(config.batch_size, self.batch_size)
 
-    def _sample_size(self):
-        if self.init_size is not None:
-            return max(self.init_size, self.n_clusters)
+    def _default_init_size(self):
         return max(3 * self.batch_size, 3 * self.n_clusters)
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
@@ -152,6 +151,9 @@ class MiniBatchKMeans(BaseKMeans):
     def _start(self, data, random_state):
         """Initial centres (best of n_init on the init sample) and zeroed per-centre weights."""
         n_init = self.n_init if isinstance(self.init, str) else 1
+        if n_init == 1:
+            self._resume(self._init_centers(data, random_state), data.n_features)
+            return
         sample, sample_w = data.init_rows()
         best, best_inertia = None, np.inf
         for _ in range(n_init):

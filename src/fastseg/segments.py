@@ -17,6 +17,9 @@ def order_by_size(model):
     new_id[order] = np.arange(order.size)
     model.cluster_centers_ = model.cluster_centers_[order]
     model.labels_ = new_id[model.labels_].astype(model.labels_.dtype)
+    for state in ("_centers", "_counts"):  # MiniBatchKMeans: so partial_fit keeps the order
+        if hasattr(model, state):
+            setattr(model, state, getattr(model, state)[order])
     return order
 
 

@@ -115,11 +115,10 @@ def open_parquet(paths, columns=None, *, missing="error"):
     files = resolve_parquet_paths(paths)
     describe = files[0] if len(files) == 1 else f"{len(files)} Parquet files"
     with _read_errors(describe):
-        # Files of one data set may differ a little (Int32 here, Int64 there; an extra column):
-        # everything is cast to float32 anyway, so widen numbers and ignore extra columns.
         lazy = pl.scan_parquet(
             files,
             hive_partitioning=_is_hive(paths),
+            schema=_common_schema(files) if len(files) > 1 else None,
             extra_columns="ignore",
             cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
         )
@@ -149,6 +148,16 @@ def resolve_parquet_paths(paths):
         else:
             raise DataError(f"no such file: '{item}'")
     return files
+
+
+def _common_schema(files):
+    """One schema for files that differ a little (Int32 here, Int64 there; an extra column).
+
+    Each column gets the type all its files widen to, from the files' metadata only; features
+    are cast to float32 anyway.
+    """
+    scans = [pl.scan_parquet(f).limit(0) for f in files]
+    return pl.concat(scans, how="diagonal_relaxed").collect_schema()
 
 
 def _is_hive(paths):

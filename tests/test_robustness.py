@@ -1,0 +1,148 @@
+"""Edge cases found in review: each would fail again if its fix were undone."""
+
+import json
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+
+import fastseg
+from fastseg import config
+from fastseg.cli import main
+from fastseg.segments import order_by_size
+
+
+@pytest.fixture()
+def frame():
+    rng = np.random.default_rng(0)
+    return pl.DataFrame(
+        {
+            "a": rng.standard_normal(3000).astype(np.float32),
+            "b": rng.standard_normal(3000).astype(np.float32),
+        }
+    )
+
+
+def one_line_error(capsys, argv, *needles):
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("fastseg: error:"), err
+    for needle in needles:
+        assert needle in err
+
+
+def test_predict_with_a_model_fitted_on_an_array(tmp_path, frame, capsys):
+    model = tmp_path / "m.json"
+    fastseg.KMeans(2, random_state=0).fit(frame.to_numpy()).save(model)
+    data = tmp_path / "d.parquet"
+    frame.write_parquet(data)
+    one_line_error(
+        capsys, ["predict", model, data, "--out", tmp_path / "o.parquet"], "without column names"
+    )
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda d: d["scaling"].update(scale=[0.0, 1.0]), "positive scales"),
+        (lambda d: d["scaling"].update(mean=[0.0]), "scaling needs 2"),
+        (lambda d: d["cluster_centers"][0].__setitem__(0, None), "non-finite"),
+        (lambda d: d.update(feature_names=["a"]), "feature_names"),
+        (lambda d: d["params"].update(n_clusters="x"), "n_clusters"),
+        (lambda d: d.update(dtype="int8"), "dtype"),
+    ],
+)
+def test_damaged_model_files_are_refused(tmp_path, frame, edit, needle):
+    path = tmp_path / "m.json"
+    fastseg.KMeans(2, scale="standard", random_state=0).fit(frame).save(path)
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(fastseg.ModelFileError, match=needle):
+        fastseg.load(path)
+
+
+def test_glob_over_files_with_widened_types_and_extra_columns(tmp_path, frame):
+    first = frame.head(1500).with_columns(pl.col("a").cast(pl.Int32))
+    second = frame.tail(1500).with_columns(pl.col("a").cast(pl.Int64), extra=pl.lit(1))
+    first.write_parquet(tmp_path / "p1.parquet")
+    second.write_parquet(tmp_path / "p2.parquet")
+    km = fastseg.KMeans(2, random_state=0).fit(str(tmp_path / "p*.parquet"), columns=["a", "b"])
+    assert km.labels_.shape == (3000,)
+
+
+def test_random_init_with_a_sample_smaller_than_k():
+    X = np.random.default_rng(1).standard_normal((100, 3))
+    km = fastseg.KMeans(5, init="random", init_size=2, random_state=0).fit(X)
+    assert np.isfinite(km.cluster_centers_).all()
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path, frame):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "m.json"
+        fastseg.KMeans(2, random_state=0).fit(frame).save(path)
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_labels_problems_are_found_before_the_fit(tmp_path, frame, capsys):
+    data = tmp_path / "d.parquet"
+    frame.with_columns(segment=pl.lit(1)).write_parquet(data)
+    model = tmp_path / "m.json"
+    one_line_error(
+        capsys,
+        [
+            "fit",
+            data,
+            "--k",
+            2,
+            "--features",
+            "a,b",
+            "--model",
+            model,
+            "--labels",
+            tmp_path / "l.parquet",
+        ],
+        "'segment'",
+    )
+    assert not model.exists()
+    one_line_error(capsys, ["fit", data, "--k", 2, "--features", "a,b", "--keep", "a"], "--labels")
+
+
+def test_scaling_does_not_depend_on_batch_size_when_rows_are_dropped():
+    rng = np.random.default_rng(2)
+    values = rng.standard_normal((20_000, 2)) * [3, 1e3] + [1e4, 5]
+    df = pl.DataFrame({"a": values[:, 0], "b": values[:, 1]})
+    df = df.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("a")).alias("a")
+    )
+    fits = [
+        fastseg.KMeans(3, scale="standard", missing="drop", random_state=0, batch_size=b).fit(df)
+        for b in (4096, 12_288, 1 << 18)
+    ]
+    for km in fits[1:]:
+        assert np.array_equal(km.scale_std_, fits[0].scale_std_)
+        assert np.array_equal(km.cluster_centers_, fits[0].cluster_centers_)
+
+
+def test_minibatch_larger_than_a_stream_chunk(monkeypatch):
+    monkeypatch.setattr(config, "batch_size", 4096)
+    X = np.random.default_rng(3).standard_normal((50_000, 2)).astype(np.float32)
+    km = fastseg.MiniBatchKMeans(
+        3, batch_size=10_000, max_iter=1, max_no_improvement=None, random_state=0
+    ).fit(X)
+    assert km.n_steps_ == 5
+
+
+def test_renumbering_keeps_minibatch_state_in_step(frame):
+    X = frame.to_numpy()
+    km = fastseg.MiniBatchKMeans(3, random_state=0, batch_size=256).fit(X)
+    order = order_by_size(km)
+    assert np.array_equal(km._centers.astype(np.float32), km.cluster_centers_)
+    sizes = np.bincount(km.labels_, minlength=3)
+    assert list(sizes) == sorted(sizes, reverse=True) and order.shape == (3,)
+    km.partial_fit(X[:500])
+    assert np.bincount(km.predict(X), minlength=3)[0] >= np.bincount(km.predict(X))[2]
