@@ -38,19 +38,38 @@ class Accumulator:
         self.weight_sums[:] = 0.0
         self.stats[:] = 0.0
 
-    def add(self, rows, weights, centers, labels):
-        """Assign ``rows`` (labels INOUT) and add their sums to the totals."""
+    def add(self, rows, weights, centers, labels, bounds=None):
+        """Assign ``rows`` (labels INOUT) and add their sums to the totals.
+
+        With ``bounds`` (a ``Bounds`` over these rows), rows whose label cannot change skip
+        the search; labels and sums come out the same.
+        """
         for s in range(0, rows.shape[0], self.wave_rows):
             e = s + self.wave_rows
-            kernels.assign_accumulate(
-                rows[s:e],
-                weights[s:e],
-                centers,
-                labels[s:e],
-                self.block_sums,
-                self.block_weights,
-                self.block_stats,
-            )
+            if bounds is None:
+                kernels.assign_accumulate(
+                    rows[s:e],
+                    weights[s:e],
+                    centers,
+                    labels[s:e],
+                    self.block_sums,
+                    self.block_weights,
+                    self.block_stats,
+                )
+            else:
+                kernels.assign_accumulate_bounded(
+                    rows[s:e],
+                    weights[s:e],
+                    centers,
+                    bounds.half_gap,
+                    bounds.moved,
+                    labels[s:e],
+                    bounds.upper[s:e],
+                    bounds.lower[s:e],
+                    self.block_sums,
+                    self.block_weights,
+                    self.block_stats,
+                )
             kernels.reduce_blocks(
                 self.block_sums,
                 self.block_weights,
@@ -61,8 +80,43 @@ class Accumulator:
                 self.stats,
             )
 
-    def e_step(self, data, centers, labels):
-        """Assign every row of ``data``; the totals then describe the whole pass."""
+    def e_step(self, data, centers, labels, bounds=None):
+        """Assign every row of ``data``; the totals then describe the whole pass.
+
+        With ``bounds``, inertia is not computed (skipped rows have no exact distance).
+        """
         self.reset()
         for start, rows, w in data.chunks():
-            self.add(rows, w, centers, labels[start : start + rows.shape[0]])
+            stop = start + rows.shape[0]
+            part = None if bounds is None else bounds.rows(start, stop)
+            self.add(rows, w, centers, labels[start:stop], part)
+
+
+class Bounds:
+    """Hamerly's per-row distance bounds, which let most rows skip the nearest-centre search.
+
+    Costs 16 bytes a row in RAM; every row starts unbounded (label -1 forces a search).
+    """
+
+    def __init__(self, n_rows, n_clusters):
+        self.upper = np.zeros(n_rows)
+        self.lower = np.zeros(n_rows)
+        self.moved = np.zeros(n_clusters)
+        self.half_gap = np.zeros(n_clusters)
+
+    def rows(self, start, stop):
+        part = Bounds.__new__(Bounds)
+        part.upper, part.lower = self.upper[start:stop], self.lower[start:stop]
+        part.moved, part.half_gap = self.moved, self.half_gap
+        return part
+
+    def update(self, old_centers, new_centers):
+        """Record how far each centre moved, and the new centres' half gaps."""
+        self.moved[:] = np.sqrt(((new_centers - old_centers) ** 2).sum(axis=1))
+        k = new_centers.shape[0]
+        if k == 1:
+            self.half_gap[:] = np.inf
+            return
+        gaps = np.sqrt(((new_centers[:, None, :] - new_centers[None, :, :]) ** 2).sum(axis=2))
+        gaps[np.arange(k), np.arange(k)] = np.inf
+        self.half_gap[:] = 0.5 * gaps.min(axis=1)

@@ -23,19 +23,24 @@ def n_blocks(n_rows):
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
 def _nearest(X, i, centers):
-    """Index of the centre nearest to row i, and its squared distance (ties: lowest index)."""
+    """Nearest centre to row i (ties: lowest index), its squared distance, and the runner-up's.
+
+    Every kernel that chooses a label calls this one function, so they all round alike.
+    """
     k, d = centers.shape
     best = np.inf
+    runner_up = np.inf
     best_c = 0
     for c in range(k):
         s = 0.0
         for j in range(d):
             diff = np.float64(X[i, j]) - centers[c, j]
             s += diff * diff
-        if s < best:
-            best = s
-            best_c = c
-    return best_c, best
+        # branch-free, so LLVM keeps the loop vectorised
+        runner_up = min(runner_up, max(s, best))
+        best_c = c if s < best else best_c
+        best = min(s, best)
+    return best_c, best, runner_up
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -58,7 +63,7 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
         inertia = 0.0
         changed = 0
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            c, dist = _nearest(X, i, centers)
+            c, dist, _ = _nearest(X, i, centers)
             if labels[i] != c:
                 changed += 1
                 labels[i] = c
@@ -93,7 +98,7 @@ def assign(X, centers, labels, min_dist):
     n = X.shape[0]
     for b in prange(n_blocks(n)):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            c, dist = _nearest(X, i, centers)
+            c, dist, _ = _nearest(X, i, centers)
             labels[i] = c
             min_dist[i] = dist
 
@@ -182,3 +187,76 @@ def shifted_moments(X, weights, shift, block_moments):
                 out[j] += w * diff
                 out[d + j] += w * diff * diff
             out[2 * d] += w
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def assign_accumulate_bounded(
+    X,
+    weights,
+    centers,
+    half_gap,
+    moved,
+    labels,
+    upper,
+    lower,
+    block_sums,
+    block_weights,
+    block_stats,
+):
+    """``assign_accumulate`` that skips rows whose label cannot change (Hamerly, 2010).
+
+    upper (n,) INOUT   a bound above each row's distance to its centre
+    lower (n,) INOUT   a bound below its distance to every other centre
+    half_gap (k,) IN   half the distance from each centre to the nearest other centre
+    moved (k,) IN      how far each centre moved since the bounds were made
+    A row is skipped when its upper bound is below both its lower bound and the half gap of
+    its centre (by a relative margin that covers rounding), so labels are exactly those of
+    ``assign_accumulate``; the sums are still taken over every row, in the same order, so
+    the centres are bit-identical too. Rows labelled -1 get a full search. block_stats[:, 0]
+    (inertia) is not computed: skipped rows have no exact distance.
+    """
+    n, d = X.shape
+    k = centers.shape[0]
+    top, second = 0.0, 0.0  # the largest and second largest move
+    top_c = -1
+    for c in range(k):
+        if moved[c] > top:
+            second = top
+            top = moved[c]
+            top_c = c
+        elif moved[c] > second:
+            second = moved[c]
+    for b in prange(n_blocks(n)):
+        block_sums[b, :, :] = 0.0
+        block_weights[b, :] = 0.0
+        changed = 0
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            a = labels[i]
+            search = a < 0
+            if not search:
+                u = upper[i] + moved[a]
+                lo = lower[i] - (second if a == top_c else top)
+                bound = max(half_gap[a], lo)
+                if bound - u <= 1e-9 * (bound + u):
+                    s = 0.0
+                    for j in range(d):
+                        diff = np.float64(X[i, j]) - centers[a, j]
+                        s += diff * diff
+                    u = np.sqrt(s)
+                    search = bound - u <= 1e-9 * (bound + u)
+                upper[i] = u
+                lower[i] = lo
+            if search:
+                best_c, best, runner_up = _nearest(X, i, centers)
+                upper[i] = np.sqrt(best)
+                lower[i] = np.sqrt(runner_up)
+                if a != best_c:
+                    changed += 1
+                    labels[i] = best_c
+                a = best_c
+            w = np.float64(weights[i])
+            block_weights[b, a] += w
+            for j in range(d):
+                block_sums[b, a, j] += w * np.float64(X[i, j])
+        block_stats[b, 0] = 0.0
+        block_stats[b, 1] = changed

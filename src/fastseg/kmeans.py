@@ -1,9 +1,10 @@
 """Lloyd's k-means over data decoded once: in RAM, or streamed back from a spill file."""
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from . import kernels
-from .accumulate import Accumulator
+from .accumulate import Accumulator, Bounds
 from .base import BaseKMeans, thread_limit
 from .progress import report
 
@@ -37,6 +38,10 @@ class KMeans(BaseKMeans):
         What to do with rows whose features hold nulls (frames and Parquet).
     spill_dir : str, optional
         Folder for the spill file (default: the system temp folder).
+    algorithm : {"auto", "lloyd", "hamerly"}
+        "hamerly" keeps two distance bounds per row (16 bytes) so rows whose centre cannot
+        change skip the search; labels and centres are the same as "lloyd", bit for bit.
+        "auto" uses it when the rows are in RAM.
 
     Attributes
     ----------
@@ -45,6 +50,11 @@ class KMeans(BaseKMeans):
     scale_mean_, scale_std_ : scaling applied before clustering, or None.
     n_rows_dropped_ : rows dropped for missing values.
     """
+
+    _parameter_constraints = {
+        **BaseKMeans._parameter_constraints,
+        "algorithm": [StrOptions({"auto", "lloyd", "hamerly"})],
+    }
 
     def __init__(
         self,
@@ -63,6 +73,7 @@ class KMeans(BaseKMeans):
         scale="none",
         missing="error",
         spill_dir=None,
+        algorithm="auto",
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -78,6 +89,11 @@ class KMeans(BaseKMeans):
         self.scale = scale
         self.missing = missing
         self.spill_dir = spill_dir
+        self.algorithm = algorithm
+
+    def _bounded(self, data):
+        """Hamerly bounds (16 bytes a row) when the rows are in RAM or when asked for."""
+        return self.algorithm == "hamerly" or (self.algorithm == "auto" and data.store.in_memory)
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
         """Cluster X: an array, a polars/Arrow table, or Parquet path(s) with ``columns``."""
@@ -98,7 +114,16 @@ class KMeans(BaseKMeans):
         best = None
         for run in range(n_init):
             centers = self._init_centers(data, random_state)
-            result = lloyd(data, centers, self.max_iter, tol, self.verbose, run, n_init)
+            result = lloyd(
+                data,
+                centers,
+                self.max_iter,
+                tol,
+                self.verbose,
+                run,
+                n_init,
+                bounded=self._bounded(data),
+            )
             if best is None or result[2] < best[2]:
                 best = result
         centers, labels, inertia, n_iter = best
@@ -109,20 +134,23 @@ class KMeans(BaseKMeans):
         self._n_features_out = self.n_clusters
 
 
-def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
+def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=False):
     """Lloyd iterations from float64 ``centers``; returns (centers, labels, inertia, n_iter).
 
     Stops when no label changes (strict convergence) or the squared centre shift is at most
     ``tol``; after a non-strict stop one more E-step makes labels agree with the centres.
+    ``bounded`` keeps Hamerly bounds so most rows skip the search in later iterations: same
+    labels and centres, bit for bit, and one more pass at the end for the inertia.
     """
     k = centers.shape[0]
     labels = np.full(data.n_rows, -1, dtype=np.int32)
     work = Accumulator(k, data.n_features, data.chunk_rows)
+    bounds = Bounds(data.n_rows, k) if bounded else None
     centers = centers.copy()
     strict = False
     n_iter = 0
     for it in range(max_iter):
-        work.e_step(data, centers, labels)
+        work.e_step(data, centers, labels, bounds)
         n_iter = it + 1
         if it > 0 and work.changed == 0:
             strict = True  # same labels as the last pass: the centres cannot move
@@ -135,13 +163,15 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1):
             centers,
         )
         shift = float(((new_centers - centers) ** 2).sum())
+        if bounds is not None:
+            bounds.update(centers, new_centers)
         centers = new_centers
         if verbose:
             print(f"Iteration {it}, inertia {work.inertia}, centre shift {shift}")
         report(_stage(run, n_runs), it + 1, max_iter)
         if shift <= tol:
             break
-    if not strict:
+    if not strict or bounds is not None:
         work.e_step(data, centers, labels)
     if verbose:
         print("Converged at iteration", n_iter, "(strict)" if strict else "")

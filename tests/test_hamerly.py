@@ -1,0 +1,140 @@
+"""Hamerly bounds: the same labels and centres as plain Lloyd, bit for bit, with fewer searches."""
+
+import naive
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, load_iris, make_blobs
+
+import fastseg
+from fastseg import kernels
+from fastseg.accumulate import Bounds
+
+
+def bounded_pass(X, w, centers, labels, bounds):
+    nb = kernels.n_blocks(X.shape[0])
+    k, d = centers.shape
+    sums, weights, stats = np.empty((nb, k, d)), np.empty((nb, k)), np.empty((nb, 2))
+    kernels.assign_accumulate_bounded(
+        X,
+        w,
+        centers,
+        bounds.half_gap,
+        bounds.moved,
+        labels,
+        bounds.upper,
+        bounds.lower,
+        sums,
+        weights,
+        stats,
+    )
+    return sums, weights, stats
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k, d", [(1, 1, 1), (500, 3, 2), (9000, 8, 5)])
+def test_bounded_kernel_matches_the_reference_over_iterations(dtype, n, k, d):
+    rng = np.random.default_rng(n + k + d)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    w = rng.random(n) + 0.5
+    centers = X[rng.choice(n, size=k)].astype(np.float64) + 0.01
+    labels = np.full(n, -1, dtype=np.int32)
+    bounds = Bounds(n, k)
+    for _ in range(6):
+        expect_labels, expect_sums, expect_w, _ = naive.assign_accumulate(X, w, centers, labels)
+        sums, weights, _ = bounded_pass(X, w, centers, labels, bounds)
+        assert np.array_equal(labels, expect_labels)
+        np.testing.assert_allclose(sums, expect_sums, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(weights, expect_w, rtol=1e-12)
+        # the bounds really bound the distances
+        d2 = naive.sq_distances(X, centers)
+        own = np.sqrt(d2[np.arange(n), labels])
+        assert (bounds.upper >= own * (1 - 1e-12)).all()
+        if k > 1:
+            d2[np.arange(n), labels] = np.inf
+            assert (bounds.lower <= np.sqrt(d2.min(axis=1)) * (1 + 1e-12)).all()
+        new = np.where(
+            weights.sum(0)[:, None] > 0,
+            sums.sum(0) / np.maximum(weights.sum(0), 1e-300)[:, None],
+            centers,
+        )
+        bounds.update(centers, new)
+        centers = new
+
+
+def test_bounds_skip_most_rows_once_converging():
+    X, _ = make_blobs(20_000, n_features=4, centers=5, random_state=1)
+    km = fastseg.KMeans(5, random_state=0, algorithm="lloyd", max_iter=3).fit(X)
+    centers = km.cluster_centers_.astype(np.float64)
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    bounds = Bounds(X.shape[0], 5)
+    w = np.ones(X.shape[0])
+    bounded_pass(X, w, centers, labels, bounds)
+    bounds.update(centers, centers)  # nothing moved: rows far from a boundary need no search
+    moved_row = X.copy()
+    far = np.argmax(bounds.lower - bounds.upper)  # the row deepest inside its cluster
+    other = (labels[far] + 1) % 5
+    moved_row[far] = centers[other]  # a search would now relabel it; a skip keeps the label
+    before = labels[far]
+    bounded_pass(moved_row, w, centers, labels, bounds)
+    assert labels[far] == before
+
+
+def datasets():
+    blobs32 = make_blobs(30_000, n_features=8, centers=8, cluster_std=4.0, random_state=0)[
+        0
+    ].astype(np.float32)
+    blobs64 = make_blobs(10_000, n_features=3, centers=4, random_state=2)[0]
+    return {
+        "blobs32": blobs32,
+        "blobs64": blobs64,
+        "iris": load_iris().data,
+        "digits": load_digits().data,
+        "duplicates": np.repeat(blobs64[:50], 40, axis=0),
+    }
+
+
+@pytest.mark.parametrize("name", list(datasets()))
+@pytest.mark.parametrize("tol", [0.0, 1e-4])
+def test_hamerly_equals_lloyd_bit_for_bit(name, tol):
+    X = datasets()[name]
+    for seed in range(2):
+        runs = [
+            fastseg.KMeans(8, random_state=seed, tol=tol, algorithm=a).fit(X)
+            for a in ("lloyd", "hamerly")
+        ]
+        a, b = runs
+        assert np.array_equal(a.labels_, b.labels_)
+        assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+        assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
+
+
+def test_hamerly_with_weights_empty_clusters_and_threads():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6000, 2))
+    init = np.vstack([X[:3], [[50.0, 50.0], [60.0, -60.0]]])  # two centres start far away
+    w = rng.integers(0, 4, size=6000).astype(float)
+    runs = [
+        fastseg.KMeans(5, init=init, algorithm=a, n_threads=t, tol=0).fit(X, sample_weight=w)
+        for a, t in (("lloyd", 1), ("hamerly", 1), ("hamerly", 2))
+    ]
+    for other in runs[1:]:
+        assert np.array_equal(other.labels_, runs[0].labels_)
+        assert np.array_equal(other.cluster_centers_, runs[0].cluster_centers_)
+    assert len(np.unique(runs[0].labels_)) == 5
+
+
+def test_forced_hamerly_on_spilled_data_matches_in_memory(tmp_path):
+    X = make_blobs(20_000, n_features=4, centers=6, random_state=3)[0].astype(np.float32)
+    ram = fastseg.KMeans(6, random_state=0, algorithm="hamerly").fit(X)
+    spilled = fastseg.KMeans(
+        6,
+        random_state=0,
+        algorithm="hamerly",
+        scale="standard",
+        memory_budget=1000,
+        spill_dir=tmp_path,
+    ).fit(X)
+    plain = fastseg.KMeans(6, random_state=0, algorithm="lloyd", scale="standard").fit(X)
+    assert np.array_equal(spilled.labels_, plain.labels_)
+    assert np.array_equal(spilled.cluster_centers_, plain.cluster_centers_)
+    assert ram.inertia_ > 0 and list(tmp_path.iterdir()) == []
