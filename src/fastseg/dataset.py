@@ -192,7 +192,7 @@ def load_dataset(
             if not reuse_array:
                 store.append(batch)
             if reservoir is not None:
-                reservoir.offer(batch, w, row)
+                reservoir.offer(batch, w)
             row += batch.shape[0]
             report("reading", row + source.n_dropped, n_max)
         if row == 0:
@@ -330,6 +330,8 @@ class Reservoir:
 
     Every row gets a random key; the rows with the smallest keys are kept. The keys come from one
     random stream in row order, so the sample does not depend on how the rows were batched.
+    Kept rows stay in row order (parts are appended in order, compaction keeps order), so no row
+    numbers are stored; at most about 2.5 × ``size`` rows are held while compacting.
     """
 
     def __init__(self, size, seed):
@@ -339,32 +341,37 @@ class Reservoir:
         self._parts = []
         self._pending = 0
 
-    def offer(self, batch, w, first_row):
+    def offer(self, batch, w):
         keys = self._rng.random_sample(batch.shape[0])
         # rows of zero weight cannot be chosen as centres: the sample is of the others
-        keep = np.flatnonzero(
-            (keys < self._threshold) if w is None else (keys < self._threshold) & (w > 0)
-        )
+        take = keys < self._threshold
+        if w is not None:
+            take &= w > 0
+        keep = np.flatnonzero(take)
         if keep.size == 0:
             return
-        weights = np.ones(keep.size) if w is None else w[keep]
-        self._parts.append((keys[keep], first_row + keep, batch[keep], weights))
+        self._parts.append((keys[keep], batch[keep], None if w is None else w[keep]))
         self._pending += keep.size
-        if self._pending >= 2 * self.size:
+        if self._pending >= self.size + max(1, self.size // 2):
             self._compact()
 
     def _compact(self):
-        keys, rows, values, weights = (np.concatenate(p) for p in zip(*self._parts, strict=True))
+        keys = np.concatenate([p[0] for p in self._parts])
+        values = np.concatenate([p[1] for p in self._parts])
+        weighted = self._parts[0][2] is not None
+        weights = np.concatenate([p[2] for p in self._parts]) if weighted else None
         if keys.size > self.size:
-            best = np.argpartition(keys, self.size - 1)[: self.size]
-            keys, rows, values, weights = keys[best], rows[best], values[best], weights[best]
+            best = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            keys, values = keys[best], values[best]
+            weights = weights[best] if weighted else None
             self._threshold = keys.max()
-        self._parts = [(keys, rows, values, weights)]
+        self._parts = [(keys, values, weights)]
         self._pending = keys.size
 
     def result(self):
         """The sampled rows in their original order, with their weights."""
         self._compact()
-        _, rows, values, weights = self._parts[0]
-        order = np.argsort(rows, kind="stable")
-        return np.ascontiguousarray(values[order]), weights[order]
+        _, values, weights = self._parts[0]
+        if weights is None:
+            weights = np.ones(values.shape[0])
+        return np.ascontiguousarray(values), weights
