@@ -129,6 +129,19 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise DataError(f"n_samples={data.n_rows} should be >= n_clusters={self.n_clusters}.")
         return data
 
+    @contextmanager
+    def _decoded(self, X, sample_weight, columns):
+        """Validate, decode X once, and yield (dataset, random_state) for a fit; then clean up."""
+        random_state = self._check_params()
+        source = self._source(X, columns, reset=True)
+        with thread_limit(self.n_threads):
+            data = self._load(source, sample_weight, random_state, self._sample_size())
+            self._remember_input(data)
+            try:
+                yield data, random_state
+            finally:
+                data.close()
+
     def _remember_input(self, data):
         """Keep what predict must replay (the scaling) and what the fit dropped."""
         self.scale_mean_ = data.scale_mean

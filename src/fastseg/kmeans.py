@@ -5,7 +5,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from . import kernels
 from .accumulate import Accumulator, Bounds
-from .base import BaseKMeans, thread_limit
+from .base import BaseKMeans
 from .progress import report
 
 
@@ -97,15 +97,8 @@ class KMeans(BaseKMeans):
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
         """Cluster X: an array, a polars/Arrow table, or Parquet path(s) with ``columns``."""
-        random_state = self._check_params()
-        source = self._source(X, columns, reset=True)
-        with thread_limit(self.n_threads):
-            data = self._load(source, sample_weight, random_state, self._sample_size())
-            self._remember_input(data)
-            try:
-                self._fit_data(data, random_state)
-            finally:
-                data.close()
+        with self._decoded(X, sample_weight, columns) as (data, random_state):
+            self._fit_data(data, random_state)
         return self
 
     def _fit_data(self, data, random_state):

@@ -82,19 +82,12 @@ class MiniBatchKMeans(BaseKMeans):
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
         """Cluster X (array, polars/Arrow table, or Parquet with ``columns``) by mini-batches."""
-        random_state = self._check_params()
-        source = self._source(X, columns, reset=True)
-        with thread_limit(self.n_threads):
-            data = self._load(source, sample_weight, random_state, self._sample_size())
-            self._remember_input(data)
+        with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._random_state = random_state  # partial_fit after fit goes on with this stream
-            try:
-                self._start(data, random_state)
-                self._run_epochs(data, random_state)
-                if self.compute_labels:
-                    self._label_all(data)
-            finally:
-                data.close()
+            self._start(data, random_state)
+            self._run_epochs(data, random_state)
+            if self.compute_labels:
+                self._label_all(data)
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
