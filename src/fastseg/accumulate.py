@@ -33,16 +33,18 @@ class Accumulator:
     def changed(self):
         return int(self.stats[1])
 
-    def reset(self):
-        self.sums[:] = 0.0
-        self.weight_sums[:] = 0.0
+    def reset(self, sums=True):
+        """Zero the pass statistics, and the running sums unless they are to be updated."""
+        if sums:
+            self.sums[:] = 0.0
+            self.weight_sums[:] = 0.0
         self.stats[:] = 0.0
 
-    def add(self, rows, weights, centers, labels, bounds=None):
+    def add(self, rows, weights, centers, labels, bounds=None, full=True, search_all=False):
         """Assign ``rows`` (labels INOUT) and add their sums to the totals.
 
         With ``bounds`` (a ``Bounds`` over these rows), rows whose label cannot change skip
-        the search; labels and sums come out the same.
+        the search; with ``full=False`` only the rows that changed centre update the sums.
         """
         for s in range(0, rows.shape[0], self.wave_rows):
             e = s + self.wave_rows
@@ -69,6 +71,8 @@ class Accumulator:
                     self.block_sums,
                     self.block_weights,
                     self.block_stats,
+                    full,
+                    search_all,
                 )
             kernels.reduce_blocks(
                 self.block_sums,
@@ -80,16 +84,18 @@ class Accumulator:
                 self.stats,
             )
 
-    def e_step(self, data, centers, labels, bounds=None):
+    def e_step(self, data, centers, labels, bounds=None, full=True, search_all=False):
         """Assign every row of ``data``; the totals then describe the whole pass.
 
-        With ``bounds``, inertia is not computed (skipped rows have no exact distance).
+        With ``bounds``, inertia is not computed (skipped rows have no exact distance), and
+        ``full=False`` updates the previous pass's sums with the rows that changed centre;
+        ``search_all`` searches every row and only records the bounds.
         """
-        self.reset()
+        self.reset(sums=full)
         for start, rows, w in data.chunks():
             stop = start + rows.shape[0]
             part = None if bounds is None else bounds.rows(start, stop)
-            self.add(rows, w, centers, labels[start:stop], part)
+            self.add(rows, w, centers, labels[start:stop], part, full, search_all)
 
 
 class Bounds:

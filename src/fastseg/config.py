@@ -20,12 +20,20 @@ _DEFAULTS = {
     "init_size": 1_000_000,
     # Most bytes the per-block partial sums of one kernel call may take (large k × d).
     "accumulator_bytes": 32 << 20,
+    # With Hamerly bounds, Lloyd updates the centre sums with the rows that changed centre and
+    # recounts them over every row this often (iterations), so rounding cannot build up.
+    "exact_sums_every": 10,
+    # While more than this share of rows changed centre in the last pass, Hamerly searches every
+    # row instead of testing its bounds (the tests would fail for most rows anyway).
+    "busy_fraction": 0.05,
 }
 
 batch_size = _DEFAULTS["batch_size"]
 memory_fraction = _DEFAULTS["memory_fraction"]
 init_size = _DEFAULTS["init_size"]
 accumulator_bytes = _DEFAULTS["accumulator_bytes"]
+exact_sums_every = _DEFAULTS["exact_sums_every"]
+busy_fraction = _DEFAULTS["busy_fraction"]
 
 
 def reset():

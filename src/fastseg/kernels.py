@@ -202,6 +202,8 @@ def assign_accumulate_bounded(
     block_sums,
     block_weights,
     block_stats,
+    full,
+    search_all,
 ):
     """``assign_accumulate`` that skips rows whose label cannot change (Hamerly, 2010).
 
@@ -209,11 +211,15 @@ def assign_accumulate_bounded(
     lower (n,) INOUT   a bound below its distance to every other centre
     half_gap (k,) IN   half the distance from each centre to the nearest other centre
     moved (k,) IN      how far each centre moved since the bounds were made
+    full               True: per-block sums of every row, as ``assign_accumulate``;
+                       False: only the changes (rows that moved leave one centre's sums and
+                       join another's), to be added to the previous totals
+    search_all         search every row and just record its bounds: cheaper than testing
+                       the bounds while most rows still change centre (early iterations)
     A row is skipped when its upper bound is below both its lower bound and the half gap of
     its centre (by a relative margin that covers rounding), so labels are exactly those of
-    ``assign_accumulate``; the sums are still taken over every row, in the same order, so
-    the centres are bit-identical too. Rows labelled -1 get a full search. block_stats[:, 0]
-    (inertia) is not computed: skipped rows have no exact distance.
+    ``assign_accumulate`` for the same centres. Rows labelled -1 get a full search (and need
+    ``full``). block_stats[:, 0] (inertia) is not computed: skipped rows have no exact distance.
     """
     n, d = X.shape
     k = centers.shape[0]
@@ -232,7 +238,8 @@ def assign_accumulate_bounded(
         changed = 0
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             a = labels[i]
-            search = a < 0
+            old = a
+            search = search_all or a < 0
             if not search:
                 u = upper[i] + moved[a]
                 lo = lower[i] - (second if a == top_c else top)
@@ -254,9 +261,18 @@ def assign_accumulate_bounded(
                     changed += 1
                     labels[i] = best_c
                 a = best_c
-            w = np.float64(weights[i])
-            block_weights[b, a] += w
-            for j in range(d):
-                block_sums[b, a, j] += w * np.float64(X[i, j])
+            if full:
+                w = np.float64(weights[i])
+                block_weights[b, a] += w
+                for j in range(d):
+                    block_sums[b, a, j] += w * np.float64(X[i, j])
+            elif a != old:
+                w = np.float64(weights[i])
+                block_weights[b, a] += w
+                block_weights[b, old] -= w
+                for j in range(d):
+                    v = w * np.float64(X[i, j])
+                    block_sums[b, a, j] += v
+                    block_sums[b, old, j] -= v
         block_stats[b, 0] = 0.0
         block_stats[b, 1] = changed

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
-from . import kernels
+from . import config, kernels
 from .accumulate import Accumulator, Bounds
 from .base import BaseKMeans
 from .progress import report
@@ -40,7 +40,8 @@ class KMeans(BaseKMeans):
         Folder for the spill file (default: the system temp folder).
     algorithm : {"auto", "lloyd", "hamerly"}
         "hamerly" keeps two distance bounds per row (16 bytes) so rows whose centre cannot
-        change skip the search; labels and centres are the same as "lloyd", bit for bit.
+        change skip the search, and only rows that changed centre update the sums; labels are
+        those of "lloyd", centres equal up to float64 rounding.
         "auto" uses it when the rows are in RAM.
 
     Attributes
@@ -132,8 +133,10 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
 
     Stops when no label changes (strict convergence) or the squared centre shift is at most
     ``tol``; after a non-strict stop one more E-step makes labels agree with the centres.
-    ``bounded`` keeps Hamerly bounds so most rows skip the search in later iterations: same
-    labels and centres, bit for bit, and one more pass at the end for the inertia.
+    ``bounded`` keeps Hamerly bounds so most rows skip the search in later iterations, and
+    updates the centre sums with the rows that changed centre: the same labels, centres equal
+    up to rounding (recounted exactly every ``config.exact_sums_every`` iterations), and one
+    more pass at the end for the exact inertia.
     """
     k = centers.shape[0]
     labels = np.full(data.n_rows, -1, dtype=np.int32)
@@ -142,13 +145,22 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
     centers = centers.copy()
     strict = False
     n_iter = 0
+    exact = True  # take the sums over every row this pass (else update them with the changes)
+    busy = True  # most rows may change centre: search them all rather than test bounds
     for it in range(max_iter):
-        work.e_step(data, centers, labels, bounds)
+        full = exact or busy
+        work.e_step(data, centers, labels, bounds, full=full, search_all=busy)
+        if not full and _suspect_sums(work.weight_sums):
+            changed = work.changed  # a centre may have emptied: recount it exactly
+            work.e_step(data, centers, labels, bounds, full=True)
+            work.stats[1] = changed
+        busy = work.changed > config.busy_fraction * data.n_rows
         n_iter = it + 1
         if it > 0 and work.changed == 0:
             strict = True  # same labels as the last pass: the centres cannot move
             break
-        if (work.weight_sums == 0).any():
+        relocated = bool((work.weight_sums == 0).any())
+        if relocated:
             relocate_empty_clusters(data, centers, labels, work.sums, work.weight_sums)
         new_centers = np.where(
             work.weight_sums[:, None] > 0,
@@ -158,6 +170,9 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
         shift = float(((new_centers - centers) ** 2).sum())
         if bounds is not None:
             bounds.update(centers, new_centers)
+            # Updated sums drift by rounding: recount them now and then, and after a relocation
+            # (which moved a row's weight without changing its label).
+            exact = relocated or (it + 1) % config.exact_sums_every == 0
         centers = new_centers
         if verbose:
             print(f"Iteration {it}, inertia {work.inertia}, centre shift {shift}")
@@ -170,6 +185,11 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
         print("Converged at iteration", n_iter, "(strict)" if strict else "")
     report(_stage(run, n_runs), max_iter, max_iter)
     return centers, labels, work.inertia, n_iter
+
+
+def _suspect_sums(weight_sums):
+    """True when a centre's running weight is near zero: it may really be empty."""
+    return bool((weight_sums <= 1e-9 * max(float(weight_sums.max()), 1e-300)).any())
 
 
 def _stage(run, n_runs):
