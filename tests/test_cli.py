@@ -314,3 +314,34 @@ def test_console_entry_point(tmp_path):
         [sys.executable, "-m", "fastseg.cli", "--version"], capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.startswith("fastseg ")
+
+
+def test_interrupted_run_exits_130_and_leaves_no_partial_file(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "big.parquet"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fastseg.cli",
+            "generate",
+            "--rows",
+            "50000000",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        time.sleep(0.05)  # wait until it is writing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
