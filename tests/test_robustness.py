@@ -146,3 +146,16 @@ def test_renumbering_keeps_minibatch_state_in_step(frame):
     assert list(sizes) == sorted(sizes, reverse=True) and order.shape == (3,)
     km.partial_fit(X[:500])
     assert np.bincount(km.predict(X), minlength=3)[0] >= np.bincount(km.predict(X))[2]
+
+
+@pytest.mark.parametrize("Est", [fastseg.KMeans, fastseg.MiniBatchKMeans])
+def test_model_file_is_byte_identical_whatever_threads_and_batches(Est, tmp_path, monkeypatch):
+    X = np.random.default_rng(7).standard_normal((30_000, 4)).astype(np.float32)
+    files = []
+    for threads, rows in ((1, 4096), (2, 1 << 18), (2, 12_288)):
+        monkeypatch.setattr(config, "batch_size", rows)
+        path = tmp_path / f"m{threads}-{rows}.json"
+        extra = {"batch_size": rows} if Est is fastseg.KMeans else {}
+        Est(4, random_state=3, n_threads=threads, scale="standard", **extra).fit(X).save(path)
+        files.append(path.read_bytes())
+    assert files[0] == files[1] == files[2]

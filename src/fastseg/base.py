@@ -50,6 +50,9 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "spill_dir": [str, os.PathLike, None],
     }
 
+    # Parameters that change how a fit runs, never its result (left out of model files).
+    _run_settings = ("memory_budget", "n_threads", "verbose", "spill_dir")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]

@@ -57,6 +57,8 @@ class KMeans(BaseKMeans):
         "algorithm": [StrOptions({"auto", "lloyd", "hamerly"})],
     }
 
+    _run_settings = (*BaseKMeans._run_settings, "batch_size")  # rows per streamed batch
+
     def __init__(
         self,
         n_clusters=8,

@@ -6,11 +6,13 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
-from . import config, kernels
+from . import kernels
 from .accumulate import Accumulator
 from .base import BaseKMeans, thread_limit
 from .errors import DataError
 from .progress import report
+
+CHUNK_ROWS = 1 << 18  # rows per chunk that mini-batches are drawn from
 
 
 class MiniBatchKMeans(BaseKMeans):
@@ -74,8 +76,9 @@ class MiniBatchKMeans(BaseKMeans):
         self.spill_dir = spill_dir
 
     def _stream_rows(self):
-        # chunks hold at least one whole mini-batch
-        return max(config.batch_size, self.batch_size)
+        # Mini-batches are drawn within chunks, so the chunk size is fixed (never a tunable):
+        # the same seed gives the same centres whatever the machine's settings.
+        return max(CHUNK_ROWS, self.batch_size)
 
     def _default_init_size(self):
         return max(3 * self.batch_size, 3 * self.n_clusters)

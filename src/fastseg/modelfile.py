@@ -15,14 +15,14 @@ def model_to_dict(model):
     """Everything needed to assign new rows, plus how the model was made and how well it fits."""
     from . import __version__
 
-    params = model.get_params()
+    # Settings of how a fit ran (threads, memory, temp folder) are not part of the model: the
+    # same data and seed give the same file whatever they were.
+    params = {k: v for k, v in model.get_params().items() if k not in model._run_settings}
     if not isinstance(params["init"], str):
         params["init"] = np.asarray(params["init"], dtype=np.float64).tolist()
     params["random_state"] = (
         params["random_state"] if isinstance(params["random_state"], (int, type(None))) else None
     )
-    if params.get("spill_dir") is not None:
-        params["spill_dir"] = str(params["spill_dir"])
     names = getattr(model, "feature_names_in_", None)
     scaling = None
     if model.scale_std_ is not None:
