@@ -28,6 +28,12 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def fit_ok(capsys, *argv):
+    """Run ``fastseg fit`` with argv and check it succeeded."""
+    code, _, err = run(capsys, "fit", *argv)
+    assert code == 0, err
+
+
 def assert_one_line_error(code, err, *needles):
     assert code == 2
     lines = err.strip().splitlines()
@@ -82,22 +88,18 @@ def test_fit_reports_dropped_rows(customers, capsys):
 def test_predict_matches_fit_labels(customers, tmp_path, capsys):
     model_path, labels_path = tmp_path / "m.json", tmp_path / "fit.parquet"
     out_path = tmp_path / "pred.parquet"
-    assert (
-        run(
-            capsys,
-            "fit",
-            customers,
-            "--k",
-            4,
-            "--features",
-            "age,income,tenure_months",
-            "--model",
-            model_path,
-            "--labels",
-            labels_path,
-            "--quiet",
-        )[0]
-        == 0
+    fit_ok(
+        capsys,
+        customers,
+        "--k",
+        4,
+        "--features",
+        "age,income,tenure_months",
+        "--model",
+        model_path,
+        "--labels",
+        labels_path,
+        "--quiet",
     )
     code, _, err = run(capsys, "predict", model_path, customers, "--out", out_path, "--quiet")
     assert code == 0, err
@@ -135,22 +137,18 @@ def test_spill_to_disk_gives_the_same_segments(customers, tmp_path, capsys):
         ]
         == 0
     )
-    assert (
-        run(
-            capsys,
-            "fit",
-            customers,
-            "--k",
-            4,
-            "--features",
-            FEATURE_ARG,
-            "--model",
-            b,
-            "--memory-budget",
-            "64KB",
-            "--quiet",
-        )[0]
-        == 0
+    fit_ok(
+        capsys,
+        customers,
+        "--k",
+        4,
+        "--features",
+        FEATURE_ARG,
+        "--model",
+        b,
+        "--memory-budget",
+        "64KB",
+        "--quiet",
     )
     da, db = json.loads(a.read_text()), json.loads(b.read_text())
     assert da["cluster_centers"] == db["cluster_centers"]
@@ -233,21 +231,7 @@ def test_bad_input_is_one_line_exit_2(
 
 def test_model_of_another_format_version(customers, tmp_path, capsys):
     model_path = tmp_path / "m.json"
-    assert (
-        run(
-            capsys,
-            "fit",
-            customers,
-            "--k",
-            2,
-            "--features",
-            "age",
-            "--model",
-            model_path,
-            "--quiet",
-        )[0]
-        == 0
-    )
+    fit_ok(capsys, customers, "--k", 2, "--features", "age", "--model", model_path, "--quiet")
     doc = json.loads(model_path.read_text())
     doc["format_version"] = 99
     model_path.write_text(json.dumps(doc))
@@ -257,20 +241,8 @@ def test_model_of_another_format_version(customers, tmp_path, capsys):
 
 def test_predict_with_features_missing_from_data(tmp_path, customers, capsys):
     model_path = tmp_path / "m.json"
-    assert (
-        run(
-            capsys,
-            "fit",
-            customers,
-            "--k",
-            2,
-            "--features",
-            "age,income",
-            "--model",
-            model_path,
-            "--quiet",
-        )[0]
-        == 0
+    fit_ok(
+        capsys, customers, "--k", 2, "--features", "age,income", "--model", model_path, "--quiet"
     )
     other = tmp_path / "other.parquet"
     pl.DataFrame({"age": [1.0, 2.0]}).write_parquet(other)
