@@ -64,7 +64,8 @@ class Accumulator:
                     weights[s:e],
                     centers,
                     bounds.half_gap,
-                    bounds.moved,
+                    bounds.drift,
+                    bounds.drift_max,
                     labels[s:e],
                     bounds.upper[s:e],
                     bounds.lower[s:e],
@@ -84,6 +85,21 @@ class Accumulator:
                 self.stats,
             )
 
+    def measure(self, data, centers, labels):
+        """Set the inertia of ``labels`` (already nearest) without searching: one cheap pass."""
+        self.stats[0] = 0.0
+        for start, rows, w in data.chunks():
+            for s in range(0, rows.shape[0], self.wave_rows):
+                part = rows[s : s + self.wave_rows]
+                nb = kernels.n_blocks(part.shape[0])
+                at = start + s
+                kernels.labelled_inertia(
+                    part, w[s : s + self.wave_rows], centers, labels[at : at + part.shape[0]],
+                    self.block_stats[:nb, 0],
+                )
+                for b in range(nb):
+                    self.stats[0] += self.block_stats[b, 0]
+
     def e_step(self, data, centers, labels, bounds=None, full=True, search_all=False):
         """Assign every row of ``data``; the totals then describe the whole pass.
 
@@ -101,24 +117,38 @@ class Accumulator:
 class Bounds:
     """Hamerly's per-row distance bounds, which let most rows skip the nearest-centre search.
 
-    Costs 16 bytes a row in RAM; every row starts unbounded (label -1 forces a search).
+    Costs 8 bytes a row in RAM (float32: ``kernels.BOUND_MARGIN`` covers the rounding); every
+    row starts unbounded (label -1 forces a search). The
+    stored values are anchored to the centres' cumulative moves (``drift``), so that a pass
+    writes only the rows it searched; ``upper_bounds``/``lower_bounds`` give the actual bounds.
     """
 
     def __init__(self, n_rows, n_clusters):
-        self.upper = np.zeros(n_rows)
-        self.lower = np.zeros(n_rows)
-        self.moved = np.zeros(n_clusters)
+        self.upper = np.zeros(n_rows, dtype=np.float32)
+        self.lower = np.zeros(n_rows, dtype=np.float32)
+        self.drift = np.zeros(n_clusters)
+        self.drift_max = 0.0
         self.half_gap = np.zeros(n_clusters)
 
     def rows(self, start, stop):
         part = Bounds.__new__(Bounds)
         part.upper, part.lower = self.upper[start:stop], self.lower[start:stop]
-        part.moved, part.half_gap = self.moved, self.half_gap
+        part.drift, part.drift_max, part.half_gap = self.drift, self.drift_max, self.half_gap
         return part
 
+    def upper_bounds(self, labels):
+        """Upper bounds on each row's distance to its centre."""
+        return self.upper + self.drift[labels]
+
+    def lower_bounds(self):
+        """Lower bounds on each row's distance to every other centre."""
+        return self.lower - self.drift_max
+
     def update(self, old_centers, new_centers):
-        """Record how far each centre moved, and the new centres' half gaps."""
-        self.moved[:] = np.sqrt(((new_centers - old_centers) ** 2).sum(axis=1))
+        """Add how far each centre moved to the drifts, and record the new half gaps."""
+        moved = np.sqrt(((new_centers - old_centers) ** 2).sum(axis=1))
+        self.drift += moved
+        self.drift_max += float(moved.max())
         k = new_centers.shape[0]
         if k == 1:
             self.half_gap[:] = np.inf

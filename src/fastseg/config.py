@@ -11,6 +11,10 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # in the data, and reduced in block order: the result does not depend on threads or batch size.
 BLOCK_ROWS = 4096
 
+# Rows searched together for their nearest centre: copied feature-major into a small float64 tile
+# (TILE_ROWS x d, in L1 cache) so the distance loops run across rows, in SIMD registers.
+TILE_ROWS = 256
+
 _DEFAULTS = {
     # Rows per streamed batch (rounded up to a multiple of BLOCK_ROWS inside the engine).
     "batch_size": 1 << 18,

@@ -12,7 +12,7 @@ the answer is the same whatever the number of threads.
 import numpy as np
 from numba import njit, prange
 
-from .config import BLOCK_ROWS, FASTMATH
+from .config import BLOCK_ROWS, FASTMATH, TILE_ROWS
 
 
 @njit(cache=True)
@@ -21,26 +21,125 @@ def n_blocks(n_rows):
     return (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
 
 
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def _nearest(X, i, centers):
-    """Nearest centre to row i (ties: lowest index), its squared distance, and the runner-up's.
+# Relative slack of the bound test: float32 storage of the bounds rounds them by 6e-8.
+BOUND_MARGIN = 1e-6
 
-    Every kernel that chooses a label calls this one function, so they all round alike.
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def labelled_inertia(X, weights, centers, labels, block_inertia):
+    """Weighted squared distance of the rows to their labelled centres, per block (OUT)."""
+    n, d = X.shape
+    for b in prange(n_blocks(n)):
+        total = 0.0
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            c = labels[i]
+            s = 0.0
+            for j in range(d):
+                diff = np.float64(X[i, j]) - centers[c, j]
+                s += diff * diff
+            total += np.float64(weights[i]) * s
+        block_inertia[b] = total
+
+
+@njit(cache=True)
+def padded_centers(centers):
+    """Centres padded to an even count (extra ones at +inf) and d to a multiple of 4 (zeros).
+
+    The tile search works on pairs of centres and groups of four features; padding keeps its
+    loops free of remainders, and adds nothing to any distance.
     """
     k, d = centers.shape
-    best = np.inf
-    runner_up = np.inf
-    best_c = 0
-    for c in range(k):
-        s = 0.0
+    padded = np.zeros((k + k % 2, (d + 3) // 4 * 4))
+    padded[:k, :d] = centers
+    padded[k:, :] = np.inf
+    return padded
+
+
+@njit(cache=True, inline="always")
+def _tile_buffers(padded):
+    """Per-thread scratch for ``_search_tile``: the tile, labels, best, runner-up, 2 distances."""
+    t = TILE_ROWS
+    tile = np.zeros((padded.shape[1], t))
+    return tile, np.empty(t, np.int32), np.empty(t), np.empty(t), np.empty(t), np.empty(t)
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _load_tile(X, rows, start, m, tile):
+    """Copy rows ``rows[start:start + m]`` of X feature-major into ``tile`` as float64."""
+    d = X.shape[1]
+    for r in range(m):
+        i = rows[start + r]
         for j in range(d):
-            diff = np.float64(X[i, j]) - centers[c, j]
-            s += diff * diff
+            tile[j, r] = X[i, j]
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _search_tile(tile, padded, labels, best, runner_up, dist0, dist1):
+    """Nearest centre of each tile row (ties: lowest index), its squared distance, the runner-up's.
+
+    Every kernel that chooses a label calls this one function, so they all round alike. The
+    loops run across the tile's rows (SIMD), two centres and four features at a time, with
+    direct squared differences; rows past the end of a partial tile hold stale values and are
+    ignored by the callers.
+    """
+    kp, dp = padded.shape
+    for r in range(TILE_ROWS):
+        best[r] = np.inf
+        runner_up[r] = np.inf
+        labels[r] = 0
+    for c in range(0, kp, 2):
+        for r in range(TILE_ROWS):
+            dist0[r] = 0.0
+            dist1[r] = 0.0
+        for j in range(0, dp, 4):
+            a0, a1, a2, a3 = padded[c, j], padded[c, j + 1], padded[c, j + 2], padded[c, j + 3]
+            b0, b1 = padded[c + 1, j], padded[c + 1, j + 1]
+            b2, b3 = padded[c + 1, j + 2], padded[c + 1, j + 3]
+            x0, x1, x2, x3 = tile[j], tile[j + 1], tile[j + 2], tile[j + 3]
+            for r in range(TILE_ROWS):
+                t0, t1, t2, t3 = x0[r] - a0, x1[r] - a1, x2[r] - a2, x3[r] - a3
+                u0, u1, u2, u3 = x0[r] - b0, x1[r] - b1, x2[r] - b2, x3[r] - b3
+                dist0[r] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+                dist1[r] += (u0 * u0 + u1 * u1) + (u2 * u2 + u3 * u3)
         # branch-free, so LLVM keeps the loop vectorised
-        runner_up = min(runner_up, max(s, best))
-        best_c = c if s < best else best_c
-        best = min(s, best)
-    return best_c, best, runner_up
+        for r in range(TILE_ROWS):
+            b = best[r]
+            s = dist0[r]
+            runner_up[r] = min(runner_up[r], max(s, b))
+            labels[r] = c if s < b else labels[r]
+            b = min(s, b)
+            s = dist1[r]
+            runner_up[r] = min(runner_up[r], max(s, b))
+            labels[r] = c + 1 if s < b else labels[r]
+            best[r] = min(s, b)
+
+
+@njit(cache=True, inline="always")
+def _block_rows(b, n, rows):
+    """Fill ``rows`` with the row numbers of block b; returns their count."""
+    lo = b * BLOCK_ROWS
+    m = min(n, lo + BLOCK_ROWS) - lo
+    for r in range(m):
+        rows[r] = lo + r
+    return m
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _add_row(X, i, w, c, sums, weights, lane):
+    """Add row i (weight w) to centre c's sums; four lanes break the add-after-add latency."""
+    weights[lane, c] += w
+    for j in range(X.shape[1]):
+        sums[lane, c, j] += w * np.float64(X[i, j])
+
+
+@njit(cache=True, inline="always")
+def _store_block(b, sums, weights, block_sums, block_weights):
+    """Reduce the four lanes of a block's sums into its slot, in a fixed order."""
+    k, d = block_weights.shape[1], block_sums.shape[2]
+    for c in range(k):
+        block_weights[b, c] = (weights[0, c] + weights[1, c]) + (weights[2, c] + weights[3, c])
+        for j in range(d):
+            block_sums[b, c, j] = (sums[0, c, j] + sums[1, c, j]) + (sums[2, c, j] + sums[3, c, j])
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -55,23 +154,31 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
     block_weights (b, k)   OUT    weight per block and centre
     block_stats   (b, 2)   OUT    per block: weighted inertia, number of labels changed
     """
-    n = X.shape[0]
-    d = X.shape[1]
+    n, d = X.shape
+    k = centers.shape[0]
+    padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
-        block_sums[b, :, :] = 0.0
-        block_weights[b, :] = 0.0
+        tile, near, best, runner_up, dist0, dist1 = _tile_buffers(padded)
+        rows = np.empty(BLOCK_ROWS, np.int64)
+        sums = np.zeros((4, k, d))
+        wsum = np.zeros((4, k))
+        m = _block_rows(b, n, rows)
         inertia = 0.0
         changed = 0
-        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            c, dist, _ = _nearest(X, i, centers)
-            if labels[i] != c:
-                changed += 1
-                labels[i] = c
-            w = np.float64(weights[i])
-            inertia += w * dist
-            block_weights[b, c] += w
-            for j in range(d):
-                block_sums[b, c, j] += w * np.float64(X[i, j])
+        for s in range(0, m, TILE_ROWS):
+            t = min(TILE_ROWS, m - s)
+            _load_tile(X, rows, s, t, tile)
+            _search_tile(tile, padded, near, best, runner_up, dist0, dist1)
+            for r in range(t):
+                i = rows[s + r]
+                c = near[r]
+                if labels[i] != c:
+                    changed += 1
+                    labels[i] = c
+                w = np.float64(weights[i])
+                inertia += w * best[r]
+                _add_row(X, i, w, c, sums, wsum, r & 3)
+        _store_block(b, sums, wsum, block_sums, block_weights)
         block_stats[b, 0] = inertia
         block_stats[b, 1] = changed
 
@@ -96,11 +203,18 @@ def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_s
 def assign(X, centers, labels, min_dist):
     """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
     n = X.shape[0]
+    padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
-        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            c, dist, _ = _nearest(X, i, centers)
-            labels[i] = c
-            min_dist[i] = dist
+        tile, near, best, runner_up, dist0, dist1 = _tile_buffers(padded)
+        rows = np.empty(BLOCK_ROWS, np.int64)
+        m = _block_rows(b, n, rows)
+        for s in range(0, m, TILE_ROWS):
+            t = min(TILE_ROWS, m - s)
+            _load_tile(X, rows, s, t, tile)
+            _search_tile(tile, padded, near, best, runner_up, dist0, dist1)
+            for r in range(t):
+                labels[rows[s + r]] = near[r]
+                min_dist[rows[s + r]] = best[r]
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -195,7 +309,8 @@ def assign_accumulate_bounded(
     weights,
     centers,
     half_gap,
-    moved,
+    drift,
+    drift_max,
     labels,
     upper,
     lower,
@@ -207,72 +322,71 @@ def assign_accumulate_bounded(
 ):
     """``assign_accumulate`` that skips rows whose label cannot change (Hamerly, 2010).
 
-    upper (n,) INOUT   a bound above each row's distance to its centre
-    lower (n,) INOUT   a bound below its distance to every other centre
+    Bounds are stored (in float32) anchored to the centres' cumulative moves, so a skipped row
+    costs three reads and no write: its distance to its centre is at most ``upper[i] + drift[label]``, and to
+    every other centre at least ``lower[i] - drift_max``.
+    upper (n,) INOUT   anchored upper bound on each row's distance to its centre
+    lower (n,) INOUT   anchored lower bound on its distance to every other centre
     half_gap (k,) IN   half the distance from each centre to the nearest other centre
-    moved (k,) IN      how far each centre moved since the bounds were made
+    drift (k,) IN      how far each centre has moved in all, summed over iterations
+    drift_max          the sum over iterations of the largest move
     full               True: per-block sums of every row, as ``assign_accumulate``;
                        False: only the changes (rows that moved leave one centre's sums and
                        join another's), to be added to the previous totals
     search_all         search every row and just record its bounds: cheaper than testing
                        the bounds while most rows still change centre (early iterations)
     A row is skipped when its upper bound is below both its lower bound and the half gap of
-    its centre (by a relative margin that covers rounding), so labels are exactly those of
-    ``assign_accumulate`` for the same centres. Rows labelled -1 get a full search (and need
-    ``full``). block_stats[:, 0] (inertia) is not computed: skipped rows have no exact distance.
+    its centre (by ``BOUND_MARGIN``, relative, which covers float32 storage), so labels are exactly those of
+    ``assign_accumulate`` for the same centres. Rows that fail are searched in tiles. Rows
+    labelled -1 get a full search (and need ``full``). block_stats[:, 0] (inertia) is not
+    computed: skipped rows have no exact distance.
     """
     n, d = X.shape
     k = centers.shape[0]
-    top, second = 0.0, 0.0  # the largest and second largest move
-    top_c = -1
-    for c in range(k):
-        if moved[c] > top:
-            second = top
-            top = moved[c]
-            top_c = c
-        elif moved[c] > second:
-            second = moved[c]
+    padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
-        block_sums[b, :, :] = 0.0
-        block_weights[b, :] = 0.0
-        changed = 0
+        tile, near, best, runner_up, dist0, dist1 = _tile_buffers(padded)
+        search = np.empty(BLOCK_ROWS, np.int64)  # rows whose bounds failed, searched in tiles
+        sums = np.zeros((4, k, d))
+        wsum = np.zeros((4, k))
+        n_search = 0
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             a = labels[i]
-            old = a
-            search = search_all or a < 0
-            if not search:
-                u = upper[i] + moved[a]
-                lo = lower[i] - (second if a == top_c else top)
-                bound = max(half_gap[a], lo)
-                if bound - u <= 1e-9 * (bound + u):
-                    s = 0.0
-                    for j in range(d):
-                        diff = np.float64(X[i, j]) - centers[a, j]
-                        s += diff * diff
-                    u = np.sqrt(s)
-                    search = bound - u <= 1e-9 * (bound + u)
-                upper[i] = u
-                lower[i] = lo
-            if search:
-                best_c, best, runner_up = _nearest(X, i, centers)
-                upper[i] = np.sqrt(best)
-                lower[i] = np.sqrt(runner_up)
-                if a != best_c:
-                    changed += 1
-                    labels[i] = best_c
-                a = best_c
+            if search_all or a < 0:
+                search[n_search] = i
+                n_search += 1
+                continue
+            u = upper[i] + drift[a]
+            bound = max(half_gap[a], lower[i] - drift_max)
+            if bound - u <= BOUND_MARGIN * (bound + u + drift_max):
+                search[n_search] = i
+                n_search += 1
+                continue
             if full:
+                _add_row(X, i, np.float64(weights[i]), a, sums, wsum, i & 3)
+        changed = 0
+        for s in range(0, n_search, TILE_ROWS):
+            t = min(TILE_ROWS, n_search - s)
+            _load_tile(X, search, s, t, tile)
+            _search_tile(tile, padded, near, best, runner_up, dist0, dist1)
+            for r in range(TILE_ROWS):  # vectorised square roots
+                best[r] = np.sqrt(best[r])
+                runner_up[r] = np.sqrt(runner_up[r])
+            for r in range(t):
+                i = search[s + r]
+                c = near[r]
+                old = labels[i]
+                upper[i] = best[r] - drift[c]
+                lower[i] = runner_up[r] + drift_max
+                if old != c:
+                    changed += 1
+                    labels[i] = c
                 w = np.float64(weights[i])
-                block_weights[b, a] += w
-                for j in range(d):
-                    block_sums[b, a, j] += w * np.float64(X[i, j])
-            elif a != old:
-                w = np.float64(weights[i])
-                block_weights[b, a] += w
-                block_weights[b, old] -= w
-                for j in range(d):
-                    v = w * np.float64(X[i, j])
-                    block_sums[b, a, j] += v
-                    block_sums[b, old, j] -= v
+                if full:
+                    _add_row(X, i, w, c, sums, wsum, r & 3)
+                elif old != c:  # the row leaves its old centre's sums for the new one's
+                    _add_row(X, i, w, c, sums, wsum, r & 3)
+                    _add_row(X, i, -w, old, sums, wsum, r & 3)
+        _store_block(b, sums, wsum, block_sums, block_weights)
         block_stats[b, 0] = 0.0
         block_stats[b, 1] = changed

@@ -39,7 +39,7 @@ class KMeans(BaseKMeans):
     spill_dir : str, optional
         Folder for the spill file (default: the system temp folder).
     algorithm : {"auto", "lloyd", "hamerly"}
-        "hamerly" keeps two distance bounds per row (16 bytes) so rows whose centre cannot
+        "hamerly" keeps two distance bounds per row (8 bytes) so rows whose centre cannot
         change skip the search, and only rows that changed centre update the sums; labels are
         those of "lloyd", centres equal up to float64 rounding.
         "auto" uses it when the rows are in RAM.
@@ -95,7 +95,7 @@ class KMeans(BaseKMeans):
         self.algorithm = algorithm
 
     def _bounded(self, data):
-        """Hamerly bounds (16 bytes a row) when the rows are in RAM or when asked for."""
+        """Hamerly bounds (8 bytes a row) when the rows are in RAM or when asked for."""
         return self.algorithm == "hamerly" or (self.algorithm == "auto" and data.store.in_memory)
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
@@ -137,8 +137,8 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
     ``tol``; after a non-strict stop one more E-step makes labels agree with the centres.
     ``bounded`` keeps Hamerly bounds so most rows skip the search in later iterations, and
     updates the centre sums with the rows that changed centre: the same labels, centres equal
-    up to rounding (recounted exactly every ``config.exact_sums_every`` iterations), and one
-    more pass at the end for the exact inertia.
+    up to rounding (recounted exactly every ``config.exact_sums_every`` iterations). The
+    inertia comes from one last pass without search, so both paths report it alike.
     """
     k = centers.shape[0]
     labels = np.full(data.n_rows, -1, dtype=np.int32)
@@ -181,8 +181,9 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
         report(_stage(run, n_runs), it + 1, max_iter)
         if shift <= tol:
             break
-    if not strict or bounds is not None:
-        work.e_step(data, centers, labels)
+    if not strict:  # labels for the last centres (the bounds spare most rows the search)
+        work.e_step(data, centers, labels, bounds, full=bounds is None)
+    work.measure(data, centers, labels)  # the same arithmetic whichever path ran
     if verbose:
         print("Converged at iteration", n_iter, "(strict)" if strict else "")
     report(_stage(run, n_runs), max_iter, max_iter)
