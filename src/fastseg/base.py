@@ -1,6 +1,7 @@
 """What KMeans and MiniBatchKMeans share: input handling, threads, predict/transform/score."""
 
 import os
+import time
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -137,13 +138,24 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Validate, decode X once, and yield (dataset, random_state) for a fit; then clean up."""
         random_state = self._check_params()
         source = self._source(X, columns, reset=True)
+        self.timings_ = {}
         with thread_limit(self.n_threads):
-            data = self._load(source, sample_weight, random_state, self._sample_size())
+            with self._timed("decode"):
+                data = self._load(source, sample_weight, random_state, self._sample_size())
             self._remember_input(data)
             try:
                 yield data, random_state
             finally:
                 data.close()
+
+    @contextmanager
+    def _timed(self, phase):
+        """Add the seconds spent in the block to ``timings_[phase]`` (where a fit's time goes)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_[phase] = self.timings_.get(phase, 0.0) + time.perf_counter() - start
 
     def _remember_input(self, data):
         """Keep what predict must replay (the scaling) and what the fit dropped."""

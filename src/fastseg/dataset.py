@@ -1,9 +1,9 @@
 """The decode pass: read the input once into a float cache, with what later passes need.
 
 One streaming pass over the source checks that values are finite, accumulates weighted means and
-variances in float64 (for scaling and for ``tol``), keeps a uniform sample for initialisation,
-and stores the rows for the Lloyd passes: in RAM when they fit the memory budget, else in a spill
-file on local disk. The spill file is unlinked as soon as it is created, so it disappears with the
+variances in float64 (for scaling and for ``tol``), and stores the rows for the Lloyd passes: in
+RAM when they fit the memory budget, else in a spill file on local disk. A uniform sample of the
+stored rows for initialisation is drawn afterwards. The spill file is unlinked as soon as it is created, so it disappears with the
 process however the process ends.
 """
 
@@ -180,8 +180,6 @@ def load_dataset(
     # The sample's seed is drawn whether or not a sample is needed, so the random stream that
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
-    want_sample = sample_size is not None and (n_max > sample_size or not store.in_memory)
-    reservoir = Reservoir(sample_size, seed) if want_sample else None
     moments = Moments(source.n_features)
     try:
         row = 0
@@ -191,8 +189,6 @@ def load_dataset(
                 _report_not_finite(batch, source)
             if not reuse_array:
                 store.append(batch)
-            if reservoir is not None:
-                reservoir.offer(batch, w)
             row += batch.shape[0]
             report("reading", row + source.n_dropped, n_max)
         if row == 0:
@@ -218,10 +214,8 @@ def load_dataset(
         std[std == 0] = 1.0  # a constant column stays constant, as in scikit-learn
         data.scale_mean, data.scale_std = moments.mean, std
         _scale_in_place(store, batch_size, moments.mean, std)
-    if reservoir is not None:
-        data.sample, data.sample_weights = reservoir.result()
-        if data.scale_std is not None:
-            standardize(data.sample, data.scale_mean, data.scale_std)
+    if sample_size is not None and (data.n_rows > sample_size or not store.in_memory):
+        data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
     return data
 
 
@@ -325,53 +319,41 @@ class Moments:
         return np.maximum(self._sums[d : 2 * d] / self.weight - m * m, 0.0)
 
 
-class Reservoir:
-    """A uniform sample of fixed size drawn in one streaming pass.
+def _draw_sample(data, size, seed):
+    """A uniform sample of ``size`` stored rows (rows of zero weight excluded), in row order.
 
-    Every row gets a random key; the rows with the smallest keys are kept. The keys come from one
-    random stream in row order, so the sample does not depend on how the rows were batched.
-    Kept rows stay in row order (parts are appended in order, compaction keeps order), so no row
-    numbers are stored; at most about 2.5 × ``size`` rows are held while compacting.
+    Drawn after the decode pass, when the row count is known, from stored (scaled) rows, so RAM
+    and spilled data give the same sample; spilled rows are picked up in one read of the file.
     """
+    eligible = None if data.weights is None else np.flatnonzero(data.weights > 0)
+    n = data.n_rows if eligible is None else eligible.size
+    positions = sample_positions(n, size, seed)
+    if eligible is not None:
+        positions = eligible[positions]
+    if data.store.in_memory:
+        rows = data.store.array()[positions]
+    else:
+        rows = np.empty((positions.size, data.n_features), dtype=data.dtype)
+        for start, chunk in data.store.chunks(data.chunk_rows):
+            lo, hi = np.searchsorted(positions, [start, start + chunk.shape[0]])
+            rows[lo:hi] = chunk[positions[lo:hi] - start]
+    w = np.ones(positions.size) if data.weights is None else data.weights[positions]
+    return rows, w
 
-    def __init__(self, size, seed):
-        self.size = int(size)
-        self._rng = np.random.RandomState(seed)
-        self._threshold = np.inf
-        self._parts = []
-        self._pending = 0
 
-    def offer(self, batch, w):
-        keys = self._rng.random_sample(batch.shape[0])
-        # rows of zero weight cannot be chosen as centres: the sample is of the others
-        take = keys < self._threshold
-        if w is not None:
-            take &= w > 0
-        keep = np.flatnonzero(take)
-        if keep.size == 0:
-            return
-        self._parts.append((keys[keep], batch[keep], None if w is None else w[keep]))
-        self._pending += keep.size
-        if self._pending >= self.size + max(1, self.size // 2):
-            self._compact()
+def sample_positions(n, size, seed):
+    """Sorted positions of ``min(size, n)`` distinct rows out of n, uniformly at random.
 
-    def _compact(self):
-        keys = np.concatenate([p[0] for p in self._parts])
-        values = np.concatenate([p[1] for p in self._parts])
-        weighted = self._parts[0][2] is not None
-        weights = np.concatenate([p[2] for p in self._parts]) if weighted else None
-        if keys.size > self.size:
-            best = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
-            keys, values = keys[best], values[best]
-            weights = weights[best] if weighted else None
-            self._threshold = keys.max()
-        self._parts = [(keys, values, weights)]
-        self._pending = keys.size
-
-    def result(self):
-        """The sampled rows in their original order, with their weights."""
-        self._compact()
-        _, values, weights = self._parts[0]
-        if weights is None:
-            weights = np.ones(values.shape[0])
-        return np.ascontiguousarray(values), weights
+    Memory is O(size) however large n is: distinct random integers are drawn until there are
+    enough (any rule blind to which row is which gives a uniform sample).
+    """
+    rng = np.random.default_rng(seed)
+    if n <= size:
+        return np.arange(n)
+    if n <= 4 * size:
+        return np.sort(rng.choice(n, size, replace=False))
+    positions = np.empty(0, dtype=np.int64)
+    while positions.size < size:
+        extra = rng.integers(0, n, size - positions.size)
+        positions = np.union1d(positions, extra)
+    return positions

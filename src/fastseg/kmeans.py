@@ -50,6 +50,9 @@ class KMeans(BaseKMeans):
         as scikit-learn. ``cluster_centers_`` are in the scaled space when ``scale`` is set.
     scale_mean_, scale_std_ : scaling applied before clustering, or None.
     n_rows_dropped_ : rows dropped for missing values.
+    timings_ : dict
+        Seconds the last fit spent decoding the input ("decode": reading, checks, moments,
+        sample, caching), choosing initial centres ("init") and iterating ("iterations").
     """
 
     _parameter_constraints = {
@@ -109,17 +112,19 @@ class KMeans(BaseKMeans):
         n_init = self.n_init if isinstance(self.init, str) else 1
         best = None
         for run in range(n_init):
-            centers = self._init_centers(data, random_state)
-            result = lloyd(
-                data,
-                centers,
-                self.max_iter,
-                tol,
-                self.verbose,
-                run,
-                n_init,
-                bounded=self._bounded(data),
-            )
+            with self._timed("init"):
+                centers = self._init_centers(data, random_state)
+            with self._timed("iterations"):
+                result = lloyd(
+                    data,
+                    centers,
+                    self.max_iter,
+                    tol,
+                    self.verbose,
+                    run,
+                    n_init,
+                    bounded=self._bounded(data),
+                )
             if best is None or result[2] < best[2]:
                 best = result
         centers, labels, inertia, n_iter = best

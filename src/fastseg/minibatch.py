@@ -26,6 +26,8 @@ class MiniBatchKMeans(BaseKMeans):
 
     Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
     ``n_threads``, ``scale``, ``missing`` and ``spill_dir`` as in :class:`fastseg.KMeans`.
+    ``timings_`` gives the seconds of the last fit per phase: "decode", "init", "iterations"
+    (the mini-batch steps) and "labels" (the final pass labelling every row).
     """
 
     _parameter_constraints = {
@@ -87,10 +89,13 @@ class MiniBatchKMeans(BaseKMeans):
         """Cluster X (array, polars/Arrow table, or Parquet with ``columns``) by mini-batches."""
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._random_state = random_state  # partial_fit after fit goes on with this stream
-            self._start(data, random_state)
-            self._run_epochs(data, random_state)
+            with self._timed("init"):
+                self._start(data, random_state)
+            with self._timed("iterations"):
+                self._run_epochs(data, random_state)
             if self.compute_labels:
-                self._label_all(data)
+                with self._timed("labels"):
+                    self._label_all(data)
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
