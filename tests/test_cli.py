@@ -8,9 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+import fastseg
 from fastseg import load
 from fastseg.cli import main
+from fastseg.errors import DataError
 from fastseg.generate import FEATURES, write_customers
+from fastseg.labeling import write_labels
 
 FEATURE_ARG = ",".join(FEATURES)
 
@@ -317,3 +320,15 @@ def test_interrupted_run_exits_130_and_leaves_no_partial_file(tmp_path):
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def test_fitted_labels_that_do_not_match_the_input_are_refused(customers, tmp_path):
+    features = ["age", "income", "tenure_months"]
+    model = fastseg.KMeans(3, random_state=0, missing="drop").fit(customers, columns=features)
+    out = tmp_path / "labels.parquet"
+    with pytest.raises(DataError, match="changed between the fit"):
+        write_labels(model, customers, out, fitted_labels=model.labels_[:-5])
+    assert not out.exists()
+    write_labels(model, customers, out, fitted_labels=model.labels_)
+    segments = pl.read_parquet(out)["segment"]
+    assert segments.drop_nulls().to_list() == model.labels_.tolist()

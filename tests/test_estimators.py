@@ -19,8 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 import fastseg
-from fastseg.dataset import sample_positions
 from fastseg import dataset as fs_dataset
+from fastseg.dataset import sample_positions
 
 B = fastseg.config.BLOCK_ROWS
 
@@ -52,8 +52,12 @@ def _assert_matches_sklearn(fs, sk, X, n_iter_slack=0):
     np.testing.assert_array_equal(fs.labels_, sk.labels_)
     np.testing.assert_allclose(fs.inertia_, sk.inertia_, rtol=_rtol(X.dtype))
     scale = float(np.abs(X).max())
-    np.testing.assert_allclose(fs.cluster_centers_, sk.cluster_centers_, rtol=_rtol(X.dtype),
-                               atol=_rtol(X.dtype) * 1e-2 * scale)
+    np.testing.assert_allclose(
+        fs.cluster_centers_,
+        sk.cluster_centers_,
+        rtol=_rtol(X.dtype),
+        atol=_rtol(X.dtype) * 1e-2 * scale,
+    )
     assert abs(fs.n_iter_ - sk.n_iter_) <= n_iter_slack
 
 
@@ -87,8 +91,7 @@ def test_kmeans_matches_sklearn_when_stopped_by_max_iter(max_iter):
     assert fs.n_iter_ == max_iter
 
 
-REAL = [datasets.load_iris, datasets.load_wine, datasets.load_breast_cancer,
-        datasets.load_digits]
+REAL = [datasets.load_iris, datasets.load_wine, datasets.load_breast_cancer, datasets.load_digits]
 
 
 def _first_distinct_rows(X, k):
@@ -237,8 +240,13 @@ def fits_for_determinism():
 def test_kmeans_same_result_across_threads_and_batch_sizes(fits_for_determinism, init, init_size):
     X = fits_for_determinism
     ref = fastseg.KMeans(6, init=init, random_state=0, n_threads=1, init_size=init_size).fit(X)
-    for kw in [dict(n_threads=2), dict(batch_size=B), dict(batch_size=50_000),
-               dict(batch_size=B, n_threads=2), dict(batch_size=3 * B + 5)]:
+    for kw in [
+        dict(n_threads=2),
+        dict(batch_size=B),
+        dict(batch_size=50_000),
+        dict(batch_size=B, n_threads=2),
+        dict(batch_size=3 * B + 5),
+    ]:
         other = fastseg.KMeans(6, init=init, random_state=0, init_size=init_size, **kw).fit(X)
         _assert_same_fit(ref, other)
 
@@ -285,8 +293,7 @@ def numpy_fit(blobs32):
     return fastseg.KMeans(4, random_state=0).fit(blobs32)
 
 
-CONTAINERS = ["DataFrame", "LazyFrame", "ArrowTable", "path", "Path", "glob", "folder",
-              "list"]
+CONTAINERS = ["DataFrame", "LazyFrame", "ArrowTable", "path", "Path", "glob", "folder", "list"]
 
 
 def _container(kind, X, parquet_files):
@@ -332,8 +339,9 @@ def test_columns_select_features(blobs32, parquet_files):
     shuffled = df.select(["extra", "c", "id", "b", "a"])
     np.testing.assert_array_equal(est.predict(shuffled), ref.labels_)
     np.testing.assert_array_equal(est.fit_predict(df, columns=["a", "c"]), ref.labels_)
-    np.testing.assert_allclose(est.fit_transform(df, columns=["a", "c"]),
-                               ref.transform(blobs32[:, [0, 2]]))
+    np.testing.assert_allclose(
+        est.fit_transform(df, columns=["a", "c"]), ref.transform(blobs32[:, [0, 2]])
+    )
     single, _, _ = parquet_files
     est2 = fastseg.KMeans(4, random_state=0).fit(single, columns=["a", "c"])
     _assert_same_fit(est2, ref)
@@ -387,12 +395,12 @@ def _spill_dir(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["DataFrame", "path"])
-def test_spilled_fit_is_bit_identical(kind, blobs32, parquet_files, numpy_fit, tmp_path,
-                                      spill_spy):
+def test_spilled_fit_is_bit_identical(kind, blobs32, parquet_files, numpy_fit, tmp_path, spill_spy):
     spill = _spill_dir(tmp_path)
     data = _container(kind, blobs32, parquet_files)
-    est = fastseg.KMeans(4, random_state=0, memory_budget=1000, spill_dir=spill,
-                         batch_size=1000).fit(data)
+    est = fastseg.KMeans(
+        4, random_state=0, memory_budget=1000, spill_dir=spill, batch_size=1000
+    ).fit(data)
     assert spill_spy == [False], "a 1000-byte budget should have spilled the rows to disk"
     _assert_same_fit(est, numpy_fit)
     assert os.listdir(spill) == []
@@ -404,8 +412,9 @@ def test_spilled_scaled_fit_is_bit_identical(dtype, tmp_path, spill_spy):
     X[:, 1] *= 100.0
     spill = _spill_dir(tmp_path)
     ram = fastseg.KMeans(4, random_state=0, scale="standard").fit(X)
-    disk = fastseg.KMeans(4, random_state=0, scale="standard", memory_budget=1000,
-                          spill_dir=str(spill)).fit(X)
+    disk = fastseg.KMeans(
+        4, random_state=0, scale="standard", memory_budget=1000, spill_dir=str(spill)
+    ).fit(X)
     assert spill_spy == [True, False]
     _assert_same_fit(ram, disk)
     np.testing.assert_array_equal(ram.scale_mean_, disk.scale_mean_)
@@ -417,8 +426,9 @@ def test_spilled_minibatch_is_bit_identical(blobs32, tmp_path, spill_spy):
     spill = _spill_dir(tmp_path)
     df = pl.DataFrame(blobs32, schema=NAMES)
     ram = fastseg.MiniBatchKMeans(4, random_state=0, batch_size=256).fit(df)
-    disk = fastseg.MiniBatchKMeans(4, random_state=0, batch_size=256, memory_budget=1000,
-                                   spill_dir=spill).fit(df)
+    disk = fastseg.MiniBatchKMeans(
+        4, random_state=0, batch_size=256, memory_budget=1000, spill_dir=spill
+    ).fit(df)
     assert spill_spy == [True, False]
     _assert_same_fit(ram, disk)
     assert ram.n_steps_ == disk.n_steps_
@@ -478,8 +488,9 @@ def test_empty_cluster_relocation_across_chunks_and_spill(tmp_path, spill_spy):
     _assert_same_fit(ref, chunked)
     spill = _spill_dir(tmp_path)
     df = pl.DataFrame(X, schema=["a", "b"])
-    disk = fastseg.KMeans(5, init=init, tol=0, batch_size=B, memory_budget=1000,
-                          spill_dir=spill).fit(df)
+    disk = fastseg.KMeans(
+        5, init=init, tol=0, batch_size=B, memory_budget=1000, spill_dir=spill
+    ).fit(df)
     assert spill_spy[-1] is False
     _assert_same_fit(ref, disk)
     assert os.listdir(spill) == []
@@ -507,27 +518,29 @@ def test_predict_transform_score_consistent(dtype):
     assert D.shape == (2000, 4)
     np.testing.assert_array_equal(np.argmin(D, axis=1), est.labels_)
     np.testing.assert_allclose(-est.score(X), est.inertia_, rtol=_rtol(dtype))
-    np.testing.assert_allclose((D.astype(np.float64).min(axis=1) ** 2).sum(), est.inertia_,
-                               rtol=_rtol(dtype))
+    np.testing.assert_allclose(
+        (D.astype(np.float64).min(axis=1) ** 2).sum(), est.inertia_, rtol=_rtol(dtype)
+    )
     np.testing.assert_allclose(fastseg.KMeans(4, random_state=0).fit_transform(X), D)
 
     # The same centres in scikit-learn: the same answers on unseen data.
     sk = _sk(4, est.cluster_centers_, max_iter=1).fit(X)
     sk.cluster_centers_ = est.cluster_centers_.copy()
     np.testing.assert_array_equal(est.predict(X_new), sk.predict(X_new))
-    np.testing.assert_allclose(est.transform(X_new), sk.transform(X_new), rtol=_rtol(dtype),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        est.transform(X_new), sk.transform(X_new), rtol=_rtol(dtype), atol=1e-4
+    )
     np.testing.assert_allclose(est.score(X_new), sk.score(X_new), rtol=_rtol(dtype))
     w = np.linspace(0.5, 2, 500)
-    np.testing.assert_allclose(est.score(X_new, sample_weight=w),
-                               sk.score(X_new, sample_weight=w), rtol=_rtol(dtype))
+    np.testing.assert_allclose(
+        est.score(X_new, sample_weight=w), sk.score(X_new, sample_weight=w), rtol=_rtol(dtype)
+    )
     with pytest.raises(ValueError):
         est.predict(X_new[:, :2])
 
 
 def test_predict_ties_go_to_the_lowest_index():
-    est = fastseg.KMeans(2, init=np.array([[0.0], [2.0]]), max_iter=1).fit(
-        np.array([[0.0], [2.0]]))
+    est = fastseg.KMeans(2, init=np.array([[0.0], [2.0]]), max_iter=1).fit(np.array([[0.0], [2.0]]))
     np.testing.assert_array_equal(est.predict(np.array([[1.0], [0.9], [1.1]])), [0, 0, 1])
 
 
@@ -555,8 +568,9 @@ def test_standard_scaling_matches_sklearn_pipeline(dtype):
     # predict and transform replay the scaling on raw rows
     X_new = X[::7] + dtype(0.5)
     np.testing.assert_array_equal(fs.predict(X_new), sk.predict(scaler.transform(X_new)))
-    np.testing.assert_allclose(fs.transform(X_new), sk.transform(scaler.transform(X_new)),
-                               rtol=_rtol(dtype), atol=1e-4)
+    np.testing.assert_allclose(
+        fs.transform(X_new), sk.transform(scaler.transform(X_new)), rtol=_rtol(dtype), atol=1e-4
+    )
     np.testing.assert_array_equal(fs.predict(X), fs.labels_)
     np.testing.assert_allclose(-fs.score(X), fs.inertia_, rtol=_rtol(dtype))
     # the caller's array is not modified by the in-place scaling
@@ -567,7 +581,7 @@ def test_standard_scaling_matches_sklearn_pipeline(dtype):
 def test_scaling_moments_are_accurate(weighted):
     """Mean and std in float64 even for float32 rows far from the origin, weights honoured."""
     rng = np.random.default_rng(18)
-    X = (rng.standard_normal((3 * B + 9, 3)) * [1e-2, 1.0, 50.0] + [1e4, -3.0, 0.0])
+    X = rng.standard_normal((3 * B + 9, 3)) * [1e-2, 1.0, 50.0] + [1e4, -3.0, 0.0]
     X = X.astype(np.float32)
     w = rng.uniform(0.1, 3.0, X.shape[0]) if weighted else None
     est = fastseg.KMeans(3, scale="standard", random_state=0).fit(X, sample_weight=w)
@@ -640,8 +654,9 @@ def test_missing_error_names_the_column(blobs32):
 def test_missing_drop_rejects_sample_weight(blobs32):
     df, _ = _frame_with_nulls(blobs32)
     with pytest.raises(fastseg.DataError, match="sample_weight"):
-        fastseg.KMeans(4, missing="drop").fit(df, columns=NAMES,
-                                              sample_weight=np.ones(len(blobs32)))
+        fastseg.KMeans(4, missing="drop").fit(
+            df, columns=NAMES, sample_weight=np.ones(len(blobs32))
+        )
 
 
 # ----- MiniBatchKMeans ---------------------------------------------------------------------
@@ -655,8 +670,7 @@ def test_minibatch_inertia_close_to_sklearn(big_blobs):
     seeds = range(5)
     fs = [fastseg.MiniBatchKMeans(8, random_state=s).fit(big_blobs).inertia_ for s in seeds]
     with threadpool_limits(limits=1):  # OpenMP spinning against Numba's threads is very slow
-        sk = [SKMiniBatchKMeans(8, random_state=s, n_init=1).fit(big_blobs).inertia_
-              for s in seeds]
+        sk = [SKMiniBatchKMeans(8, random_state=s, n_init=1).fit(big_blobs).inertia_ for s in seeds]
     assert np.median(fs) <= np.median(sk) * 1.03
     assert np.median(fs) >= np.median(sk) * 0.97
 
@@ -718,8 +732,9 @@ def test_minibatch_partial_fit_after_fit():
 def test_minibatch_partial_fit_with_small_memory_budget(blobs32, tmp_path):
     df = pl.DataFrame(blobs32, schema=NAMES)
     ram = fastseg.MiniBatchKMeans(4, random_state=0).partial_fit(df)
-    disk = fastseg.MiniBatchKMeans(4, random_state=0, memory_budget=1000,
-                                   spill_dir=tmp_path).partial_fit(df)
+    disk = fastseg.MiniBatchKMeans(
+        4, random_state=0, memory_budget=1000, spill_dir=tmp_path
+    ).partial_fit(df)
     np.testing.assert_array_equal(ram.cluster_centers_, disk.cluster_centers_)
 
 

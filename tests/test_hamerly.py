@@ -88,7 +88,9 @@ def test_bounds_skip_most_rows_once_converging():
     bounded_pass(X, w, centers, labels, bounds, search_all=True)
     bounds.update(centers, centers)  # nothing moved: rows far from a boundary need no search
     moved_row = X.copy()
-    far = np.argmax(bounds.lower_bounds() - bounds.upper_bounds(labels))  # the row deepest inside its cluster
+    far = np.argmax(
+        bounds.lower_bounds() - bounds.upper_bounds(labels)
+    )  # the row deepest inside its cluster
     other = (labels[far] + 1) % 5
     moved_row[far] = centers[other]  # a search would now relabel it; a skip keeps the label
     before = labels[far]

@@ -51,8 +51,9 @@ def _two_threads():
 
 
 # ----- n_blocks ------------------------------------------------------------------------------
-@pytest.mark.parametrize("n, expected", [(0, 0), (1, 1), (B - 1, 1), (B, 1), (B + 1, 2),
-                                         (3 * B, 3), (3 * B + 5, 4)])
+@pytest.mark.parametrize(
+    "n, expected", [(0, 0), (1, 1), (B - 1, 1), (B, 1), (B + 1, 2), (3 * B, 3), (3 * B + 5, 4)]
+)
 def test_n_blocks(n, expected):
     assert kernels.n_blocks(n) == expected == len(naive.block_ranges(n))
 
@@ -73,8 +74,7 @@ def test_assign_accumulate(dtype, layout, n, k, d):
     labels = labels_in.copy()
     kernels.assign_accumulate(X, w, centers, labels, block_sums, block_weights, block_stats)
 
-    ref_labels, ref_sums, ref_weights, ref_stats = naive.assign_accumulate(X, w, centers,
-                                                                           labels_in)
+    ref_labels, ref_sums, ref_weights, ref_stats = naive.assign_accumulate(X, w, centers, labels_in)
     np.testing.assert_array_equal(labels, ref_labels)
     np.testing.assert_allclose(block_sums[:nb], ref_sums, rtol=RTOL, atol=1e-9)
     np.testing.assert_allclose(block_weights[:nb], ref_weights, rtol=RTOL)
@@ -113,8 +113,12 @@ def test_reduce_blocks(layout, n_blocks, n_used, k, d):
     rng = np.random.default_rng(n_blocks * 100 + n_used * 10 + k + d)
     bs = _layout(rng.standard_normal((n_blocks, k, d)) * 1e3, layout)
     bw = _layout(rng.uniform(0, 100, (n_blocks, k)), layout)
-    st = _layout(np.column_stack([rng.uniform(0, 1e6, n_blocks),
-                                  rng.integers(0, B, n_blocks)]).astype(np.float64), layout)
+    st = _layout(
+        np.column_stack([rng.uniform(0, 1e6, n_blocks), rng.integers(0, B, n_blocks)]).astype(
+            np.float64
+        ),
+        layout,
+    )
     sums0 = rng.standard_normal((k, d))
     wsums0 = rng.uniform(0, 10, k)
     stats0 = np.array([12.5, 3.0])
@@ -298,8 +302,9 @@ def _lloyd_totals(X, w, centers, chunk_rows):
     for start in range(0, n, chunk_rows):
         rows = X[start : start + chunk_rows]
         m = rows.shape[0]
-        kernels.assign_accumulate(rows, w[start : start + m], centers, labels[start : start + m],
-                                  bs, bw, bst)
+        kernels.assign_accumulate(
+            rows, w[start : start + m], centers, labels[start : start + m], bs, bw, bst
+        )
         kernels.reduce_blocks(bs, bw, bst, kernels.n_blocks(m), sums, wsums, stats)
     return labels, sums, wsums, stats
 
@@ -325,7 +330,8 @@ def test_assign_accumulate_bit_identical_across_chunk_sizes(dtype):
             np.testing.assert_array_equal(a, b)
     # ... and agrees with the reference.
     ref_labels, ref_sums, ref_weights, ref_stats = naive.assign_accumulate(
-        X, w, centers, np.full(X.shape[0], -1))
+        X, w, centers, np.full(X.shape[0], -1)
+    )
     np.testing.assert_array_equal(ref[0], ref_labels)
     np.testing.assert_allclose(ref[1], ref_sums.sum(axis=0), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(ref[2], ref_weights.sum(axis=0), rtol=1e-12)

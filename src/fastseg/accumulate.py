@@ -94,7 +94,10 @@ class Accumulator:
                 nb = kernels.n_blocks(part.shape[0])
                 at = start + s
                 kernels.labelled_inertia(
-                    part, w[s : s + self.wave_rows], centers, labels[at : at + part.shape[0]],
+                    part,
+                    w[s : s + self.wave_rows],
+                    centers,
+                    labels[at : at + part.shape[0]],
                     self.block_stats[:nb, 0],
                 )
                 for b in range(nb):

@@ -323,8 +323,8 @@ def assign_accumulate_bounded(
     """``assign_accumulate`` that skips rows whose label cannot change (Hamerly, 2010).
 
     Bounds are stored (in float32) anchored to the centres' cumulative moves, so a skipped row
-    costs three reads and no write: its distance to its centre is at most ``upper[i] + drift[label]``, and to
-    every other centre at least ``lower[i] - drift_max``.
+    costs three reads and no write: its distance to its centre is at most
+    ``upper[i] + drift[label]``, and to every other centre at least ``lower[i] - drift_max``.
     upper (n,) INOUT   anchored upper bound on each row's distance to its centre
     lower (n,) INOUT   anchored lower bound on its distance to every other centre
     half_gap (k,) IN   half the distance from each centre to the nearest other centre
@@ -336,10 +336,10 @@ def assign_accumulate_bounded(
     search_all         search every row and just record its bounds: cheaper than testing
                        the bounds while most rows still change centre (early iterations)
     A row is skipped when its upper bound is below both its lower bound and the half gap of
-    its centre (by ``BOUND_MARGIN``, relative, which covers float32 storage), so labels are exactly those of
-    ``assign_accumulate`` for the same centres. Rows that fail are searched in tiles. Rows
-    labelled -1 get a full search (and need ``full``). block_stats[:, 0] (inertia) is not
-    computed: skipped rows have no exact distance.
+    its centre (by ``BOUND_MARGIN``, relative, which covers float32 storage), so labels are
+    exactly those of ``assign_accumulate`` for the same centres. Rows that fail are searched
+    in tiles. Rows labelled -1 get a full search (and need ``full``). block_stats[:, 0]
+    (inertia) is not computed: skipped rows have no exact distance.
     """
     n, d = X.shape
     k = centers.shape[0]

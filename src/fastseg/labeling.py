@@ -13,13 +13,19 @@ from .progress import report
 from .sources import _read_errors, open_parquet
 
 SEGMENT = "segment"
+CHANGED = "the input changed between the fit and the labelling: run again"
 
 
-def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=None):
+def write_labels(
+    model, data, out, *, keep=None, overwrite=False, batch_size=None, fitted_labels=None
+):
     """Write every input row (or the ``keep`` columns) plus its segment to ``out``.
 
     Rows with a missing feature value get a null segment and are counted, never dropped, so
-    the output lines up with the input. Returns (rows written, rows left unlabelled).
+    the output lines up with the input. ``fitted_labels`` (the model's ``labels_`` from a fit
+    on this same input) spares the second reading of the features and the nearest-centre
+    search: they are the labels of the rows without missing values, in order. Returns (rows
+    written, rows left unlabelled).
     """
     names = getattr(model, "feature_names_in_", None)
     if names is None:
@@ -30,18 +36,26 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     source, columns = check_labels_request(data, list(names), keep)
     lazy = source.lazy_all_columns()
     total = source.count_rows()
-    query = lazy.select(
-        [pl.col(c) for c in columns]
-        + [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
-    )
-    written = unlabelled = 0
+    if fitted_labels is None:
+        features = [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
+    else:
+        features = [pl.any_horizontal([pl.col(c).is_null() for c in names]).alias("__missing")]
+    query = lazy.select([pl.col(c) for c in columns] + features)
+    written = unlabelled = used = 0
     batch_size = batch_size or config.batch_size
     with atomic_output(out, overwrite=overwrite) as tmp, thread_limit(model.n_threads):
         writer = None
         try:
             with _read_errors(source.describe):
                 for frame in query.collect_batches(chunk_size=batch_size):
-                    segment, missing = _segments(model, frame.select(frame.columns[-len(names) :]))
+                    if fitted_labels is None:
+                        segment, missing = _segments(
+                            model, frame.select(frame.columns[-len(names) :])
+                        )
+                    else:
+                        missing = frame["__missing"].to_numpy()
+                        segment = _spread(fitted_labels[used:], missing)
+                        used += frame.height - int(missing.sum())
                     table = frame.select(columns).to_arrow()
                     table = table.append_column(SEGMENT, pa.array(segment, mask=missing))
                     if writer is None:
@@ -55,6 +69,8 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
                 writer.close()
         if writer is None:
             raise DataError("the input has no rows to label")
+        if fitted_labels is not None and used != len(fitted_labels):
+            raise DataError(CHANGED)
     return written, unlabelled
 
 
@@ -70,6 +86,16 @@ def check_labels_request(data, names, keep=None):
     if SEGMENT in columns:
         raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
     return source, columns
+
+
+def _spread(labels, missing):
+    """Segments for a batch: the next labels in order for rows with every feature, else 0."""
+    need = missing.shape[0] - int(missing.sum())
+    if labels.shape[0] < need:
+        raise DataError(CHANGED)
+    segment = np.zeros(missing.shape[0], dtype=np.int32)
+    segment[~missing] = labels[:need]
+    return segment
 
 
 def _segments(model, features):
