@@ -56,8 +56,13 @@ BASELINE = "sklearn-lloyd"
 
 
 # ----- worker: one method in its own process -----------------------------------------------
-def make_estimator(method, init, iters, batch_size, threads):
-    """The estimator for ``method``, starting from ``init``, with the fixed amount of work."""
+def make_estimator(method, init, iters, batch_size, threads, stopping="fixed"):
+    """The estimator for ``method``, starting from ``init``, with the amount of work asked.
+
+    Mini-batch methods run a fixed ``rows // batch_size`` steps (``stopping="fixed"``), or
+    scikit-learn's default stopping rule in both libraries (``"default"``: up to 100 epochs,
+    early stop after 10 steps without improvement of the smoothed batch inertia).
+    """
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     k = init.shape[0]
@@ -71,6 +76,8 @@ def make_estimator(method, init, iters, batch_size, threads):
                       algorithm=method.split("-")[1], random_state=SEED)
     common = dict(init=init, n_init=1, batch_size=batch_size, max_iter=1, tol=0.0,
                   max_no_improvement=None, random_state=SEED)
+    if stopping == "default":
+        common.update(max_iter=100, max_no_improvement=10)
     if method == "sklearn-minibatch":
         return MiniBatchKMeans(k, **common)
     return fastseg.MiniBatchKMeans(k, n_threads=threads, **common)
@@ -147,7 +154,7 @@ def worker(args):
     method, batch = args.worker, args.batch_size[0]
 
     def make(iters=args.iters):
-        return make_estimator(method, init, iters, batch, args.threads)
+        return make_estimator(method, init, iters, batch, args.threads, args.stopping)
 
     with threadpool_limits(limits=args.threads):
         make(2).fit(X[: min(X.shape[0], max(WARMUP_ROWS, 2 * (batch or 0)))])  # JIT: untimed
@@ -204,7 +211,7 @@ def run_worker(method, batch, files, args):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method,
            "--data", str(files["data"]), "--init", str(files["init"]),
            "--iters", str(args.iters), "--threads", str(args.threads),
-           "--repeat", str(args.repeat)]
+           "--repeat", str(args.repeat), "--stopping", args.stopping]
     if batch is not None:
         cmd += ["--batch-size", str(batch)]
     if method in LLOYD:
@@ -249,7 +256,7 @@ def run_size(rows, args):
             results.append(res)
         done = [r["method"] for r in results if "error" not in r]
         agreement = label_agreement(files["dir"], done)
-    check_work(results, n, args.iters)
+    check_work(results, n, args.iters, args.stopping)
     return {"rows": rows, "n_rows": n, "n_dropped": rows - n, "results": results,
             "label_agreement_vs_sklearn_lloyd": agreement}
 
@@ -267,13 +274,15 @@ def label_agreement(folder, methods):
     return out
 
 
-def check_work(results, n, iters):
+def check_work(results, n, iters, stopping):
     """Note every run that did not do the promised amount of work (early stop, other steps)."""
     for r in results:
         if "error" in r:
             continue
         if r["method"] in LLOYD:
             r["note"] = "" if r["n_iter"] == iters else f"converged strictly at {r['n_iter']}"
+        elif stopping == "default":
+            r["note"] = "early stop" if r["n_iter"] < 100 else ""
         else:
             want = max(1, n // r["batch_size"])
             r["note"] = "" if r["n_steps"] == want else f"expected {want} steps"
@@ -302,6 +311,14 @@ def table(size, iters):
     lines.append("\nratio = sklearn lloyd seconds / method seconds (> 1: faster than sklearn "
                  "lloyd); peak RSS = the worker's VmHWM during the timed fits (data and "
                  "libraries included); fit +MB = peak RSS - RSS just before the fits")
+    for b in sorted({r["batch_size"] for r in res if r["batch_size"]}):
+        pair = {r["method"]: r for r in res if r["batch_size"] == b}
+        if {"sklearn-minibatch", "fastseg-minibatch"} <= set(pair):
+            sk, fs = pair["sklearn-minibatch"], pair["fastseg-minibatch"]
+            lines.append(
+                f"\nmini-batch, batch {b}: fastseg {sk['seconds'] / fs['seconds']:.1f}x faster "
+                f"than sklearn MiniBatchKMeans ({fs['n_steps']} vs {sk['n_steps']} steps); "
+                f"inertia fastseg / sklearn = {fs['inertia'] / sk['inertia']:.4f}")
     for r in res:
         p = r.get("lloyd_pass")
         if p and p["pass_seconds"]:
@@ -373,6 +390,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="threads for both libraries (default all cores)")
     p.add_argument("--repeat", type=int, default=3, help="timed fits per method, best kept")
+    p.add_argument("--stopping", choices=["fixed", "default"], default="fixed",
+                   help="mini-batch work: rows // batch steps (fixed), or scikit-learn's "
+                        "default early stopping in both libraries (default)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per method process")
     p.add_argument("--data-dir", type=Path, default=HERE / "data",
                    help="cache of generated Parquet files (default benchmarks/data)")

@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import config, kernels
+from .dataset import anonymous_array
 
 
 class Accumulator:
@@ -127,8 +128,8 @@ class Bounds:
     """
 
     def __init__(self, n_rows, n_clusters):
-        self.upper = np.zeros(n_rows, dtype=np.float32)
-        self.lower = np.zeros(n_rows, dtype=np.float32)
+        self.upper = anonymous_array(n_rows, np.float32)  # zero-filled
+        self.lower = anonymous_array(n_rows, np.float32)
         self.drift = np.zeros(n_clusters)
         self.drift_max = 0.0
         self.half_gap = np.zeros(n_clusters)

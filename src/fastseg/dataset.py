@@ -22,7 +22,7 @@ SCALINGS = ("none", "standard")
 
 
 def anonymous_array(shape, dtype):
-    """An uninitialised array in its own anonymous memory map.
+    """A zero-filled array in its own anonymous memory map.
 
     NumPy asks for transparent huge pages on large arrays; where the kernel then compacts
     memory on the first touch of each page (THP "madvise" mode, as on the test machine), filling

@@ -6,6 +6,7 @@ from sklearn.utils._param_validation import StrOptions
 from . import config, kernels
 from .accumulate import Accumulator, Bounds
 from .base import BaseKMeans
+from .dataset import anonymous_array
 from .progress import report
 
 
@@ -146,7 +147,8 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
     inertia comes from one last pass without search, so both paths report it alike.
     """
     k = centers.shape[0]
-    labels = np.full(data.n_rows, -1, dtype=np.int32)
+    labels = anonymous_array(data.n_rows, np.int32)
+    labels.fill(-1)
     work = Accumulator(k, data.n_features, data.chunk_rows)
     bounds = Bounds(data.n_rows, k) if bounded else None
     centers = centers.copy()
