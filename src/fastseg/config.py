@@ -12,8 +12,8 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 BLOCK_ROWS = 4096
 
 # Rows searched together for their nearest centre: copied feature-major into a small float64 tile
-# (TILE_ROWS x d, in L1 cache) so the distance loops run across rows, in SIMD registers.
-TILE_ROWS = 256
+# (d x TILE_ROWS, in L1 cache) so the distance loops run across rows, in SIMD registers.
+TILE_ROWS = 128
 
 _DEFAULTS = {
     # Rows per streamed batch (rounded up to a multiple of BLOCK_ROWS inside the engine).

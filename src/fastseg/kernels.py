@@ -43,13 +43,13 @@ def labelled_inertia(X, weights, centers, labels, block_inertia):
 
 @njit(cache=True)
 def padded_centers(centers):
-    """Centres padded to an even count (extra ones at +inf) and d to a multiple of 4 (zeros).
+    """Centres padded to a multiple of 4 (extra ones at +inf) and d to a multiple of 2 (zeros).
 
-    The tile search works on pairs of centres and groups of four features; padding keeps its
+    The tile search works on groups of four centres and pairs of features; padding keeps its
     loops free of remainders, and adds nothing to any distance.
     """
     k, d = centers.shape
-    padded = np.zeros((k + k % 2, (d + 3) // 4 * 4))
+    padded = np.zeros((-(-k // 4) * 4, d + d % 2))
     padded[:k, :d] = centers
     padded[k:, :] = np.inf
     return padded
@@ -57,10 +57,10 @@ def padded_centers(centers):
 
 @njit(cache=True, inline="always")
 def _tile_buffers(padded):
-    """Per-thread scratch for ``_search_tile``: the tile, labels, best, runner-up, 2 distances."""
+    """Per-thread scratch for ``_search_tile``: the tile, labels, best, runner-up, 4 distances."""
     t = TILE_ROWS
     tile = np.zeros((padded.shape[1], t))
-    return tile, np.empty(t, np.int32), np.empty(t), np.empty(t), np.empty(t), np.empty(t)
+    return tile, np.empty(t, np.int32), np.empty(t), np.empty(t), np.empty((4, t))
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -74,44 +74,50 @@ def _load_tile(X, rows, start, m, tile):
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
-def _search_tile(tile, padded, labels, best, runner_up, dist0, dist1):
+def _search_tile(tile, padded, labels, best, runner_up, dist):
     """Nearest centre of each tile row (ties: lowest index), its squared distance, the runner-up's.
 
     Every kernel that chooses a label calls this one function, so they all round alike. The
-    loops run across the tile's rows (SIMD), two centres and four features at a time, with
-    direct squared differences; rows past the end of a partial tile hold stale values and are
-    ignored by the callers.
+    loops run across the tile's rows (SIMD), four centres and two features at a time (each
+    feature value loaded once for four centres), with direct squared differences; rows past
+    the end of a partial tile hold stale values and are ignored by the callers.
     """
     kp, dp = padded.shape
+    d0, d1, d2, d3 = dist[0], dist[1], dist[2], dist[3]
     for r in range(TILE_ROWS):
         best[r] = np.inf
         runner_up[r] = np.inf
         labels[r] = 0
-    for c in range(0, kp, 2):
+    for c in range(0, kp, 4):
         for r in range(TILE_ROWS):
-            dist0[r] = 0.0
-            dist1[r] = 0.0
-        for j in range(0, dp, 4):
-            a0, a1, a2, a3 = padded[c, j], padded[c, j + 1], padded[c, j + 2], padded[c, j + 3]
+            d0[r] = 0.0
+            d1[r] = 0.0
+            d2[r] = 0.0
+            d3[r] = 0.0
+        for j in range(0, dp, 2):
+            a0, a1 = padded[c, j], padded[c, j + 1]
             b0, b1 = padded[c + 1, j], padded[c + 1, j + 1]
-            b2, b3 = padded[c + 1, j + 2], padded[c + 1, j + 3]
-            x0, x1, x2, x3 = tile[j], tile[j + 1], tile[j + 2], tile[j + 3]
+            e0, e1 = padded[c + 2, j], padded[c + 2, j + 1]
+            f0, f1 = padded[c + 3, j], padded[c + 3, j + 1]
+            x0, x1 = tile[j], tile[j + 1]
             for r in range(TILE_ROWS):
-                t0, t1, t2, t3 = x0[r] - a0, x1[r] - a1, x2[r] - a2, x3[r] - a3
-                u0, u1, u2, u3 = x0[r] - b0, x1[r] - b1, x2[r] - b2, x3[r] - b3
-                dist0[r] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
-                dist1[r] += (u0 * u0 + u1 * u1) + (u2 * u2 + u3 * u3)
+                y0, y1 = x0[r], x1[r]
+                d0[r] += (y0 - a0) * (y0 - a0) + (y1 - a1) * (y1 - a1)
+                d1[r] += (y0 - b0) * (y0 - b0) + (y1 - b1) * (y1 - b1)
+                d2[r] += (y0 - e0) * (y0 - e0) + (y1 - e1) * (y1 - e1)
+                d3[r] += (y0 - f0) * (y0 - f0) + (y1 - f1) * (y1 - f1)
         # branch-free, so LLVM keeps the loop vectorised
         for r in range(TILE_ROWS):
-            b = best[r]
-            s = dist0[r]
-            runner_up[r] = min(runner_up[r], max(s, b))
-            labels[r] = c if s < b else labels[r]
-            b = min(s, b)
-            s = dist1[r]
-            runner_up[r] = min(runner_up[r], max(s, b))
-            labels[r] = c + 1 if s < b else labels[r]
-            best[r] = min(s, b)
+            b, second, near = best[r], runner_up[r], labels[r]
+            s = d0[r]
+            second, near, b = min(second, max(s, b)), c if s < b else near, min(s, b)
+            s = d1[r]
+            second, near, b = min(second, max(s, b)), c + 1 if s < b else near, min(s, b)
+            s = d2[r]
+            second, near, b = min(second, max(s, b)), c + 2 if s < b else near, min(s, b)
+            s = d3[r]
+            second, near, b = min(second, max(s, b)), c + 3 if s < b else near, min(s, b)
+            best[r], runner_up[r], labels[r] = b, second, near
 
 
 @njit(cache=True, inline="always")
@@ -158,7 +164,7 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
     k = centers.shape[0]
     padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
-        tile, near, best, runner_up, dist0, dist1 = _tile_buffers(padded)
+        tile, near, best, runner_up, dist = _tile_buffers(padded)
         rows = np.empty(BLOCK_ROWS, np.int64)
         sums = np.zeros((4, k, d))
         wsum = np.zeros((4, k))
@@ -168,7 +174,7 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
         for s in range(0, m, TILE_ROWS):
             t = min(TILE_ROWS, m - s)
             _load_tile(X, rows, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist0, dist1)
+            _search_tile(tile, padded, near, best, runner_up, dist)
             for r in range(t):
                 i = rows[s + r]
                 c = near[r]
@@ -205,13 +211,13 @@ def assign(X, centers, labels, min_dist):
     n = X.shape[0]
     padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
-        tile, near, best, runner_up, dist0, dist1 = _tile_buffers(padded)
+        tile, near, best, runner_up, dist = _tile_buffers(padded)
         rows = np.empty(BLOCK_ROWS, np.int64)
         m = _block_rows(b, n, rows)
         for s in range(0, m, TILE_ROWS):
             t = min(TILE_ROWS, m - s)
             _load_tile(X, rows, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist0, dist1)
+            _search_tile(tile, padded, near, best, runner_up, dist)
             for r in range(t):
                 labels[rows[s + r]] = near[r]
                 min_dist[rows[s + r]] = best[r]
@@ -345,30 +351,31 @@ def assign_accumulate_bounded(
     k = centers.shape[0]
     padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
-        tile, near, best, runner_up, dist0, dist1 = _tile_buffers(padded)
+        tile, near, best, runner_up, dist = _tile_buffers(padded)
         search = np.empty(BLOCK_ROWS, np.int64)  # rows whose bounds failed, searched in tiles
         sums = np.zeros((4, k, d))
         wsum = np.zeros((4, k))
+        lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
         n_search = 0
-        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+        for i in range(lo, hi):  # branch-free: which rows fail their bounds is unpredictable
             a = labels[i]
-            if search_all or a < 0:
-                search[n_search] = i
-                n_search += 1
-                continue
-            u = upper[i] + drift[a]
-            bound = max(half_gap[a], lower[i] - drift_max)
-            if bound - u <= BOUND_MARGIN * (bound + u + drift_max):
-                search[n_search] = i
-                n_search += 1
-                continue
-            if full:
-                _add_row(X, i, np.float64(weights[i]), a, sums, wsum, i & 3)
+            if search_all:
+                fail = True
+            else:
+                u = upper[i] + drift[max(a, 0)]
+                bound = max(half_gap[max(a, 0)], lower[i] - drift_max)
+                fail = (bound - u <= BOUND_MARGIN * (bound + u + drift_max)) | (a < 0)
+            search[n_search] = i
+            n_search += fail
+        if full:  # every row with its current label; the search below moves those that change
+            for i in range(lo, hi):
+                if labels[i] >= 0:
+                    _add_row(X, i, np.float64(weights[i]), labels[i], sums, wsum, i & 3)
         changed = 0
         for s in range(0, n_search, TILE_ROWS):
             t = min(TILE_ROWS, n_search - s)
             _load_tile(X, search, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist0, dist1)
+            _search_tile(tile, padded, near, best, runner_up, dist)
             for r in range(TILE_ROWS):  # vectorised square roots
                 best[r] = np.sqrt(best[r])
                 runner_up[r] = np.sqrt(runner_up[r])
@@ -378,15 +385,13 @@ def assign_accumulate_bounded(
                 old = labels[i]
                 upper[i] = best[r] - drift[c]
                 lower[i] = runner_up[r] + drift_max
-                if old != c:
+                if old != c:  # the row leaves its old centre's sums for the new one's
                     changed += 1
                     labels[i] = c
-                w = np.float64(weights[i])
-                if full:
+                    w = np.float64(weights[i])
                     _add_row(X, i, w, c, sums, wsum, r & 3)
-                elif old != c:  # the row leaves its old centre's sums for the new one's
-                    _add_row(X, i, w, c, sums, wsum, r & 3)
-                    _add_row(X, i, -w, old, sums, wsum, r & 3)
+                    if old >= 0:
+                        _add_row(X, i, -w, old, sums, wsum, r & 3)
         _store_block(b, sums, wsum, block_sums, block_weights)
         block_stats[b, 0] = 0.0
         block_stats[b, 1] = changed
