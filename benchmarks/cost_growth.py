@@ -26,7 +26,7 @@ Prints one Markdown table and one linearity line per grid, writes the results wi
 information to ``OUT/cost_growth-YYYYmmdd-HHMMSS.json`` and draws ``--plot`` (matplotlib, Agg):
 seconds per phase as stacked areas ("other" = total minus the three phases: validation and
 set-up), with the peak RSS on a second axis, against rows and against k. matplotlib is needed
-for the plot only (``pip install matplotlib``).
+for the plot only (``pip install -e ".[bench]"``).
 """
 
 from __future__ import annotations

@@ -332,3 +332,21 @@ def test_fitted_labels_that_do_not_match_the_input_are_refused(customers, tmp_pa
     write_labels(model, customers, out, fitted_labels=model.labels_)
     segments = pl.read_parquet(out)["segment"]
     assert segments.drop_nulls().to_list() == model.labels_.tolist()
+
+
+def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):
+    from fastseg import segments
+
+    monkeypatch.setattr(segments, "_CHUNK", 7)  # many chunks, a partial last one
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 2))
+    model = fastseg.KMeans(4, random_state=0).fit(X)
+    before = model.labels_.copy()
+    np.testing.assert_array_equal(
+        segments.label_counts(before, 4), np.bincount(before, minlength=4)
+    )
+    order = segments.order_by_size(model)
+    np.testing.assert_array_equal(order[model.labels_], before)  # the same rows together
+    sizes = segments.label_counts(model.labels_, 4)
+    assert (np.diff(sizes) <= 0).all()  # largest first
+    np.testing.assert_array_equal(model.predict(X), model.labels_)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .fileio import atomic_output
+from .segments import label_counts
 
 FORMAT = "fastseg-model"
 FORMAT_VERSION = 1
@@ -31,11 +32,7 @@ def model_to_dict(model):
             "mean": model.scale_mean_.tolist(),
             "scale": model.scale_std_.tolist(),
         }
-    sizes = (
-        np.bincount(model.labels_, minlength=model.n_clusters)
-        if hasattr(model, "labels_")
-        else None
-    )
+    sizes = label_counts(model.labels_, model.n_clusters) if hasattr(model, "labels_") else None
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -3,6 +3,8 @@
 import numpy as np
 import polars as pl
 
+_CHUNK = 1 << 20  # labels handled at a time: whole-array temporaries would cost 8 bytes a row
+
 
 def order_by_size(model):
     """Renumber the clusters of a fitted model so segment 0 is the largest.
@@ -11,16 +13,26 @@ def order_by_size(model):
     order. Centres and ``labels_`` are permuted in place, so ``predict`` and the model file
     agree with the new numbers. Returns the old cluster index of each new segment.
     """
-    sizes = np.bincount(model.labels_, minlength=model.n_clusters)
+    sizes = label_counts(model.labels_, model.n_clusters)
     order = np.lexsort((np.arange(model.n_clusters), -sizes))
-    new_id = np.empty_like(order)
+    new_id = np.empty(order.size, dtype=model.labels_.dtype)
     new_id[order] = np.arange(order.size)
     model.cluster_centers_ = model.cluster_centers_[order]
-    model.labels_ = new_id[model.labels_].astype(model.labels_.dtype)
+    labels = model.labels_
+    for s in range(0, labels.shape[0], _CHUNK):  # in place: no full-size temporary
+        labels[s : s + _CHUNK] = new_id[labels[s : s + _CHUNK]]
     for state in ("_centers", "_counts"):  # MiniBatchKMeans: so partial_fit keeps the order
         if hasattr(model, state):
             setattr(model, state, getattr(model, state)[order])
     return order
+
+
+def label_counts(labels, k):
+    """Rows per label, counted a chunk at a time (``np.bincount`` would copy all the labels)."""
+    counts = np.zeros(k, dtype=np.int64)
+    for s in range(0, labels.shape[0], _CHUNK):
+        counts += np.bincount(labels[s : s + _CHUNK], minlength=k)
+    return counts
 
 
 def centers_in_original_units(model):
@@ -33,7 +45,7 @@ def centers_in_original_units(model):
 
 def segment_table(model):
     """One row per segment: id, size, share and the centre of every feature in original units."""
-    sizes = np.bincount(model.labels_, minlength=model.n_clusters)
+    sizes = label_counts(model.labels_, model.n_clusters)
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         names = [f"x{j}" for j in range(model.n_features_in_)]
