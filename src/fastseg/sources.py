@@ -2,7 +2,8 @@
 
 A NumPy array is read in place. A polars DataFrame or LazyFrame, a pyarrow Table, and Parquet
 (a path, glob, folder or list of paths) become a polars lazy query projected to the feature
-columns, cast once to float32, and streamed with ``collect_batches`` in bounded batches.
+columns, cast once to float32, and streamed in bounded batches (Parquet files are read a row
+group at a time with pyarrow, frames with polars' ``collect_batches``).
 """
 
 import difflib
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .errors import DataError
 
@@ -53,7 +55,7 @@ class FrameSource:
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, lazy, columns=None, *, missing="error", describe="the data"):
+    def __init__(self, lazy, columns=None, *, missing="error", describe="the data", files=None):
         if missing not in MISSING_POLICIES:
             raise DataError(f"missing={missing!r}: use one of {', '.join(MISSING_POLICIES)}")
         self.describe = describe
@@ -63,6 +65,7 @@ class FrameSource:
         self.n_features = len(self.feature_names)
         self._lazy = lazy.select(pl.col(c).cast(pl.Float32) for c in self.feature_names)
         self._full = lazy
+        self._files = files
         self.n_dropped = 0
 
     def count_rows(self):
@@ -73,10 +76,25 @@ class FrameSource:
     def batches(self, batch_size):
         self.n_dropped = 0
         with _read_errors(self.describe):
-            for frame in self._lazy.collect_batches(chunk_size=batch_size):
+            for frame in self._frames(batch_size):
                 frame = self._handle_nulls(frame)
                 if frame.height:
                     yield frame.to_numpy(order="c")
+
+    def _frames(self, batch_size):
+        """Float32 feature frames: Parquet files through pyarrow, a row group at a time.
+
+        Polars' streaming engine keeps several row groups in flight (about 500 MB more peak
+        RSS on the 10M-row benchmark file); pyarrow's ``iter_batches`` holds one.
+        """
+        if self._files is None:
+            yield from self._lazy.collect_batches(chunk_size=batch_size)
+            return
+        cast = [pl.col(c).cast(pl.Float32) for c in self.feature_names]
+        for path in self._files:
+            reader = pq.ParquetFile(path, pre_buffer=False)
+            for batch in reader.iter_batches(batch_size=batch_size, columns=self.feature_names):
+                yield pl.from_arrow(batch).select(cast)
 
     def lazy_all_columns(self):
         """The whole input, every column, as a lazy query (for writing labels beside it)."""
@@ -122,7 +140,8 @@ def open_parquet(paths, columns=None, *, missing="error"):
             extra_columns="ignore",
             cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
         )
-    return FrameSource(lazy, columns, missing=missing, describe=describe)
+    direct = None if _is_hive(paths) else files  # hive columns come from folder names: polars
+    return FrameSource(lazy, columns, missing=missing, describe=describe, files=direct)
 
 
 def resolve_parquet_paths(paths):
