@@ -134,12 +134,9 @@ def test_minibatch_algorithm(customers, capsys):
 
 def test_spill_to_disk_gives_the_same_segments(customers, tmp_path, capsys):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    assert (
-        run(capsys, "fit", customers, "--k", 4, "--features", FEATURE_ARG, "--model", a, "--quiet")[
-            0
-        ]
-        == 0
-    )
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    fit_ok(capsys, customers, "--k", 4, "--features", FEATURE_ARG, "--model", a, "--quiet")
     fit_ok(
         capsys,
         customers,
@@ -151,10 +148,13 @@ def test_spill_to_disk_gives_the_same_segments(customers, tmp_path, capsys):
         b,
         "--memory-budget",
         "64KB",
+        "--spill-dir",
+        spill,
         "--quiet",
     )
     da, db = json.loads(a.read_text()), json.loads(b.read_text())
     assert da["cluster_centers"] == db["cluster_centers"]
+    assert list(spill.iterdir()) == []  # the spill file went there and left with the process
 
 
 def test_generate(tmp_path, capsys):
@@ -207,6 +207,10 @@ def with_nan(tmp_path):
         (
             ["fit", "{customers}", "--k", "3", "--features", "age", "--memory-budget", "lots"],
             ["not a size"],
+        ),
+        (
+            ["fit", "{customers}", "--k", "3", "--features", "age", "--spill-dir", "{tmp}/no"],
+            ["not a folder this user can write to"],
         ),
         (
             ["predict", "{tmp}/not_json.txt", "{customers}", "--out", "{tmp}/o.parquet"],

@@ -141,6 +141,7 @@ def _estimator(args):
         scale=args.scale,
         missing="drop",
         memory_budget=args.memory_budget,
+        spill_dir=args.spill_dir,
         n_threads=args.threads,
         n_init=args.n_init,
     )
@@ -169,6 +170,12 @@ def _data_arg(paths):
 def _say(args, text):
     if not args.quiet:
         print(text, file=sys.stderr)
+
+
+def writable_folder(text):
+    if not os.path.isdir(text) or not os.access(text, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a folder this user can write to")
+    return text
 
 
 def parse_size(text):
@@ -273,6 +280,12 @@ def build_parser():
         default=None,
         help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk "
         "(default: half of RAM)",
+    )
+    fit.add_argument(
+        "--spill-dir",
+        type=writable_folder,
+        default=None,
+        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
     )
     fit.add_argument("--threads", type=positive_int, default=None, help="threads (default: all)")
     fit.add_argument("--model", help="write the model (JSON) here")
