@@ -357,16 +357,23 @@ def assign_accumulate_bounded(
         wsum = np.zeros((4, k))
         lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
         n_search = 0
-        for i in range(lo, hi):  # branch-free: which rows fail their bounds is unpredictable
-            a = labels[i]
-            if search_all:
-                fail = True
-            else:
-                u = upper[i] + drift[max(a, 0)]
-                bound = max(half_gap[max(a, 0)], lower[i] - drift_max)
-                fail = (bound - u <= BOUND_MARGIN * (bound + u + drift_max)) | (a < 0)
-            search[n_search] = i
-            n_search += fail
+        if search_all:
+            for i in range(lo, hi):
+                search[n_search] = i
+                n_search += 1
+        else:
+            fail = np.empty(hi - lo, np.bool_)
+            for i in range(lo, hi):  # no branch, so LLVM can vectorise the bound test
+                a = max(labels[i], 0)
+                u = upper[i] + drift[a]
+                bound = max(half_gap[a], lower[i] - drift_max)
+                fail[i - lo] = (bound - u <= BOUND_MARGIN * (bound + u + drift_max)) | (
+                    labels[i] < 0
+                )
+            for r in range(hi - lo):
+                if fail[r]:
+                    search[n_search] = lo + r
+                    n_search += 1
         if full:  # every row with its current label; the search below moves those that change
             for i in range(lo, hi):
                 if labels[i] >= 0:
