@@ -374,8 +374,8 @@ def assign_accumulate_bounded(
                 if fail[r]:
                     search[n_search] = lo + r
                     n_search += 1
-        if full:  # every row with its current label; the search below moves those that change
-            for i in range(lo, hi):
+        if full and not search_all:  # every row with its current label; the search below
+            for i in range(lo, hi):  # moves those that change centre
                 if labels[i] >= 0:
                     _add_row(X, i, np.float64(weights[i]), labels[i], sums, wsum, i & 3)
         changed = 0
@@ -392,9 +392,12 @@ def assign_accumulate_bounded(
                 old = labels[i]
                 upper[i] = best[r] - drift[c]
                 lower[i] = runner_up[r] + drift_max
-                if old != c:  # the row leaves its old centre's sums for the new one's
+                if old != c:
                     changed += 1
                     labels[i] = c
+                if full and search_all:  # every row is here: add it where it now belongs
+                    _add_row(X, i, np.float64(weights[i]), c, sums, wsum, r & 3)
+                elif old != c:  # the row leaves its old centre's sums for the new one's
                     w = np.float64(weights[i])
                     _add_row(X, i, w, c, sums, wsum, r & 3)
                     if old >= 0:
