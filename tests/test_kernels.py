@@ -13,7 +13,7 @@ B = config.BLOCK_ROWS
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["c", "readonly"]
 ROWS = [1, 7, B, B + 1, 10_000]
-KD = list(itertools.product((1, 3, 8), (1, 2, 8)))  # (k, d)
+KD = list(itertools.product((1, 3, 5, 8), (1, 2, 5, 8)))  # (k, d): tile padding cases
 
 # Squared distances may be contracted into fused multiply-adds (fastmath "contract"), so they
 # can differ from NumPy's in the last bits; sums in a fixed order agree to rounding.
