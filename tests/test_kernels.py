@@ -400,3 +400,23 @@ def test_random_rows_distinct_and_weighted():
     assert sorted(got[:, 0].tolist()) == [4.0, 10.0, 14.0]  # exactly the weighted rows
     got = initialization.random_rows(X, np.ones(10), 10, np.random.RandomState(0))
     assert len({tuple(r) for r in got}) == 10
+
+
+# ----- standardize_rows ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", ROWS)
+def test_standardize_rows_rounds_as_numpy(dtype, n):
+    rng = np.random.default_rng(n)
+    X = (rng.standard_normal((n, 3)) * [1.0, 1e4, 1e-3] + [5.0, -2e5, 0.0]).astype(dtype)
+    mean = np.array([4.9, -1.9e5, 1e-4], dtype=dtype)
+    std = np.array([1.1, 9e3, 7e-4], dtype=dtype)
+    ref = X.copy()
+    ref -= mean  # the NumPy reference: subtract, then divide, in X's dtype
+    ref /= std
+    X.flags.writeable = False
+    out = np.empty_like(X)
+    kernels.standardize_rows(X, mean, std, out)
+    np.testing.assert_array_equal(out, ref)  # bit for bit
+    inplace = np.array(X)
+    kernels.standardize_rows(inplace, mean, std, inplace)
+    np.testing.assert_array_equal(inplace, ref)

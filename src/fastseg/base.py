@@ -197,7 +197,7 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise DataError("X holds NaN or infinite values; remove or replace them first")
         if self.scale_std_ is None:
             return rows
-        return standardize(rows.copy(), self.scale_mean_, self.scale_std_)
+        return standardize(rows, self.scale_mean_, self.scale_std_, out=np.empty_like(rows))
 
     def _assign_rows(self, rows):
         """Nearest centre and squared distance of every row of one in-memory batch."""

@@ -280,11 +280,14 @@ def _scale_in_place(store, chunk_rows, mean, std):
         standardize(rows, mean, std)
 
 
-def standardize(rows, mean, std):
-    """Standardise rows in place, in their own dtype: the one definition fit and predict share."""
-    rows -= mean.astype(rows.dtype)
-    rows /= std.astype(rows.dtype)
-    return rows
+def standardize(rows, mean, std, out=None):
+    """Standardised rows, in their own dtype (in place unless ``out`` is given).
+
+    The one definition fit and predict share: ``(x - mean) / std`` rounded as NumPy would.
+    """
+    out = rows if out is None else out
+    kernels.standardize_rows(rows, mean.astype(rows.dtype), std.astype(rows.dtype), out)
+    return out
 
 
 class Moments:

@@ -189,6 +189,19 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
         block_stats[b, 1] = changed
 
 
+@njit(parallel=True, cache=True)
+def standardize_rows(X, mean, std, out):
+    """out = (X - mean) / std per column, in X's dtype; no fastmath: rounded as NumPy does.
+
+    One pass over the rows (NumPy's ``-=`` then ``/=`` make two); ``out`` may be X.
+    """
+    n, d = X.shape
+    for b in prange(n_blocks(n)):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            for j in range(d):
+                out[i, j] = (X[i, j] - mean[j]) / std[j]
+
+
 @njit(cache=True)
 def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_sums, stats):
     """Add the first ``n_used`` blocks into the running totals, in block order.
