@@ -326,16 +326,22 @@ def test_interrupted_run_exits_130_and_leaves_no_partial_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_fitted_labels_that_do_not_match_the_input_are_refused(customers, tmp_path):
+def test_labels_from_the_fit_line_up_with_the_input_or_are_refused(customers, tmp_path):
     features = ["age", "income", "tenure_months"]
     model = fastseg.KMeans(3, random_state=0, missing="drop").fit(customers, columns=features)
     out = tmp_path / "labels.parquet"
-    with pytest.raises(DataError, match="changed between the fit"):
-        write_labels(model, customers, out, fitted_labels=model.labels_[:-5])
-    assert not out.exists()
-    write_labels(model, customers, out, fitted_labels=model.labels_)
+    write_labels(model, customers, out, fitted=True)
     segments = pl.read_parquet(out)["segment"]
     assert segments.drop_nulls().to_list() == model.labels_.tolist()
+    raw = pl.read_parquet(customers)
+    dropped = np.flatnonzero(raw.select(pl.any_horizontal(pl.col(features).is_null())).to_series())
+    np.testing.assert_array_equal(model.dropped_rows_, dropped)
+    np.testing.assert_array_equal(np.flatnonzero(segments.is_null().to_numpy()), dropped)
+    out.unlink()
+    model.labels_ = model.labels_[:-5]  # as if the input had changed since the fit
+    with pytest.raises(DataError, match="changed between the fit"):
+        write_labels(model, customers, out, fitted=True)
+    assert not out.exists()
 
 
 def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):

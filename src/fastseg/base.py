@@ -162,6 +162,7 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.scale_mean_ = data.scale_mean
         self.scale_std_ = data.scale_std
         self.n_rows_dropped_ = data.n_dropped
+        self.dropped_rows_ = data.dropped_rows
 
     def _init_centers(self, data, random_state):
         """Initial float64 centres from the init sample (or all rows)."""

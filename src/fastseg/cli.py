@@ -68,7 +68,7 @@ def cmd_fit(args):
         )
     print(format_segment_table(segment_table(estimator)))
     if args.labels:
-        _write_labels(args, estimator, args.labels, fitted_labels=estimator.labels_)
+        _write_labels(args, estimator, args.labels, fitted=True)
     if args.model:  # last: a model on disk means the whole run succeeded
         estimator.save(args.model, overwrite=args.overwrite)
         _say(args, f"model written to {args.model}")
@@ -150,14 +150,14 @@ def _estimator(args):
     return KMeans(**common, max_iter=args.max_iter or 300)
 
 
-def _write_labels(args, model, out, fitted_labels=None):
+def _write_labels(args, model, out, fitted=False):
     written, unlabelled = write_labels(
         model,
         _data_arg(args.data),
         out,
         keep=args.keep,
         overwrite=args.overwrite,
-        fitted_labels=fitted_labels,
+        fitted=fitted,
     )
     note = f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""
     _say(args, f"labels for {written:,} rows written to {out}{note}")

@@ -104,6 +104,7 @@ class Dataset:
     weights: np.ndarray | None  # float64 (n,) or None for unit weights
     feature_names: list | None
     n_dropped: int
+    dropped_rows: np.ndarray  # positions of the dropped rows in the input, in order
     mean: np.ndarray  # weighted mean of each feature, original units
     var: np.ndarray  # weighted variance of each feature, original units
     scale_mean: np.ndarray | None = None  # scaling applied to the stored rows
@@ -219,6 +220,7 @@ def load_dataset(
         weights=weights,
         feature_names=source.feature_names,
         n_dropped=source.n_dropped,
+        dropped_rows=source.dropped_rows,
         mean=moments.mean,
         var=moments.var,
         chunk_rows=batch_size,

@@ -51,6 +51,8 @@ class KMeans(BaseKMeans):
         as scikit-learn. ``cluster_centers_`` are in the scaled space when ``scale`` is set.
     scale_mean_, scale_std_ : scaling applied before clustering, or None.
     n_rows_dropped_ : rows dropped for missing values.
+    dropped_rows_ : their positions in the input (int64, in order); ``labels_`` are the labels
+        of the other rows, in order.
     timings_ : dict
         Seconds the last fit spent decoding the input ("decode": reading, checks, moments,
         sample, caching), choosing initial centres ("init") and iterating ("iterations").

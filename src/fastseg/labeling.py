@@ -16,16 +16,14 @@ SEGMENT = "segment"
 CHANGED = "the input changed between the fit and the labelling: run again"
 
 
-def write_labels(
-    model, data, out, *, keep=None, overwrite=False, batch_size=None, fitted_labels=None
-):
+def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=None, fitted=False):
     """Write every input row (or the ``keep`` columns) plus its segment to ``out``.
 
     Rows with a missing feature value get a null segment and are counted, never dropped, so
-    the output lines up with the input. ``fitted_labels`` (the model's ``labels_`` from a fit
-    on this same input) spares the second reading of the features and the nearest-centre
-    search: they are the labels of the rows without missing values, in order. Returns (rows
-    written, rows left unlabelled).
+    the output lines up with the input. ``fitted=True`` says the model was just fitted on this
+    same input: its ``labels_`` (the rows without missing values, in order) and
+    ``dropped_rows_`` are written as they are, so only the output columns are read again and
+    nothing is searched. Returns (rows written, rows left unlabelled).
     """
     names = getattr(model, "feature_names_in_", None)
     if names is None:
@@ -36,10 +34,9 @@ def write_labels(
     source, columns = check_labels_request(data, list(names), keep)
     lazy = source.lazy_all_columns()
     total = source.count_rows()
-    if fitted_labels is None:
-        features = [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
-    else:
-        features = [pl.any_horizontal([pl.col(c).is_null() for c in names]).alias("__missing")]
+    features = (
+        [] if fitted else [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
+    )
     query = lazy.select([pl.col(c) for c in columns] + features)
     written = unlabelled = used = 0
     batch_size = batch_size or config.batch_size
@@ -48,14 +45,13 @@ def write_labels(
         try:
             with _read_errors(source.describe):
                 for frame in query.collect_batches(chunk_size=batch_size):
-                    if fitted_labels is None:
-                        segment, missing = _segments(
-                            model, frame.select(frame.columns[-len(names) :])
-                        )
-                    else:
-                        missing = frame["__missing"].to_numpy()
-                        segment = _spread(fitted_labels[used:], missing)
+                    if fitted:
+                        missing = _dropped_in(model.dropped_rows_, written, frame.height)
+                        segment = _spread(model.labels_[used:], missing)
                         used += frame.height - int(missing.sum())
+                    else:
+                        features = frame.select(frame.columns[-len(names) :])
+                        segment, missing = _segments(model, features)
                     table = frame.select(columns).to_arrow()
                     table = table.append_column(SEGMENT, pa.array(segment, mask=missing))
                     if writer is None:
@@ -69,7 +65,7 @@ def write_labels(
                 writer.close()
         if writer is None:
             raise DataError("the input has no rows to label")
-        if fitted_labels is not None and used != len(fitted_labels):
+        if fitted and used != len(model.labels_):
             raise DataError(CHANGED)
     return written, unlabelled
 
@@ -86,6 +82,14 @@ def check_labels_request(data, names, keep=None):
     if SEGMENT in columns:
         raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
     return source, columns
+
+
+def _dropped_in(dropped_rows, start, height):
+    """Mask of the rows ``start .. start + height`` of the input that the fit dropped."""
+    lo, hi = np.searchsorted(dropped_rows, [start, start + height])
+    missing = np.zeros(height, dtype=bool)
+    missing[dropped_rows[lo:hi] - start] = True
+    return missing
 
 
 def _spread(labels, missing):

@@ -41,6 +41,7 @@ class ArraySource:
         self.n_features = X.shape[1]
         self.feature_names = None
         self.n_dropped = 0
+        self.dropped_rows = np.empty(0, dtype=np.int64)
 
     def count_rows(self):
         return self.X.shape[0]
@@ -67,14 +68,22 @@ class FrameSource:
         self._full = lazy
         self._files = files
         self.n_dropped = 0
+        self._seen = 0
+        self._dropped = []
 
     def count_rows(self):
         """Rows in the input before any are dropped (Parquet answers from its metadata)."""
         with _read_errors(self.describe):
             return int(self._full.select(pl.len()).collect().item())
 
+    @property
+    def dropped_rows(self):
+        """Positions, in input order, of the rows dropped for missing values."""
+        return np.concatenate([np.empty(0, dtype=np.int64), *self._dropped])
+
     def batches(self, batch_size):
-        self.n_dropped = 0
+        self.n_dropped = self._seen = 0
+        self._dropped = []
         with _read_errors(self.describe):
             for frame in self._frames(batch_size):
                 frame = self._handle_nulls(frame)
@@ -101,11 +110,15 @@ class FrameSource:
         return self._full
 
     def _handle_nulls(self, frame):
+        first = self._seen
+        self._seen += frame.height
         nulls = frame.null_count().row(0)
         if not any(nulls):
             return frame
         if self.missing == "drop":
-            kept = frame.drop_nulls()
+            missing = frame.select(pl.any_horizontal(pl.all().is_null())).to_series()
+            self._dropped.append(first + np.flatnonzero(missing.to_numpy()))
+            kept = frame.filter(~missing)
             self.n_dropped += frame.height - kept.height
             return kept
         column = self.feature_names[next(i for i, n in enumerate(nulls) if n)]
