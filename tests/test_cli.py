@@ -360,3 +360,16 @@ def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):
     sizes = segments.label_counts(model.labels_, 4)
     assert (np.diff(sizes) <= 0).all()  # largest first
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_labels_file_dictionary_encodes_segments_and_text_not_ids(customers, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "labels.parquet"
+    fit_ok(capsys, customers, "--k", 3, "--features", "age,income", "--labels", out, "--quiet")
+    meta = pq.ParquetFile(out).metadata.row_group(0)
+    columns = [meta.column(i) for i in range(meta.num_columns)]
+    encodings = {c.path_in_schema: c.encodings for c in columns}
+    assert "RLE_DICTIONARY" in encodings["segment"] and "RLE_DICTIONARY" in encodings["region"]
+    assert "RLE_DICTIONARY" not in encodings["customer_id"]
+    assert "RLE_DICTIONARY" not in encodings["income"]
