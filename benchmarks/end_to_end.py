@@ -159,10 +159,14 @@ def parent_peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
-def run_measured(cmd, timeout, env=None):
-    """Run ``cmd`` to completion: wall seconds, peak RSS (MB, os.wait4), exit code, output."""
+def run_measured(cmd, timeout, env=None, watch=None):
+    """Run ``cmd`` to completion: wall seconds, peak RSS (MB, os.wait4), exit code, output.
+
+    ``watch(pid, own_files, stop)``, if given, runs in a thread while the child runs (until the
+    ``stop`` event is set); ``own_files`` are the (st_dev, st_ino) of the child's output files.
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        killed = threading.Event()
+        killed, stop = threading.Event(), threading.Event()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
 
@@ -172,6 +176,10 @@ def run_measured(cmd, timeout, env=None):
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        own = {(s.st_dev, s.st_ino) for s in map(os.fstat, (out.fileno(), err.fileno()))}
+        watcher = threading.Thread(target=watch, args=(proc.pid, own, stop)) if watch else None
+        if watcher:
+            watcher.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:  # Ctrl-C: leave no child behind
@@ -179,7 +187,10 @@ def run_measured(cmd, timeout, env=None):
             proc.wait()
             raise
         finally:
+            stop.set()
             timer.cancel()
+            if watcher:
+                watcher.join()
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

@@ -50,11 +50,8 @@ import json
 import os
 import re
 import stat
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -65,6 +62,7 @@ from end_to_end import (  # benchmarks/end_to_end.py, next to this file; standar
     customers,
     parent_peak_mb,
     run_json,
+    run_measured,
     warm_page_cache,
 )
 
@@ -154,41 +152,14 @@ def largest_unnamed_file(pid, folder, skip=()):
 
 def run_watched(cmd, timeout, env, spill_dir):
     """``end_to_end.run_measured`` that also records the largest spill file the child opened."""
-    folder = os.path.realpath(spill_dir)
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        killed, done, seen = threading.Event(), threading.Event(), [0]
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+    folder, seen = os.path.realpath(spill_dir), [0]
 
-        def kill():
-            killed.set()
-            proc.kill()
+    def watch(pid, own, stop):
+        while not stop.wait(WATCH_SECONDS):
+            seen[0] = max(seen[0], largest_unnamed_file(pid, folder, own))
 
-        def watch():
-            own = {(s.st_dev, s.st_ino) for s in map(os.fstat, (out.fileno(), err.fileno()))}
-            while not done.wait(WATCH_SECONDS):
-                seen[0] = max(seen[0], largest_unnamed_file(proc.pid, folder, own))
-
-        timer, watcher = threading.Timer(timeout, kill), threading.Thread(target=watch)
-        timer.start()
-        watcher.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:  # Ctrl-C: leave no child behind
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            done.set()
-            timer.cancel()
-            watcher.join()
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 2**10,
-                "returncode": proc.returncode, "timed_out": killed.is_set(),
-                "spill_file_mb": seen[0] / 2**20, "stdout": out.read(), "stderr": err.read()}
+    res = run_measured(cmd, timeout, env, watch=watch)
+    return {**res, "spill_file_mb": seen[0] / 2**20}
 
 
 def worker_cmd(name, *extra):

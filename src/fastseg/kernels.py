@@ -25,19 +25,24 @@ def n_blocks(n_rows):
 BOUND_MARGIN = 1e-6
 
 
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _sq_dist(X, i, point):
+    """Squared distance from row i of X to ``point``, in float64 (direct differences)."""
+    s = 0.0
+    for j in range(X.shape[1]):
+        diff = np.float64(X[i, j]) - point[j]
+        s += diff * diff
+    return s
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def labelled_inertia(X, weights, centers, labels, block_inertia):
     """Weighted squared distance of the rows to their labelled centres, per block (OUT)."""
-    n, d = X.shape
+    n = X.shape[0]
     for b in prange(n_blocks(n)):
         total = 0.0
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            c = labels[i]
-            s = 0.0
-            for j in range(d):
-                diff = np.float64(X[i, j]) - centers[c, j]
-                s += diff * diff
-            total += np.float64(weights[i]) * s
+            total += np.float64(weights[i]) * _sq_dist(X, i, centers[labels[i]])
         block_inertia[b] = total
 
 
@@ -239,43 +244,30 @@ def assign(X, centers, labels, min_dist):
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def distances_to_labels(X, centers, labels, out):
     """Squared distance of every row to the centre it is labelled with (out OUT)."""
-    n, d = X.shape
+    n = X.shape[0]
     for b in prange(n_blocks(n)):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            c = labels[i]
-            s = 0.0
-            for j in range(d):
-                diff = np.float64(X[i, j]) - centers[c, j]
-                s += diff * diff
-            out[i] = s
+            out[i] = _sq_dist(X, i, centers[labels[i]])
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def all_distances(X, centers, out):
     """Euclidean distance of every row to every centre (out (n, k) OUT)."""
-    n, d = X.shape
+    n = X.shape[0]
     k = centers.shape[0]
     for b in prange(n_blocks(n)):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             for c in range(k):
-                s = 0.0
-                for j in range(d):
-                    diff = np.float64(X[i, j]) - centers[c, j]
-                    s += diff * diff
-                out[i, c] = np.sqrt(s)
+                out[i, c] = np.sqrt(_sq_dist(X, i, centers[c]))
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def min_sq_dist_update(X, point, closest, out):
     """k-means++ D² step: out[i] = min(closest[i], |X[i] - point|²) (out OUT, float64)."""
-    n, d = X.shape
+    n = X.shape[0]
     for b in prange(n_blocks(n)):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            s = 0.0
-            for j in range(d):
-                diff = np.float64(X[i, j]) - point[j]
-                s += diff * diff
-            out[i] = min(closest[i], s)
+            out[i] = min(closest[i], _sq_dist(X, i, point))
 
 
 @njit(cache=True)
