@@ -181,18 +181,26 @@ def worker(args):
 
 
 # ----- parent: data, runs, report ----------------------------------------------------------
-def features(rows, data_dir):
-    """Standardised float32 FEATURES of ``rows`` synthetic customers (null rows dropped)."""
-    import polars as pl
-
-    from fastseg.generate import FEATURES, write_customers
+def customers_path(rows, data_dir):
+    """The cached synthetic customers file for ``rows`` (``write_customers``, seed 0)."""
+    from fastseg.generate import write_customers
 
     path = data_dir / f"customers_{rows}.parquet"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         print(f"writing {path} ...", flush=True)
         write_customers(path, rows, seed=SEED)
-    X = pl.scan_parquet(path).select(FEATURES).drop_nulls().collect().to_numpy()
+    return path
+
+
+def features(rows, data_dir):
+    """Standardised float32 FEATURES of ``rows`` synthetic customers (null rows dropped)."""
+    import polars as pl
+
+    from fastseg.generate import FEATURES
+
+    query = pl.scan_parquet(customers_path(rows, data_dir)).select(FEATURES).drop_nulls()
+    X = query.collect().to_numpy()
     mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
     return np.ascontiguousarray((X - mean) / std, dtype=np.float32)
 

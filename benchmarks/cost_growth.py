@@ -40,7 +40,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from compare import int_list, machine_info, peak_rss_mb, proc_status_mb, reset_peak_rss
+from compare import (
+    customers_path,
+    int_list,
+    machine_info,
+    peak_rss_mb,
+    proc_status_mb,
+    reset_peak_rss,
+)
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
@@ -90,13 +97,7 @@ def worker(args):
 # ----- parent: data, runs, report ----------------------------------------------------------
 def customers_file(rows, data_dir):
     """The cached synthetic customers file for ``rows`` (written if missing), in page cache."""
-    from fastseg.generate import write_customers
-
-    path = data_dir / f"customers_{rows}.parquet"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        print(f"writing {path} ...", flush=True)
-        write_customers(path, rows, seed=SEED)
+    path = customers_path(rows, data_dir)
     with open(path, "rb") as f:  # one read, so no run pays for the first disk read
         while f.read(1 << 24):
             pass
