@@ -122,9 +122,9 @@ class Bounds:
     """Hamerly's per-row distance bounds, which let most rows skip the nearest-centre search.
 
     Costs 8 bytes a row in RAM (float32: ``kernels.BOUND_MARGIN`` covers the rounding); every
-    row starts unbounded (label -1 forces a search). The
-    stored values are anchored to the centres' cumulative moves (``drift``), so that a pass
-    writes only the rows it searched; ``upper_bounds``/``lower_bounds`` give the actual bounds.
+    row starts unbounded (label -1 forces a search). The stored values are anchored to the
+    centres' cumulative moves (``drift``), so that a pass writes only the rows it searched;
+    ``upper_bounds``/``lower_bounds`` give the actual bounds.
     """
 
     def __init__(self, n_rows, n_clusters):

@@ -28,10 +28,9 @@ def anonymous_array(shape, dtype):
     memory on the first touch of each page (THP "madvise" mode, as on the test machine), filling
     a few hundred MB took 3-5x longer than in plain pages. The map is freed with the array.
     """
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return np.frombuffer(
-        mmap.mmap(-1, max(size, 1)), dtype=dtype, count=int(np.prod(shape))
-    ).reshape(shape)
+    count = int(np.prod(shape))
+    memory = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
 
 
 class RowStore:
