@@ -6,6 +6,9 @@ import os
 # "reassoc" lets LLVM vectorise the distance sums (2x here); the order it picks is fixed at compile
 # time and the same for every block, so results still do not depend on threads or batch size.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# The same without "reassoc", for sums whose order must not depend on how LLVM compiled the loop
+# (a reordered inertia sum once differed in its last bits between two otherwise equal fits).
+FASTMATH_ORDERED = FASTMATH - {"reassoc"}
 
 # Rows per reduction block. Partial sums are kept per block of this many rows, at fixed positions
 # in the data, and reduced in block order: the result does not depend on threads or batch size.

@@ -12,7 +12,7 @@ the answer is the same whatever the number of threads.
 import numpy as np
 from numba import njit, prange
 
-from .config import BLOCK_ROWS, FASTMATH, TILE_ROWS
+from .config import BLOCK_ROWS, FASTMATH, FASTMATH_ORDERED, TILE_ROWS
 
 
 @njit(cache=True)
@@ -35,9 +35,13 @@ def _sq_dist(X, i, point):
     return s
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=True)
 def labelled_inertia(X, weights, centers, labels, block_inertia):
-    """Weighted squared distance of the rows to their labelled centres, per block (OUT)."""
+    """Weighted squared distance of the rows to their labelled centres, per block (OUT).
+
+    Summed row after row (no "reassoc"): the inertia is part of the model file, which must
+    be the same whatever the batch size.
+    """
     n = X.shape[0]
     for b in prange(n_blocks(n)):
         total = 0.0
