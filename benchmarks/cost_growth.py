@@ -17,14 +17,15 @@ scale="standard", missing="drop", n_threads=T)`` on the Parquet path with ``colu
 reading and decoding the Parquet file is part of the measured cost. One untimed warm-up fit on a
 20k-row array comes first (Numba JIT / cache load is never timed), then the peak RSS is reset
 and one fit is timed. The worker prints one JSON line: the wall seconds of ``fit``, the
-estimator's ``timings_`` ("decode": read, decode, checks, moments, sample, cache; "init":
-k-means++; "iterations": Lloyd), ``n_iter_``, the peak RSS during the fit (VmHWM) and the RSS
-just before it. ``POLARS_MAX_THREADS=T`` is set for the worker, since ``n_threads`` sets Numba's
-pool only. With ``--repeat R`` each point runs in R fresh processes and the fastest is kept.
+estimator's ``timings_`` ("read": decode Parquet, checks, moments, cache the rows;
+"preprocess": standardise, draw the init sample; "init": k-means++; "iterations": Lloyd),
+``n_iter_``, the peak RSS during the fit (VmHWM) and the RSS just before it.
+``POLARS_MAX_THREADS=T`` is set for the worker, since ``n_threads`` sets Numba's pool only.
+With ``--repeat R`` each point runs in R fresh processes and the fastest is kept.
 
 Prints one Markdown table and one linearity line per grid, writes the results with machine
 information to ``OUT/cost_growth-YYYYmmdd-HHMMSS.json`` and draws ``--plot`` (matplotlib, Agg):
-seconds per phase as stacked areas ("other" = total minus the three phases: validation and
+seconds per phase as stacked areas ("other" = total minus the four phases: validation and
 set-up), with the peak RSS on a second axis, against rows and against k. matplotlib is needed
 for the plot only (``pip install -e ".[bench]"``).
 """
@@ -52,9 +53,9 @@ from compare import (
 HERE = Path(__file__).resolve().parent
 SEED = 0
 WARMUP_ROWS = 20_000
-PHASES = ("decode", "init", "iterations")
-COLOURS = {"decode": "#4c72b0", "init": "#dd8452", "iterations": "#55a868",
-           "other": "#b0b0b0", "rss": "#c44e52"}
+PHASES = ("read", "preprocess", "init", "iterations")
+COLOURS = {"read": "#4c72b0", "preprocess": "#8172b3", "init": "#dd8452",
+           "iterations": "#55a868", "other": "#b0b0b0", "rss": "#c44e52"}
 
 
 # ----- worker: one fit in its own process --------------------------------------------------
@@ -153,16 +154,17 @@ def derived(r):
 
 def table(results, key):
     """Markdown table of one grid; ``key`` ("rows" or "k") is the first column."""
-    lines = [f"| {key} | total s | decode s | init s | iterations s | n_iter | s / iteration "
-             "| ns / row / iteration | peak RSS MB | RSS before MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| {key} | total s | read s | preprocess s | init s | iterations s | n_iter "
+             "| s / iteration | ns / row / iteration | peak RSS MB | RSS before MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r[key]:,} | failed: {r['error']} | | | | | | | | |")
+            lines.append(f"| {r[key]:,} | failed: {r['error']} | | | | | | | | | |")
             continue
         t = r["timings"]
         per_iter, ns = derived(r)
-        lines.append(f"| {r[key]:,} | {r['seconds']:.3f} | {t['decode']:.3f} | {t['init']:.3f} "
+        lines.append(f"| {r[key]:,} | {r['seconds']:.3f} | {t['read']:.3f} "
+                     f"| {t['preprocess']:.3f} | {t['init']:.3f} "
                      f"| {t['iterations']:.3f} | {r['n_iter']} | {per_iter:.3g} | {ns:.2f} "
                      f"| {r['peak_rss_mb']:,.0f} | {r['rss_before_fit_mb']:,.0f} |")
     return "\n".join(lines)
@@ -196,7 +198,8 @@ def plot(rows_results, k_results, args, info, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.8), layout="constrained")
     threads = f"{args.threads} thread{'s' if args.threads > 1 else ''}"
-    labels = {"decode": "decode (read Parquet, checks, moments, sample, cache)",
+    labels = {"read": "read (decode Parquet, checks, moments, cache rows)",
+              "preprocess": "preprocess (standardise, draw init sample)",
               "init": "init (k-means++)", "iterations": f"iterations ({args.iters} max)",
               "other": "other (validation, set-up)"}
     panels = [
@@ -294,9 +297,9 @@ def main(argv=None):
         print(f"\n### fit cost vs {key} ({title}, {args.threads} threads)\n")
         print(table(results, key))
         print("\n" + linearity(results, key), flush=True)
-    print("\ntotal = wall time of fit(); decode = read Parquet, decode, checks, moments, sample, "
-          "cache; peak RSS = the worker's VmHWM during the fit (libraries included); "
-          "RSS before = after imports and the warm-up fit")
+    print("\ntotal = wall time of fit(); read = decode Parquet, checks, moments, cache the rows; "
+          "preprocess = standardise, draw the init sample; peak RSS = the worker's VmHWM during "
+          "the fit (libraries included); RSS before = after imports and the warm-up fit")
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"cost_growth-{stamp:%Y%m%d-%H%M%S}.json"

@@ -140,8 +140,8 @@ class BaseKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         source = self._source(X, columns, reset=True)
         self.timings_ = {}
         with thread_limit(self.n_threads):
-            with self._timed("decode"):
-                data = self._load(source, sample_weight, random_state, self._sample_size())
+            data = self._load(source, sample_weight, random_state, self._sample_size())
+            self.timings_.update(data.timings)
             self._remember_input(data)
             try:
                 yield data, random_state

@@ -9,6 +9,7 @@ is created, so it disappears with the process however the process ends.
 
 import mmap
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,6 +112,7 @@ class Dataset:
     sample: np.ndarray | None = None  # uniform sample of stored rows (init), or None = all
     sample_weights: np.ndarray | None = None
     chunk_rows: int = config.BLOCK_ROWS
+    timings: dict = field(default_factory=dict)  # seconds: "read", "preprocess"
     _ones: np.ndarray = field(default=None, repr=False)
 
     @property
@@ -195,6 +197,7 @@ def load_dataset(
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
     moments = Moments(source.n_features)
+    start = time.perf_counter()
     try:
         row = 0
         for batch in rebatch(source.batches(batch_size), batch_size):
@@ -224,6 +227,7 @@ def load_dataset(
         var=moments.var,
         chunk_rows=batch_size,
     )
+    read_done = time.perf_counter()
     if scale == "standard":
         std = np.sqrt(moments.var)
         std[std == 0] = 1.0  # a constant column stays constant, as in scikit-learn
@@ -231,6 +235,7 @@ def load_dataset(
         _scale_in_place(store, batch_size, moments.mean, std)
     if sample_size is not None and (data.n_rows > sample_size or not store.in_memory):
         data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
+    data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
     return data
 
 

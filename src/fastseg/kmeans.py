@@ -54,8 +54,9 @@ class KMeans(BaseKMeans):
     dropped_rows_ : their positions in the input (int64, in order); ``labels_`` are the labels
         of the other rows, in order.
     timings_ : dict
-        Seconds the last fit spent decoding the input ("decode": reading, checks, moments,
-        sample, caching), choosing initial centres ("init") and iterating ("iterations").
+        Seconds the last fit spent reading the input ("read": decoding, checks, moments,
+        caching the rows), preparing it ("preprocess": scaling, drawing the init sample),
+        choosing initial centres ("init") and iterating ("iterations").
     """
 
     _parameter_constraints = {

@@ -26,8 +26,8 @@ class MiniBatchKMeans(BaseKMeans):
 
     Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
     ``n_threads``, ``scale``, ``missing`` and ``spill_dir`` as in :class:`fastseg.KMeans`.
-    ``timings_`` gives the seconds of the last fit per phase: "decode", "init", "iterations"
-    (the mini-batch steps) and "labels" (the final pass labelling every row).
+    ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
+    "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
     """
 
     _parameter_constraints = {
