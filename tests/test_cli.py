@@ -14,6 +14,7 @@ from fastseg.cli import main
 from fastseg.errors import DataError
 from fastseg.generate import FEATURES, write_customers
 from fastseg.labeling import write_labels
+from fastseg.segments import order_by_size
 
 FEATURE_ARG = ",".join(FEATURES)
 
@@ -113,6 +114,45 @@ def test_predict_matches_fit_labels(customers, tmp_path, capsys):
     raw = pl.read_parquet(customers).drop_nulls(["age", "income", "tenure_months"])
     expect = model.predict(raw.select("age", "income", "tenure_months"))
     assert b["segment"].drop_nulls().to_list() == expect.tolist()
+
+
+@pytest.mark.parametrize(
+    "algorithm, estimator",
+    [("lloyd", "KMeans"), ("minibatch", "MiniBatchKMeans")],
+)
+def test_cli_model_equals_the_estimators(customers, tmp_path, capsys, algorithm, estimator):
+    """The CLI fits with the engines; the library's estimators must write the same file."""
+    cli_path, lib_path = tmp_path / "cli.json", tmp_path / "lib.json"
+    fit_ok(capsys, customers, "--k", 3, "--features", FEATURE_ARG, "--algorithm", algorithm,
+           "--seed", 5, "--model", cli_path, "--quiet")
+    model = getattr(fastseg, estimator)(
+        n_clusters=3,
+        random_state=5,
+        scale="standard",
+        missing="drop",
+        **({"max_iter": 100, "batch_size": 1024} if algorithm == "minibatch" else {}),
+    )
+    model.fit(customers, columns=list(FEATURES))
+    order_by_size(model)
+    model.save(lib_path)
+    assert cli_path.read_text() == lib_path.read_text()
+
+
+def test_cli_never_imports_scikit_learn(customers, tmp_path):
+    """Importing scikit-learn costs about a second and 100 MB: fit and predict do without."""
+    model, out = tmp_path / "m.json", tmp_path / "o.parquet"
+    script = f"""
+import sys
+from fastseg.cli import main
+assert main(["fit", {str(customers)!r}, "--k", "3", "--features", "age,income",
+             "--model", {str(model)!r}, "--quiet"]) == 0
+assert main(["predict", {str(model)!r}, {str(customers)!r}, "--out", {str(out)!r},
+             "--quiet"]) == 0
+print(sorted(m for m in sys.modules if m.split(".")[0] == "sklearn"))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_minibatch_algorithm(customers, capsys):

@@ -10,6 +10,7 @@ import pytest
 import fastseg
 from fastseg import config
 from fastseg.cli import main
+from fastseg.modelfile import load_engine
 from fastseg.segments import order_by_size
 
 
@@ -50,17 +51,20 @@ def test_predict_with_a_model_fitted_on_an_array(tmp_path, frame, capsys):
         (lambda d: d["cluster_centers"][0].__setitem__(0, None), "non-finite"),
         (lambda d: d.update(feature_names=["a"]), "feature_names"),
         (lambda d: d["params"].update(n_clusters="x"), "n_clusters"),
+        (lambda d: d["params"].update(n_clusters=0), "n_clusters"),
+        (lambda d: d["params"].update(batch_size=True), "batch_size"),
         (lambda d: d.update(dtype="int8"), "dtype"),
     ],
 )
-def test_damaged_model_files_are_refused(tmp_path, frame, edit, needle):
+@pytest.mark.parametrize("loader", [fastseg.load, load_engine], ids=["estimator", "engine"])
+def test_damaged_model_files_are_refused(tmp_path, frame, edit, needle, loader):
     path = tmp_path / "m.json"
     fastseg.KMeans(2, scale="standard", random_state=0).fit(frame).save(path)
     doc = json.loads(path.read_text())
     edit(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(fastseg.ModelFileError, match=needle):
-        fastseg.load(path)
+        loader(path)
 
 
 def test_glob_over_files_with_widened_types_and_extra_columns(tmp_path, frame):

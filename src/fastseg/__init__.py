@@ -1,10 +1,9 @@
 """fastseg: out-of-core customer segmentation with Polars-streamed Parquet and Numba k-means."""
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import DataError, FastsegError, ModelFileError
-from .kmeans import KMeans
-from .minibatch import MiniBatchKMeans
 from .modelfile import load
 
 try:
@@ -21,3 +20,16 @@ __all__ = [
     "ModelFileError",
     "__version__",
 ]
+
+# The estimators import scikit-learn (about a second); the CLI never needs them.
+_ESTIMATORS = ("KMeans", "MiniBatchKMeans")
+
+
+def __getattr__(name):
+    if name in _ESTIMATORS:
+        return getattr(import_module(".estimators", __name__), name)
+    raise AttributeError(f"module 'fastseg' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_ESTIMATORS})

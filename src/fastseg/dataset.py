@@ -154,6 +154,10 @@ class Dataset:
         w = self.weights if self.weights is not None else np.ones(self.n_rows)
         return self.store.array(), w
 
+    def release_sample(self):
+        """Free the init sample once every start is chosen (32 MB at the default size)."""
+        self.sample = self.sample_weights = None
+
     def close(self):
         self.store.close()
 

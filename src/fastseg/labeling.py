@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import config
-from .base import thread_limit
+from .engine import thread_limit
 from .errors import DataError
 from .fileio import atomic_output
 from .progress import report

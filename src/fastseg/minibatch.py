@@ -1,42 +1,27 @@
 """Mini-batch k-means: centres move a little per batch, so a few passes over huge data suffice."""
 
-from numbers import Integral, Real
-
 import numpy as np
-from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_random_state
 
 from . import kernels
 from .accumulate import Accumulator
-from .base import BaseKMeans, thread_limit
+from .engine import Engine, random_stream, thread_limit
 from .errors import DataError
 from .progress import report
 
 CHUNK_ROWS = 1 << 18  # rows per chunk that mini-batches are drawn from
 
 
-class MiniBatchKMeans(BaseKMeans):
-    """Mini-batch k-means (Sculley 2010) as scikit-learn runs it, on data of any size.
+class MiniBatchEngine(Engine):
+    """Mini-batch k-means without scikit-learn (what ``fastseg.MiniBatchKMeans`` and the CLI run).
 
-    Rows are decoded once (RAM or spill file, as ``KMeans``). Each epoch visits the streamed
-    chunks in random order and each chunk's rows in random order, ``batch_size`` at a time; every
+    Rows are decoded once (RAM or spill file, as Lloyd). Each epoch visits the streamed chunks
+    in random order and each chunk's rows in random order, ``batch_size`` at a time; every
     centre moves towards its batch mean with a learning rate of batch weight / total weight seen.
     Starving centres (weight below ``reassignment_ratio`` × the largest) jump to random batch
     rows; fitting stops early when the smoothed batch inertia stops improving.
-
-    Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
-    ``n_threads``, ``scale``, ``missing`` and ``spill_dir`` as in :class:`fastseg.KMeans`.
-    ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
-    "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
     """
 
-    _parameter_constraints = {
-        **BaseKMeans._parameter_constraints,
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "compute_labels": ["boolean"],
-        "max_no_improvement": [Interval(Integral, 0, None, closed="left"), None],
-        "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
-    }
+    estimator_name = "MiniBatchKMeans"
 
     def __init__(
         self,
@@ -113,7 +98,7 @@ class MiniBatchKMeans(BaseKMeans):
                     "scale the data first, or use fit"
                 )
         if not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
+            self._random_state = random_stream(self.random_state)
         source = self._source(X, columns, reset=first)
         with thread_limit(self.n_threads):
             # A partial_fit batch is in memory by definition: no spilling, any size >= 1.

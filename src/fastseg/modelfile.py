@@ -37,7 +37,7 @@ def model_to_dict(model):
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "fastseg_version": __version__,
-        "estimator": type(model).__name__,
+        "estimator": model.estimator_name,
         "params": params,
         "n_features_in": int(model.n_features_in_),
         "feature_names": None if names is None else [str(n) for n in names],
@@ -68,9 +68,20 @@ def save_model(model, path, *, overwrite=True):
 
 def load(path):
     """Read a model file written by ``model.save(path)``; returns a fitted estimator."""
-    from .kmeans import KMeans
-    from .minibatch import MiniBatchKMeans
+    from .estimators import KMeans, MiniBatchKMeans
 
+    return _load_as(path, {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans})
+
+
+def load_engine(path):
+    """Read a model file into the engine that predicts with it, without scikit-learn (CLI)."""
+    from .lloyd import LloydEngine
+    from .minibatch import MiniBatchEngine
+
+    return _load_as(path, {"KMeans": LloydEngine, "MiniBatchKMeans": MiniBatchEngine})
+
+
+def _load_as(path, classes):
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -86,7 +97,6 @@ def load(path):
             f"{doc.get('fastseg_version')}); this fastseg reads version {FORMAT_VERSION}: "
             "refit the model or use the matching fastseg"
         )
-    classes = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
     try:
         model = classes[doc["estimator"]](**doc["params"])
         model._validate_params()
@@ -99,6 +109,11 @@ def load(path):
 
 def _restore_fitted_state(model, doc):
     """Set the fitted attributes from the file, checking every one (predict trusts them)."""
+    # The engines skip scikit-learn's parameter checks: check those that predict uses.
+    if not _positive_int(model.n_clusters):
+        raise ValueError(f"n_clusters must be a positive whole number, not {model.n_clusters!r}")
+    if model.batch_size is not None and not _positive_int(model.batch_size):
+        raise ValueError(f"batch_size must be a positive whole number, not {model.batch_size!r}")
     d = int(doc["n_features_in"])
     if doc["dtype"] not in ("float32", "float64"):
         raise ValueError(f"dtype {doc['dtype']!r} is not float32 or float64")
@@ -128,6 +143,10 @@ def _restore_fitted_state(model, doc):
             setattr(model, attr + "_", metrics[attr])
     model.n_rows_dropped_ = int(metrics["n_rows_dropped"])
     model._n_features_out = model.n_clusters
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _finite_array(values, what):

@@ -1,70 +1,19 @@
 """Lloyd's k-means over data decoded once: in RAM, or streamed back from a spill file."""
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions
 
 from . import config, kernels
 from .accumulate import Accumulator, Bounds
-from .base import BaseKMeans
 from .dataset import anonymous_array
+from .engine import Engine
 from .progress import report
 
 
-class KMeans(BaseKMeans):
-    """Exact Lloyd k-means, scikit-learn compatible, on arrays, frames or Parquet bigger than RAM.
+class LloydEngine(Engine):
+    """Exact Lloyd k-means without scikit-learn (what ``fastseg.KMeans`` and the CLI run)."""
 
-    Parameters
-    ----------
-    n_clusters : int, default=8
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
-        Greedy k-means++ as in scikit-learn. On data larger than ``init_size`` rows it runs on a
-        uniform sample drawn during the decode pass.
-    n_init : int, default=1
-        Runs with different initial centres; the lowest inertia wins.
-    max_iter, tol : as scikit-learn (``tol`` is relative to the mean feature variance).
-    random_state : int, RandomState or None
-    batch_size : int, optional
-        Rows per streamed batch (default ``config.batch_size``); bounds working memory.
-    memory_budget : int, optional
-        Bytes the decoded rows may take in RAM before they spill to a file on local disk
-        (default: ``config.memory_fraction`` of physical memory).
-    n_threads : int, optional
-        Threads for the Numba kernels (default: all).
-    verbose : int
-    init_size : int, optional
-        Rows k-means++ runs on (default ``config.init_size``).
-    scale : {"none", "standard"}
-        Standardise features with mean/std from the decode pass (stored, replayed by predict).
-    missing : {"error", "drop"}
-        What to do with rows whose features hold nulls (frames and Parquet).
-    spill_dir : str, optional
-        Folder for the spill file (default: the system temp folder).
-    algorithm : {"auto", "lloyd", "hamerly"}
-        "hamerly" keeps two distance bounds per row (8 bytes) so rows whose centre cannot
-        change skip the search, and only rows that changed centre update the sums; labels are
-        those of "lloyd", centres equal up to float64 rounding.
-        "auto" uses it when the rows are in RAM.
-
-    Attributes
-    ----------
-    cluster_centers_, labels_, inertia_, n_iter_, n_features_in_, feature_names_in_ :
-        as scikit-learn. ``cluster_centers_`` are in the scaled space when ``scale`` is set.
-    scale_mean_, scale_std_ : scaling applied before clustering, or None.
-    n_rows_dropped_ : rows dropped for missing values.
-    dropped_rows_ : their positions in the input (int64, in order); ``labels_`` are the labels
-        of the other rows, in order.
-    timings_ : dict
-        Seconds the last fit spent reading the input ("read": decoding, checks, moments,
-        caching the rows), preparing it ("preprocess": scaling, drawing the init sample),
-        choosing initial centres ("init") and iterating ("iterations").
-    """
-
-    _parameter_constraints = {
-        **BaseKMeans._parameter_constraints,
-        "algorithm": [StrOptions({"auto", "lloyd", "hamerly"})],
-    }
-
-    _run_settings = (*BaseKMeans._run_settings, "batch_size")  # rows per streamed batch
+    estimator_name = "KMeans"
+    _run_settings = (*Engine._run_settings, "batch_size")  # rows per streamed batch
 
     def __init__(
         self,
@@ -114,10 +63,11 @@ class KMeans(BaseKMeans):
     def _fit_data(self, data, random_state):
         tol = self.tol * float(np.mean(data.scaled_var()))
         n_init = self.n_init if isinstance(self.init, str) else 1
+        with self._timed("init"):  # every start first: the iterations draw no random numbers
+            starts = [self._init_centers(data, random_state) for _ in range(n_init)]
+        data.release_sample()
         best = None
-        for run in range(n_init):
-            with self._timed("init"):
-                centers = self._init_centers(data, random_state)
+        for run, centers in enumerate(starts):
             with self._timed("iterations"):
                 result = lloyd(
                     data,

@@ -1,0 +1,137 @@
+"""The scikit-learn estimators: the engines with scikit-learn's parameter checks and API.
+
+``KMeans`` and ``MiniBatchKMeans`` work with ``clone``, pipelines, grid search and
+``check_estimator``; everything they compute is in ``fastseg.lloyd`` and ``fastseg.minibatch``.
+"""
+
+import os
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .dataset import SCALINGS
+from .engine import Engine
+from .lloyd import LloydEngine
+from .minibatch import MiniBatchEngine
+from .sources import MISSING_POLICIES
+
+
+class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
+    """scikit-learn's checks in the engine's hooks; comes first in the estimators' bases."""
+
+    _parameter_constraints = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "memory_budget": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+        "init_size": [Interval(Integral, 1, None, closed="left"), None],
+        "scale": [StrOptions(set(SCALINGS))],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
+        "spill_dir": [str, os.PathLike, None],
+    }
+
+    # The mixins' versions would come before the engine's in the method order.
+    fit_predict = Engine.fit_predict
+    fit_transform = Engine.fit_transform
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _check_fitted(self):
+        check_is_fitted(self)
+
+    def _check_array(self, X, reset):
+        return validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            order="C",
+            accept_large_sparse=False,
+            reset=reset,
+        )
+
+
+class KMeans(ScikitLearnAPI, LloydEngine):
+    """Exact Lloyd k-means, scikit-learn compatible, on arrays, frames or Parquet bigger than RAM.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+        Greedy k-means++ as in scikit-learn. On data larger than ``init_size`` rows it runs on a
+        uniform sample drawn during the decode pass.
+    n_init : int, default=1
+        Runs with different initial centres; the lowest inertia wins.
+    max_iter, tol : as scikit-learn (``tol`` is relative to the mean feature variance).
+    random_state : int, RandomState or None
+    batch_size : int, optional
+        Rows per streamed batch (default ``config.batch_size``); bounds working memory.
+    memory_budget : int, optional
+        Bytes the decoded rows may take in RAM before they spill to a file on local disk
+        (default: ``config.memory_fraction`` of physical memory).
+    n_threads : int, optional
+        Threads for the Numba kernels (default: all).
+    verbose : int
+    init_size : int, optional
+        Rows k-means++ runs on (default ``config.init_size``).
+    scale : {"none", "standard"}
+        Standardise features with mean/std from the decode pass (stored, replayed by predict).
+    missing : {"error", "drop"}
+        What to do with rows whose features hold nulls (frames and Parquet).
+    spill_dir : str, optional
+        Folder for the spill file (default: the system temp folder).
+    algorithm : {"auto", "lloyd", "hamerly"}
+        "hamerly" keeps two distance bounds per row (8 bytes) so rows whose centre cannot
+        change skip the search, and only rows that changed centre update the sums; labels are
+        those of "lloyd", centres equal up to float64 rounding.
+        "auto" uses it when the rows are in RAM.
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_iter_, n_features_in_, feature_names_in_ :
+        as scikit-learn. ``cluster_centers_`` are in the scaled space when ``scale`` is set.
+    scale_mean_, scale_std_ : scaling applied before clustering, or None.
+    n_rows_dropped_ : rows dropped for missing values.
+    dropped_rows_ : their positions in the input (int64, in order); ``labels_`` are the labels
+        of the other rows, in order.
+    timings_ : dict
+        Seconds the last fit spent reading the input ("read": decoding, checks, moments,
+        caching the rows), preparing it ("preprocess": scaling, drawing the init sample),
+        choosing initial centres ("init") and iterating ("iterations").
+    """
+
+    _parameter_constraints = {
+        **ScikitLearnAPI._parameter_constraints,
+        "algorithm": [StrOptions({"auto", "lloyd", "hamerly"})],
+    }
+
+
+class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
+    """Mini-batch k-means (Sculley 2010) as scikit-learn runs it, on data of any size.
+
+    How it runs: :class:`fastseg.minibatch.MiniBatchEngine`.
+
+    Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
+    ``n_threads``, ``scale``, ``missing`` and ``spill_dir`` as in :class:`fastseg.KMeans`.
+    ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
+    "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
+    """
+
+    _parameter_constraints = {
+        **ScikitLearnAPI._parameter_constraints,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "compute_labels": ["boolean"],
+        "max_no_improvement": [Interval(Integral, 0, None, closed="left"), None],
+        "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
+    }
