@@ -56,12 +56,36 @@ class RowStore:
     def in_memory(self):
         return self._file is None
 
-    def append(self, rows):
-        if self._file is None:
-            self._data[self.n_rows : self.n_rows + rows.shape[0]] = rows
-        else:
-            self._file.write(np.ascontiguousarray(rows, dtype=self.dtype).data)
-        self.n_rows += rows.shape[0]
+    def fill(self, column_batches, chunk_rows):
+        """Store batches of columns row-major; yield (first row, rows) of each completed chunk.
+
+        Columns are copied once, straight into the store (a RAM store's chunk is a view of it;
+        a spilled one is written out after the caller has seen it). Chunks start at multiples
+        of ``chunk_rows`` however the input was batched, so per-block sums over them do not
+        depend on the batching.
+        """
+        buffer = None if self._file is None else np.empty((chunk_rows, self.n_features), self.dtype)
+        filled = 0
+        for columns in column_batches:
+            m, taken = columns[0].shape[0], 0
+            while taken < m:
+                if filled == 0:
+                    chunk = buffer if buffer is not None else self._data[self.n_rows :][:chunk_rows]
+                n = min(chunk_rows - filled, m - taken)
+                for j, column in enumerate(columns):
+                    kernels.copy_column(column[taken : taken + n], chunk[filled : filled + n], j)
+                filled, taken = filled + n, taken + n
+                if filled == chunk_rows:
+                    yield from self._keep(chunk)
+                    filled = 0
+        if filled:
+            yield from self._keep(chunk[:filled])
+
+    def _keep(self, chunk):
+        yield self.n_rows, chunk
+        if self._file is not None:
+            self._file.write(chunk.data)
+        self.n_rows += chunk.shape[0]
 
     def array(self):
         """All rows as one array (RAM stores only)."""
@@ -203,14 +227,16 @@ def load_dataset(
     moments = Moments(source.n_features)
     start = time.perf_counter()
     try:
-        row = 0
-        for batch in rebatch(source.batches(batch_size), batch_size):
-            w = None if weights is None else weights[row : row + batch.shape[0]]
+        if reuse_array:
+            chunks = store.chunks(batch_size)
+        else:
+            chunks = store.fill(source.column_batches(batch_size), batch_size)
+        row = 0  # rows read so far
+        for first, batch in chunks:
+            w = None if weights is None else weights[first : first + batch.shape[0]]
             if moments.add(batch, w):
                 _report_not_finite(batch, source)
-            if not reuse_array:
-                store.append(batch)
-            row += batch.shape[0]
+            row = first + batch.shape[0]
             report("reading", row + source.n_dropped, n_max)
         if row == 0:
             raise DataError(
@@ -241,25 +267,6 @@ def load_dataset(
         data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
     data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
     return data
-
-
-def rebatch(batches, rows):
-    """Cut a stream of arrays into pieces of exactly ``rows`` rows (the last may be shorter).
-
-    Batches from Polars vary in size (and shrink when null rows are dropped); pieces at fixed
-    row positions keep every per-block sum independent of how the input was batched.
-    """
-    pending, have = [], 0
-    for batch in batches:
-        pending.append(batch)
-        have += batch.shape[0]
-        while have >= rows:
-            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
-            yield joined[:rows]
-            rest = joined[rows:]
-            pending, have = ([rest] if rest.shape[0] else []), rest.shape[0]
-    if have:
-        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
 
 def _check_weights(sample_weight, n_rows, source):

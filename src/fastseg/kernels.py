@@ -211,6 +211,16 @@ def standardize_rows(X, mean, std, out):
                 out[i, j] = (X[i, j] - mean[j]) / std[j]
 
 
+@njit(parallel=True, cache=True)
+def copy_column(column, out, j):
+    """out[:, j] = column, in parallel: the decode pass's one copy of each value into its store
+    (the threads share the first touch of its fresh pages)."""
+    n = column.shape[0]
+    for b in prange(n_blocks(n)):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            out[i, j] = column[i]
+
+
 @njit(cache=True)
 def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_sums, stats):
     """Add the first ``n_used`` blocks into the running totals, in block order.

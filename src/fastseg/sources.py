@@ -50,6 +50,11 @@ class ArraySource:
         for start in range(0, self.X.shape[0], batch_size):
             yield self.X[start : start + batch_size]
 
+    def column_batches(self, batch_size):
+        """Batches as lists of column views (what the decode pass copies into its store)."""
+        for rows in self.batches(batch_size):
+            yield [rows[:, j] for j in range(self.n_features)]
+
 
 class FrameSource:
     """A polars lazy query over the feature columns, decoded batch by batch to float32."""
@@ -82,13 +87,24 @@ class FrameSource:
         return np.concatenate([np.empty(0, dtype=np.int64), *self._dropped])
 
     def batches(self, batch_size):
+        """Row-major float32 arrays of the feature columns, rows with nulls handled."""
+        for frame in self._frames_without_nulls(batch_size):
+            yield frame.to_numpy(order="c")
+
+    def column_batches(self, batch_size):
+        """The same rows as lists of float32 column arrays (no copy of columns without nulls):
+        the decode pass copies them once, straight into its store."""
+        for frame in self._frames_without_nulls(batch_size):
+            yield [column.to_numpy() for column in frame.get_columns()]
+
+    def _frames_without_nulls(self, batch_size):
         self.n_dropped = self._seen = 0
         self._dropped = []
         with _read_errors(self.describe):
             for frame in self._frames(batch_size):
                 frame = self._handle_nulls(frame)
                 if frame.height:
-                    yield frame.to_numpy(order="c")
+                    yield frame
 
     def _frames(self, batch_size):
         """Float32 feature frames: Parquet files through pyarrow, a row group at a time.
