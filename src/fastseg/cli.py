@@ -14,7 +14,6 @@ import time
 from . import __version__
 from .errors import FastsegError
 from .fileio import check_output_path
-from .generate import FEATURES, write_customers
 from .labeling import check_labels_request, write_labels
 from .lloyd import LloydEngine
 from .minibatch import MiniBatchEngine
@@ -85,6 +84,7 @@ def cmd_predict(args):
 
 
 def cmd_generate(args):
+    from .generate import write_customers
     from .progress import report
 
     rows = write_customers(
@@ -101,6 +101,8 @@ def cmd_demo(args):
     """Generate customers, segment them, show the segments and how well they match the truth."""
     import polars as pl
     from sklearn.metrics import adjusted_rand_score
+
+    from .generate import FEATURES, write_customers
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as folder:
         path = os.path.join(folder, "customers.parquet")

@@ -120,9 +120,6 @@ class FrameSource:
             reader = pq.ParquetFile(path, pre_buffer=False)
             for batch in reader.iter_batches(batch_size=batch_size, columns=self.feature_names):
                 yield pl.from_arrow(batch).select(cast)
-        # Arrow's allocator keeps freed decode buffers for reuse (about 45 MB on the 10M-row
-        # benchmark file) for as long as the fit runs: hand them back.
-        pa.default_memory_pool().release_unused()
 
     def lazy_all_columns(self):
         """The whole input, every column, as a lazy query (for writing labels beside it)."""
