@@ -138,17 +138,18 @@ def test_cli_model_equals_the_estimators(customers, tmp_path, capsys, algorithm,
     assert cli_path.read_text() == lib_path.read_text()
 
 
-def test_cli_never_imports_scikit_learn(customers, tmp_path):
-    """Importing scikit-learn costs about a second and 100 MB: fit and predict do without."""
-    model, out = tmp_path / "m.json", tmp_path / "o.parquet"
+def test_cli_never_imports_scikit_learn_or_pandas(customers, tmp_path):
+    """Importing scikit-learn costs about a second and 100 MB, pandas 0.3 s: the CLI's fit,
+    labels and predict do without them (pandas counts only where it is installed)."""
+    model, labels, out = tmp_path / "m.json", tmp_path / "l.parquet", tmp_path / "o.parquet"
     script = f"""
 import sys
 from fastseg.cli import main
 assert main(["fit", {str(customers)!r}, "--k", "3", "--features", "age,income",
-             "--model", {str(model)!r}, "--quiet"]) == 0
+             "--model", {str(model)!r}, "--labels", {str(labels)!r}, "--quiet"]) == 0
 assert main(["predict", {str(model)!r}, {str(customers)!r}, "--out", {str(out)!r},
              "--quiet"]) == 0
-print(sorted(m for m in sys.modules if m.split(".")[0] == "sklearn"))
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"sklearn", "pandas"}}))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
