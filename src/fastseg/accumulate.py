@@ -65,10 +65,8 @@ class Accumulator:
                     weights[s:e],
                     centers,
                     bounds.half_gap,
-                    bounds.drift,
                     bounds.drift_max,
                     labels[s:e],
-                    bounds.upper[s:e],
                     bounds.lower[s:e],
                     self.block_sums,
                     self.block_weights,
@@ -119,39 +117,34 @@ class Accumulator:
 
 
 class Bounds:
-    """Hamerly's per-row distance bounds, which let most rows skip the nearest-centre search.
+    """Hamerly's lower bounds, which let most rows skip the nearest-centre search.
 
-    Costs 8 bytes a row in RAM (float32: ``kernels.BOUND_MARGIN`` covers the rounding); every
-    row starts unbounded (label -1 forces a search). The stored values are anchored to the
-    centres' cumulative moves (``drift``), so that a pass writes only the rows it searched;
-    ``upper_bounds``/``lower_bounds`` give the actual bounds.
+    One float32 a row (``kernels.BOUND_MARGIN`` covers the rounding): a lower bound on the
+    row's distance to every centre but its own. Its distance to its own centre is computed
+    afresh each pass, so no upper bound is kept. The stored values are anchored to the sum of
+    the centres' largest moves (``drift_max``), so a pass writes only the rows it searched;
+    ``lower_bounds`` gives the actual bounds. Every row starts unbounded (label -1 forces a
+    search).
     """
 
     def __init__(self, n_rows, n_clusters):
-        self.upper = anonymous_array(n_rows, np.float32)  # zero-filled
-        self.lower = anonymous_array(n_rows, np.float32)
-        self.drift = np.zeros(n_clusters)
+        self.lower = anonymous_array(n_rows, np.float32)  # zero-filled
         self.drift_max = 0.0
         self.half_gap = np.zeros(n_clusters)
 
     def rows(self, start, stop):
         part = Bounds.__new__(Bounds)
-        part.upper, part.lower = self.upper[start:stop], self.lower[start:stop]
-        part.drift, part.drift_max, part.half_gap = self.drift, self.drift_max, self.half_gap
+        part.lower = self.lower[start:stop]
+        part.drift_max, part.half_gap = self.drift_max, self.half_gap
         return part
-
-    def upper_bounds(self, labels):
-        """Upper bounds on each row's distance to its centre."""
-        return self.upper + self.drift[labels]
 
     def lower_bounds(self):
         """Lower bounds on each row's distance to every other centre."""
         return self.lower - self.drift_max
 
     def update(self, old_centers, new_centers):
-        """Add how far each centre moved to the drifts, and record the new half gaps."""
+        """Add the largest centre move to the drift, and record the new half gaps."""
         moved = np.sqrt(((new_centers - old_centers) ** 2).sum(axis=1))
-        self.drift += moved
         self.drift_max += float(moved.max())
         k = new_centers.shape[0]
         if k == 1:

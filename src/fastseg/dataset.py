@@ -260,6 +260,7 @@ def load_dataset(
         var=moments.var,
         chunk_rows=batch_size,
     )
+    _hand_back_freed_memory()
     read_done = time.perf_counter()
     if scale == "standard":
         std = np.sqrt(moments.var)
@@ -269,7 +270,6 @@ def load_dataset(
     if sample_size is not None and (data.n_rows > sample_size or not store.in_memory):
         data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
     data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
-    _hand_back_freed_memory()
     return data
 
 
@@ -277,7 +277,7 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
 def _hand_back_freed_memory():
-    """Return the decode pass's freed buffers to the system before the iterations start.
+    """Return the decode pass's freed buffers to the system before the rest of the fit.
 
     Arrow's allocator keeps freed decode buffers for reuse, and glibc keeps freed batch
     arrays in its heap (about 45 and 25 MB on the 10M-row benchmark file): left there, they

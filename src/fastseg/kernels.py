@@ -334,10 +334,8 @@ def assign_accumulate_bounded(
     weights,
     centers,
     half_gap,
-    drift,
     drift_max,
     labels,
-    upper,
     lower,
     block_sums,
     block_weights,
@@ -345,54 +343,49 @@ def assign_accumulate_bounded(
     full,
     search_all,
 ):
-    """``assign_accumulate`` that skips rows whose label cannot change (Hamerly, 2010).
+    """``assign_accumulate`` that skips the search of rows whose label cannot change (Hamerly,
+    2010, with exact upper bounds).
 
-    Bounds are stored (in float32) anchored to the centres' cumulative moves, so a skipped row
-    costs three reads and no write: its distance to its centre is at most
-    ``upper[i] + drift[label]``, and to every other centre at least ``lower[i] - drift_max``.
-    upper (n,) INOUT   anchored upper bound on each row's distance to its centre
-    lower (n,) INOUT   anchored lower bound on its distance to every other centre
+    A row's distance to its own centre costs d flops, so it is computed every pass and serves
+    as the exact upper bound: none is stored. The lower bound on the distance to every other
+    centre is stored in float32 (4 bytes a row), anchored to the sum of the centres' largest
+    moves, so a skipped row writes nothing.
+    lower (n,) INOUT   anchored lower bound: the actual bound is ``lower[i] - drift_max``
     half_gap (k,) IN   half the distance from each centre to the nearest other centre
-    drift (k,) IN      how far each centre has moved in all, summed over iterations
-    drift_max          the sum over iterations of the largest move
+    drift_max          the sum over iterations of the largest centre move
     full               True: per-block sums of every row, as ``assign_accumulate``;
                        False: only the changes (rows that moved leave one centre's sums and
                        join another's), to be added to the previous totals
-    search_all         search every row and just record its bounds: cheaper than testing
-                       the bounds while most rows still change centre (early iterations)
-    A row is skipped when its upper bound is below both its lower bound and the half gap of
-    its centre (by ``BOUND_MARGIN``, relative, which covers float32 storage), so labels are
-    exactly those of ``assign_accumulate`` for the same centres. Rows that fail are searched
-    in tiles. Rows labelled -1 get a full search (and need ``full``). block_stats[:, 0]
-    (inertia) is not computed: skipped rows have no exact distance.
+    search_all         search every row and just record its bound: cheaper than testing
+                       while most rows still change centre (early iterations)
+    A row skips the search when its distance to its centre is below both its lower bound and
+    the half gap of its centre (by ``BOUND_MARGIN``, relative, which covers float32 storage),
+    so labels are exactly those of ``assign_accumulate`` for the same centres. The others are
+    searched in tiles; rows labelled -1 always are (and need ``full``). block_stats[:, 0]
+    (inertia) is not computed: the final ``labelled_inertia`` pass gives it.
     """
     n, d = X.shape
     k = centers.shape[0]
     padded = padded_centers(centers)
     for b in prange(n_blocks(n)):
         tile, near, best, runner_up, dist = _tile_buffers(padded)
-        search = np.empty(BLOCK_ROWS, np.int64)  # rows whose bounds failed, searched in tiles
+        search = np.empty(BLOCK_ROWS, np.int64)  # rows that need a search, done in tiles
         sums = np.zeros((4, k, d))
         wsum = np.zeros((4, k))
         lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
-        n_search = 0
-        if search_all:
-            for i in range(lo, hi):
-                search[n_search] = i
-                n_search += 1
-        else:
-            fail = np.empty(hi - lo, np.bool_)
-            for i in range(lo, hi):  # no branch, so LLVM can vectorise the bound test
+        fail = np.ones(hi - lo, np.bool_)
+        if not search_all:
+            for i in range(lo, hi):  # no branch, so LLVM can vectorise the test
                 a = max(labels[i], 0)
-                u = upper[i] + drift[a]
+                u = np.sqrt(_sq_dist(X, i, centers[a]))
                 bound = max(half_gap[a], lower[i] - drift_max)
                 fail[i - lo] = (bound - u <= BOUND_MARGIN * (bound + u + drift_max)) | (
                     labels[i] < 0
                 )
-            for r in range(hi - lo):
-                if fail[r]:
-                    search[n_search] = lo + r
-                    n_search += 1
+        n_search = 0
+        for r in range(hi - lo):  # compact the failing rows, branch-free
+            search[n_search] = lo + r
+            n_search += fail[r]
         if full and not search_all:  # every row with its current label; the search below
             for i in range(lo, hi):  # moves those that change centre
                 if labels[i] >= 0:
@@ -403,13 +396,11 @@ def assign_accumulate_bounded(
             _load_tile(X, search, s, t, tile)
             _search_tile(tile, padded, near, best, runner_up, dist)
             for r in range(TILE_ROWS):  # vectorised square roots
-                best[r] = np.sqrt(best[r])
                 runner_up[r] = np.sqrt(runner_up[r])
             for r in range(t):
                 i = search[s + r]
                 c = near[r]
                 old = labels[i]
-                upper[i] = best[r] - drift[c]
                 lower[i] = runner_up[r] + drift_max
                 if old != c:
                     changed += 1
