@@ -123,8 +123,21 @@ def test_predict_matches_fit_labels(customers, tmp_path, capsys):
 def test_cli_model_equals_the_estimators(customers, tmp_path, capsys, algorithm, estimator):
     """The CLI fits with the engines; the library's estimators must write the same file."""
     cli_path, lib_path = tmp_path / "cli.json", tmp_path / "lib.json"
-    fit_ok(capsys, customers, "--k", 3, "--features", FEATURE_ARG, "--algorithm", algorithm,
-           "--seed", 5, "--model", cli_path, "--quiet")
+    fit_ok(
+        capsys,
+        customers,
+        "--k",
+        3,
+        "--features",
+        FEATURE_ARG,
+        "--algorithm",
+        algorithm,
+        "--seed",
+        5,
+        "--model",
+        cli_path,
+        "--quiet",
+    )
     model = getattr(fastseg, estimator)(
         n_clusters=3,
         random_state=5,

@@ -7,7 +7,6 @@ estimators (``fastseg.estimators``) add its parameter validation, array checks a
 """
 
 import inspect
-import os
 import time
 from contextlib import contextmanager
 from numbers import Integral

@@ -92,7 +92,7 @@ class KMeans(ScikitLearnAPI, LloydEngine):
     spill_dir : str, optional
         Folder for the spill file (default: the system temp folder).
     algorithm : {"auto", "lloyd", "hamerly"}
-        "hamerly" keeps two distance bounds per row (8 bytes) so rows whose centre cannot
+        "hamerly" keeps a lower distance bound per row (4 bytes) so rows whose centre cannot
         change skip the search, and only rows that changed centre update the sums; labels are
         those of "lloyd", centres equal up to float64 rounding.
         "auto" uses it when the rows are in RAM.

@@ -51,7 +51,7 @@ class LloydEngine(Engine):
         self.algorithm = algorithm
 
     def _bounded(self, data):
-        """Hamerly bounds (8 bytes a row) when the rows are in RAM or when asked for."""
+        """Hamerly bounds (4 bytes a row) when the rows are in RAM or when asked for."""
         return self.algorithm == "hamerly" or (self.algorithm == "auto" and data.store.in_memory)
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
