@@ -73,8 +73,12 @@ class Engine:
         return check_array(X, dtype=[np.float64, np.float32], order="C")
 
     # ----- input -------------------------------------------------------------------------
-    def _source(self, X, columns=None, *, reset):
-        """Validate X once at the edge and wrap it as a batch source."""
+    def _source(self, X, columns=None, *, reset, missing=None):
+        """Validate X once at the edge and wrap it as a batch source.
+
+        Rows with nulls follow ``missing`` (default: the model's policy when fitting, an
+        error when predicting, so that no row silently goes without a label).
+        """
         if not reset:
             self._check_fitted()
         table = is_table_input(X)
@@ -82,8 +86,9 @@ class Engine:
             if not reset and columns is None:
                 names = getattr(self, "feature_names_in_", None)
                 columns = None if names is None else list(names)
-            # predicting: a null is an error, never a silently missing row
-            source = open_table(X, columns, missing=self.missing if reset else "error")
+            if missing is None:
+                missing = self.missing if reset else "error"
+            source = open_table(X, columns, missing=missing)
         elif columns is not None:
             raise DataError("columns= selects columns of a frame or Parquet input, not an array")
         else:
@@ -195,9 +200,9 @@ class Engine:
         return random_stream(self.random_state)
 
     # ----- prediction --------------------------------------------------------------------
-    def _chunks(self, X, columns=None):
+    def _chunks(self, X, columns=None, missing=None):
         """Yield float chunks of X in the fitted feature order, ready for ``_assign_rows``."""
-        source = self._source(X, columns, reset=False)
+        source = self._source(X, columns, reset=False, missing=missing)
         yield from source.batches(self._stream_rows())
 
     def _scaled(self, rows):
@@ -210,10 +215,15 @@ class Engine:
 
     def _assign_rows(self, rows):
         """Nearest centre and squared distance of every row of one in-memory batch."""
+        return self._scaled_and_assigned(rows)[1:]
+
+    def _scaled_and_assigned(self, rows):
+        """A batch in the centres' space, with its nearest centres and squared distances."""
+        scaled = self._scaled(rows)
         labels = np.empty(rows.shape[0], dtype=np.int32)
         dist = np.empty(rows.shape[0], dtype=np.float64)
-        kernels.assign(self._scaled(rows), self._centers64(), labels, dist)
-        return labels, dist
+        kernels.assign(scaled, self._centers64(), labels, dist)
+        return scaled, labels, dist
 
     def _assign(self, X, columns=None):
         """Labels and squared distances of every row of X to its nearest centre."""
