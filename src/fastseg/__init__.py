@@ -14,6 +14,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "KMeans",
     "MiniBatchKMeans",
+    "select_k",
     "load",
     "FastsegError",
     "DataError",
@@ -21,15 +22,16 @@ __all__ = [
     "__version__",
 ]
 
-# The estimators import scikit-learn (about a second); the CLI never needs them.
-_ESTIMATORS = ("KMeans", "MiniBatchKMeans")
+# Imported on first use: the estimators import scikit-learn (about a second), which the CLI
+# never needs, and everything here loads Numba.
+_LAZY = {"KMeans": ".estimators", "MiniBatchKMeans": ".estimators", "select_k": ".selection"}
 
 
 def __getattr__(name):
-    if name in _ESTIMATORS:
-        return getattr(import_module(".estimators", __name__), name)
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'fastseg' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted({*globals(), *_ESTIMATORS})
+    return sorted({*globals(), *_LAZY})

@@ -5,6 +5,7 @@ never imports scikit-learn: a second and 100 MB less per run. Arguments are chec
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -76,6 +77,28 @@ def cmd_fit(args):
     if args.model:  # last: a model on disk means the whole run succeeded
         estimator.save(args.model, overwrite=args.overwrite)
         _say(args, f"model written to {args.model}")
+
+
+def cmd_select_k(args):
+    from .selection import select_k
+
+    selection = select_k(
+        _data_arg(args.data),
+        args.k_range,
+        columns=args.features,
+        scale=args.scale,
+        sample_size=args.sample,
+        random_state=args.seed,
+        max_iter=args.max_iter,
+        memory_budget=args.memory_budget,
+        spill_dir=args.spill_dir,
+        n_threads=args.threads,
+    )
+    if args.json:
+        print(json.dumps(selection.to_dict(), indent=1))
+    else:
+        _say(args, f"scored {len(args.k_range)} values of k on {selection.n_rows:,} rows")
+        print(selection.table())
 
 
 def cmd_predict(args):
@@ -216,6 +239,23 @@ def seed(text):
     return _whole_number(text, 0, 2**32 - 1)
 
 
+def k_range(text):
+    """Values of k from '2:12' (both ends included) or '3,5,8'."""
+    try:
+        if ":" in text:
+            low, high = (int(v) for v in text.split(":"))
+            values = list(range(low, high + 1))
+        else:
+            values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a k range; write e.g. 2:12 or 3,5,8"
+        ) from None
+    if not values or values[0] < 2 or values[-1] > 1000:
+        raise argparse.ArgumentTypeError(f"'{text}': give values of k from 2 to 1000")
+    return values
+
+
 def column_list(text):
     names = [c.strip() for c in text.split(",") if c.strip()]
     if not names:
@@ -305,6 +345,58 @@ def build_parser():
     )
     add_common(fit)
     fit.set_defaults(run=cmd_fit)
+
+    select = sub.add_parser(
+        "select-k",
+        help="fit and score a range of k, and recommend one",
+        description="Fit k-means for each k (data decoded once) and score it: inertia, "
+        "silhouette (stratified sample), Davies-Bouldin, Calinski-Harabasz; the knee of the "
+        "inertia curve is the recommendation.",
+        epilog="example: fastseg select-k customers.parquet --k-range 2:12 "
+        "--features age,income,tenure_months --sample 20000",
+    )
+    select.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    select.add_argument(
+        "--k-range", type=k_range, required=True, help="values of k, e.g. 2:12 or 3,5,8"
+    )
+    select.add_argument(
+        "--features",
+        type=column_list,
+        required=True,
+        help="comma-separated numeric feature columns, e.g. age,income",
+    )
+    select.add_argument(
+        "--scale",
+        choices=["standard", "none"],
+        default="standard",
+        help="standardise features (default standard)",
+    )
+    select.add_argument(
+        "--sample",
+        type=positive_int,
+        default=10_000,
+        help="rows the silhouette is taken on, stratified by segment (default 10000), e.g. 20000",
+    )
+    select.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    select.add_argument(
+        "--max-iter", type=positive_int, default=300, help="Lloyd iterations (default 300)"
+    )
+    select.add_argument(
+        "--memory-budget",
+        type=parse_size,
+        default=None,
+        help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk",
+    )
+    select.add_argument(
+        "--spill-dir",
+        type=writable_folder,
+        default=None,
+        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
+    )
+    select.add_argument("--threads", type=positive_int, default=None, help="threads (default: all)")
+    select.add_argument("--json", action="store_true", help="print the scores as JSON")
+    select.add_argument("--quiet", action="store_true", help="no progress bar or notes on stderr")
+    select.set_defaults(run=cmd_select_k)
 
     predict = sub.add_parser(
         "predict",

@@ -60,12 +60,14 @@ class LloydEngine(Engine):
             self._fit_data(data, random_state)
         return self
 
-    def _fit_data(self, data, random_state):
+    def _fit_data(self, data, random_state, keep_sample=False):
+        """Fit on decoded data; ``keep_sample`` keeps the init sample for another fit."""
         tol = self.tol * float(np.mean(data.scaled_var()))
         n_init = self.n_init if isinstance(self.init, str) else 1
         with self._timed("init"):  # every start first: the iterations draw no random numbers
             starts = [self._init_centers(data, random_state) for _ in range(n_init)]
-        data.release_sample()
+        if not keep_sample:
+            data.release_sample()
         best = None
         for run, centers in enumerate(starts):
             with self._timed("iterations"):

@@ -132,41 +132,56 @@ def score_model(model, data, *, columns=None, sample_size=10_000, random_state=N
     ``davies_bouldin``, ``calinski_harabasz``, ``sample_sizes`` (sampled rows per segment).
     """
     model._check_fitted()
-    k = model.n_clusters
-    stats = LabelStats(model.n_features_in_, k)
-    rs = random_stream(random_state)
     inertia = 0.0
-    with thread_limit(model.n_threads):
+
+    def chunks(pass_no):
+        nonlocal inertia
         for rows in model._chunks(data, columns, missing="drop"):
             scaled, codes, dist = model._scaled_and_assigned(rows)
-            stats.add_sums(scaled, codes)
-            inertia += float(dist.sum())
-        counts = stats.counts.astype(np.int64)
-        _check_number_of_labels(int((counts > 0).sum()), int(counts.sum()))
-        quotas = stratified_quotas(counts, sample_size)
-        chosen = [
-            sample_positions(c, q, rs.randint(2**31 - 1))
-            for c, q in zip(counts, quotas, strict=True)
-        ]
-        seen = np.zeros(k, dtype=np.int64)  # rows of each segment so far: their ranks
-        picked = [[] for _ in range(k)]
-        for rows in model._chunks(data, columns, missing="drop"):
-            scaled, codes, _ = model._scaled_and_assigned(rows)
-            stats.add_dispersion(scaled, codes)
-            for c in range(k):
-                at = np.flatnonzero(codes == c)
-                rank = seen[c] + np.arange(at.size)
-                picked[c].append(scaled[at[np.isin(rank, chosen[c], assume_unique=True)]])
-                seen[c] += at.size
-        if not np.array_equal(seen, counts):
-            raise DataError("the data changed between the two passes: run again")
-        sample = np.concatenate([np.concatenate(p) for p in picked]).astype(np.float64)
-        sample_codes = np.repeat(np.arange(k, dtype=np.int32), quotas)
-        silhouette = _stratified_silhouette(sample, sample_codes, counts)
+            if pass_no == 0:
+                inertia += float(dist.sum())
+            yield scaled, codes
+
+    with thread_limit(model.n_threads):
+        scores = score_chunks(
+            chunks, model.n_clusters, model.n_features_in_, sample_size, random_state
+        )
+    return {"n_rows": scores.pop("n_rows"), "inertia": inertia, **scores}
+
+
+def score_chunks(chunks, k, n_features, sample_size=10_000, random_state=None):
+    """The scores of a labelled dataset seen twice through ``chunks(pass_no)``, which must
+    yield the same (rows, labels in 0..k-1) in the same order on both passes.
+
+    Returns ``n_rows``, ``silhouette`` (stratified sample), ``davies_bouldin``,
+    ``calinski_harabasz`` and ``sample_sizes``; see ``score_model``.
+    """
+    stats = LabelStats(n_features, k)
+    rs = random_stream(random_state)
+    for rows, codes in chunks(0):
+        stats.add_sums(rows, codes)
+    counts = stats.counts.astype(np.int64)
+    _check_number_of_labels(int((counts > 0).sum()), int(counts.sum()))
+    quotas = stratified_quotas(counts, sample_size)
+    chosen = [
+        sample_positions(c, q, rs.randint(2**31 - 1)) for c, q in zip(counts, quotas, strict=True)
+    ]
+    seen = np.zeros(k, dtype=np.int64)  # rows of each segment so far: their ranks
+    picked = [[] for _ in range(k)]
+    for rows, codes in chunks(1):
+        stats.add_dispersion(rows, codes)
+        for c in range(k):
+            at = np.flatnonzero(codes == c)
+            rank = seen[c] + np.arange(at.size)
+            picked[c].append(rows[at[np.isin(rank, chosen[c], assume_unique=True)]])
+            seen[c] += at.size
+    if not np.array_equal(seen, counts):
+        raise DataError("the data changed between the two passes: run again")
+    sample = np.concatenate([np.concatenate(p) for p in picked]).astype(np.float64)
+    sample_codes = np.repeat(np.arange(k, dtype=np.int32), quotas)
     return {
         "n_rows": int(counts.sum()),
-        "inertia": inertia,
-        "silhouette": silhouette,
+        "silhouette": _stratified_silhouette(sample, sample_codes, counts),
         "davies_bouldin": stats.davies_bouldin(),
         "calinski_harabasz": stats.calinski_harabasz(),
         "sample_sizes": quotas.tolist(),

@@ -1,0 +1,109 @@
+"""Choosing k: select_k's fits and scores, the Kneedle knee, and the select-k command."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+import fastseg
+from fastseg import metrics
+from fastseg.cli import main
+from fastseg.errors import DataError
+from fastseg.selection import find_knee, select_k
+
+
+@pytest.fixture(scope="module")
+def blobs_path(tmp_path_factory):
+    import polars as pl
+
+    X, _ = make_blobs(6000, n_features=3, centers=4, cluster_std=1.0, random_state=2)
+    path = tmp_path_factory.mktemp("select") / "blobs.parquet"
+    pl.DataFrame(X, schema=["a", "b", "c"]).write_parquet(path, row_group_size=1000)
+    return path
+
+
+def test_knee_of_a_curve_with_an_elbow():
+    ks = np.arange(2, 13)
+    inertia = np.r_[100, 60, 30, 12, 10, 9, 8.5, 8, 7.6, 7.3, 7.0]
+    assert find_knee(ks, inertia) == 5
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        100 - np.arange(2, 13),  # a straight line
+        np.full(11, 5.0),  # flat
+        100 - np.arange(2, 13) + 0.3 * (-1) ** np.arange(11),  # straight and wiggly
+    ],
+    ids=["straight", "flat", "wiggly"],
+)
+def test_no_clear_knee_is_said_so(y):
+    assert find_knee(np.arange(2, 13), y) is None
+
+
+def test_too_few_points_have_no_knee():
+    assert find_knee([2, 3], [10.0, 5.0]) is None
+
+
+def test_each_k_is_the_fit_a_lone_kmeans_would_make(blobs_path):
+    selection = select_k(blobs_path, [2, 3, 4, 5, 6], columns=["a", "b", "c"], random_state=3)
+    assert [s.k for s in selection.scores] == [2, 3, 4, 5, 6] and selection.n_rows == 6000
+    for s in selection.scores:
+        alone = fastseg.KMeans(s.k, random_state=3, scale="standard", missing="drop")
+        alone.fit(blobs_path, columns=["a", "b", "c"])
+        assert s.inertia == alone.inertia_ and s.n_iter == alone.n_iter_
+        scored = metrics.score_model(alone, blobs_path, sample_size=10_000)
+        assert s.davies_bouldin == pytest.approx(scored["davies_bouldin"], rel=1e-9)
+        assert s.calinski_harabasz == pytest.approx(scored["calinski_harabasz"], rel=1e-9)
+        assert s.silhouette == pytest.approx(scored["silhouette"], rel=1e-9)  # all rows sampled
+    assert selection.knee == 4  # four blobs
+    assert selection.picks == {"silhouette": 4, "Davies-Bouldin": 4, "Calinski-Harabasz": 4}
+
+
+def test_k_above_the_row_count_is_a_clear_error(tmp_path):
+    import polars as pl
+
+    path = tmp_path / "tiny.parquet"
+    pl.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.0, 1.0, 0.0, 1.0]}).write_parquet(path)
+    with pytest.raises(DataError, match="n_clusters=5"):
+        select_k(path, [2, 5], columns=["a", "b"])
+    with pytest.raises(DataError, match="from 2 up"):
+        select_k(path, [1, 2], columns=["a", "b"])
+
+
+def test_select_k_command_prints_a_table_and_json(blobs_path, capsys):
+    assert (
+        main(["select-k", str(blobs_path), "--k-range", "2:6", "--features", "a,b,c", "--quiet"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "recommended k = 4 (the knee of the inertia curve)" in out
+    assert out.splitlines()[0].split()[:3] == ["k", "inertia", "silhouette"]
+    assert (
+        main(
+            [
+                "select-k",
+                str(blobs_path),
+                "--k-range",
+                "3,4",
+                "--features",
+                "a,b,c",
+                "--json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["k"] for s in doc["scores"]] == [3, 4] and doc["knee"] is None
+
+
+@pytest.mark.parametrize(
+    "k_range, needle",
+    [("1:5", "from 2 to 1000"), ("a:b", "not a k range"), ("7:3", "from 2 to 1000")],
+)
+def test_select_k_bad_range_is_one_line(blobs_path, capsys, k_range, needle):
+    code = main(["select-k", str(blobs_path), "--k-range", k_range, "--features", "a,b,c"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err
