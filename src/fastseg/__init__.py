@@ -15,6 +15,7 @@ __all__ = [
     "KMeans",
     "MiniBatchKMeans",
     "select_k",
+    "profile",
     "load",
     "FastsegError",
     "DataError",
@@ -24,7 +25,12 @@ __all__ = [
 
 # Imported on first use: the estimators import scikit-learn (about a second), which the CLI
 # never needs, and everything here loads Numba.
-_LAZY = {"KMeans": ".estimators", "MiniBatchKMeans": ".estimators", "select_k": ".selection"}
+_LAZY = {
+    "KMeans": ".estimators",
+    "MiniBatchKMeans": ".estimators",
+    "select_k": ".selection",
+    "profile": ".profiling",
+}
 
 
 def __getattr__(name):

@@ -101,6 +101,29 @@ def cmd_select_k(args):
         print(selection.table())
 
 
+def cmd_profile(args):
+    from .fileio import atomic_output
+    from .profiling import format_profile, profile
+
+    if args.out:
+        check_output_path(args.out, overwrite=args.overwrite)
+    table = profile(
+        load_engine(args.model),
+        _data_arg(args.data),
+        categories=args.categories,
+        sample_size=args.sample,
+        random_state=args.seed,
+    )
+    text = format_profile(table, args.format)
+    if not args.out:
+        print(text)
+        return
+    with atomic_output(args.out, overwrite=args.overwrite) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    _say(args, f"profile of {table.height} segments written to {args.out}")
+
+
 def cmd_predict(args):
     check_output_path(args.out, overwrite=args.overwrite)
     _write_labels(args, load_engine(args.model), args.out)
@@ -397,6 +420,41 @@ def build_parser():
     select.add_argument("--json", action="store_true", help="print the scores as JSON")
     select.add_argument("--quiet", action="store_true", help="no progress bar or notes on stderr")
     select.set_defaults(run=cmd_select_k)
+
+    prof = sub.add_parser(
+        "profile",
+        help="describe each segment of a model in business units",
+        description="Per segment: size and share; mean, median, min and max of every feature "
+        "in original units; z-scores against the whole population; category shares; the "
+        "features that set it apart and a short label made from them.",
+        epilog="example: fastseg profile model.json customers.parquet --format markdown "
+        "--out profile.md",
+    )
+    prof.add_argument("model", help="model file written by 'fastseg fit --model'")
+    prof.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    prof.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "markdown"],
+        default="table",
+        help="output format (default table), e.g. --format csv",
+    )
+    prof.add_argument("--out", help="write the profile here instead of printing it")
+    prof.add_argument(
+        "--categories",
+        type=column_list,
+        default=None,
+        help="categorical columns to break down, e.g. region,gender "
+        "(default: every text, categorical or boolean column with at most 50 values)",
+    )
+    prof.add_argument(
+        "--sample",
+        type=positive_int,
+        default=20_000,
+        help="rows kept per segment for the medians (default 20000; exact below it)",
+    )
+    prof.add_argument("--seed", type=seed, default=0, help="random seed of the sample (default 0)")
+    add_common(prof)
+    prof.set_defaults(run=cmd_profile)
 
     predict = sub.add_parser(
         "predict",

@@ -62,27 +62,29 @@ def segment_table(model):
 
 def format_segment_table(table):
     """The segment table as text, one column per segment (readable for the usual k <= 12)."""
-    header = ["", *[f"segment {s}" for s in table["segment"]]]
-    lines = [
+    rows = [
+        ["", *[f"segment {s}" for s in table["segment"]]],
         ["size", *[f"{v:,}" for v in table["size"]]],
         ["share", *[f"{v:.1%}" for v in table["share"]]],
     ]
     for name in table.columns[3:]:
-        lines.append([name, *[_number(v) for v in table[name]]])
-    rows = [header, *lines]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    out = []
-    for r in rows:
-        out.append(
-            "  ".join(
-                [r[0].ljust(widths[0])]
-                + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
-            )
+        rows.append([name, *[number_text(v) for v in table[name]]])
+    return aligned(rows)
+
+
+def aligned(rows):
+    """Rows of strings as text: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         )
-    return "\n".join(out)
+        for r in rows
+    )
 
 
-def _number(v):
+def number_text(v):
+    """A value with as many decimals as a reader needs: 12,345 · 123.4 · 1.23."""
     a = abs(v)
     if a >= 1000:
         return f"{v:,.0f}"
