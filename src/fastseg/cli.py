@@ -20,7 +20,13 @@ from .lloyd import LloydEngine
 from .minibatch import MiniBatchEngine
 from .modelfile import load_engine
 from .progress import progress_bar
-from .segments import format_segment_table, order_by_size, segment_table
+from .segments import (
+    align_to,
+    check_alignment,
+    format_segment_table,
+    order_by_size,
+    segment_table,
+)
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -54,11 +60,25 @@ def cmd_fit(args):
         raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
     if args.labels:
         check_labels_request(_data_arg(args.data), args.features, args.keep)
+    previous = load_engine(args.align_to) if args.align_to else None
+    if previous is not None and args.k != "auto":
+        check_alignment(previous, args.features, args.k)
+    if args.k == "auto":
+        args.k = _choose_k(args)
+        if previous is not None:
+            check_alignment(previous, args.features, args.k)
     estimator = _estimator(args)
     start = time.perf_counter()
     estimator.fit(_data_arg(args.data), columns=args.features)
     seconds = time.perf_counter() - start
     order_by_size(estimator)
+    if previous is not None:
+        moved = align_to(estimator, previous)
+        _say(
+            args,
+            f"segments numbered as in {args.align_to}: their centres moved "
+            f"{moved.min():.2f}-{moved.max():.2f} (in standard deviations when scaled)",
+        )
     n = estimator.labels_.shape[0]
     _say(
         args,
@@ -77,6 +97,29 @@ def cmd_fit(args):
     if args.model:  # last: a model on disk means the whole run succeeded
         estimator.save(args.model, overwrite=args.overwrite)
         _say(args, f"model written to {args.model}")
+
+
+def _choose_k(args):
+    """--k auto: the knee of select-k's inertia curve, else the silhouette's pick (said so)."""
+    from .selection import select_k
+
+    selection = select_k(
+        _data_arg(args.data),
+        args.k_range,
+        columns=args.features,
+        scale=args.scale,
+        random_state=args.seed,
+        max_iter=args.max_iter or 300,
+        memory_budget=args.memory_budget,
+        spill_dir=args.spill_dir,
+        n_threads=args.threads,
+    )
+    if selection.knee is not None:
+        _say(args, f"--k auto: k = {selection.knee}, the knee of the inertia curve")
+        return selection.knee
+    k = selection.picks["silhouette"]
+    _say(args, f"--k auto: the inertia curve has no clear knee; k = {k}, the best silhouette")
+    return k
 
 
 def cmd_select_k(args):
@@ -262,6 +305,10 @@ def seed(text):
     return _whole_number(text, 0, 2**32 - 1)
 
 
+def k_value(text):
+    return text if text == "auto" else _whole_number(text, 1)
+
+
 def k_range(text):
     """Values of k from '2:12' (both ends included) or '3,5,8'."""
     try:
@@ -312,7 +359,24 @@ def build_parser():
         "--model model.json --labels labeled.parquet",
     )
     fit.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
-    fit.add_argument("--k", type=positive_int, required=True, help="number of segments")
+    fit.add_argument(
+        "--k",
+        type=k_value,
+        required=True,
+        help="number of segments, e.g. 6; or 'auto': run select-k over --k-range and take "
+        "the knee of its inertia curve",
+    )
+    fit.add_argument(
+        "--k-range",
+        type=k_range,
+        default=list(range(2, 13)),
+        help="values of k that --k auto tries (default 2:12), e.g. 3:8",
+    )
+    fit.add_argument(
+        "--align-to",
+        help="a previous model file of the same features: its segment numbers are kept "
+        "(segments paired by centre distance), e.g. --align-to last_quarter.json",
+    )
     fit.add_argument(
         "--features",
         type=column_list,

@@ -3,6 +3,8 @@
 import numpy as np
 import polars as pl
 
+from .errors import DataError
+
 _CHUNK = 1 << 20  # labels handled at a time: whole-array temporaries would cost 8 bytes a row
 
 
@@ -10,11 +12,20 @@ def order_by_size(model):
     """Renumber the clusters of a fitted model so segment 0 is the largest.
 
     Size is the number of rows labelled with the cluster in the fit; ties keep the original
-    order. Centres and ``labels_`` are permuted in place, so ``predict`` and the model file
-    agree with the new numbers. Returns the old cluster index of each new segment.
+    order. Returns the old cluster index of each new segment (see ``renumber``).
     """
     sizes = label_counts(model.labels_, model.n_clusters)
     order = np.lexsort((np.arange(model.n_clusters), -sizes))
+    renumber(model, order)
+    return order
+
+
+def renumber(model, order):
+    """Make old cluster ``order[i]`` segment i of a fitted model.
+
+    Centres and ``labels_`` are permuted in place, so ``predict`` and the model file agree
+    with the new numbers.
+    """
     new_id = np.empty(order.size, dtype=model.labels_.dtype)
     new_id[order] = np.arange(order.size)
     model.cluster_centers_ = model.cluster_centers_[order]
@@ -24,7 +35,52 @@ def order_by_size(model):
     for state in ("_centers", "_counts"):  # MiniBatchKMeans: so partial_fit keeps the order
         if hasattr(model, state):
             setattr(model, state, getattr(model, state)[order])
-    return order
+
+
+def check_alignment(previous, features, k):
+    """Fail before any work if a model of ``k`` segments on ``features`` cannot take the
+    previous model's segment numbers."""
+    names = getattr(previous, "feature_names_in_", None)
+    names = [] if names is None else [str(n) for n in names]
+    if sorted(names) != sorted(features):
+        raise DataError(
+            f"the previous model's features ({', '.join(names) or 'unnamed'}) are not "
+            f"these ({', '.join(features)}): align to a model of the same features"
+        )
+    if k < previous.n_clusters:
+        raise DataError(
+            f"the previous model has {previous.n_clusters} segments and this one {k}: "
+            "segment numbers can be kept only with as many segments or more"
+        )
+
+
+def align_to(model, previous):
+    """Number the segments of a fitted model after those of a previous model of the same
+    features, so that segment 3 stays the same kind of customer from one fit to the next.
+
+    Segments are paired by the Hungarian method on the squared distances between centres,
+    taken in the new model's space (the previous centres, in original units, are scaled as the
+    new data was). With more segments than before, the unpaired ones take the next numbers,
+    largest first. Returns the distance each previous segment's centre moved (its number order).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    features = [str(n) for n in model.feature_names_in_]
+    check_alignment(previous, features, model.n_clusters)
+    columns = [list(map(str, previous.feature_names_in_)).index(f) for f in features]
+    before = centers_in_original_units(previous)[:, columns]
+    if model.scale_std_ is not None:
+        before = (before - model.scale_mean_) / model.scale_std_
+    now = np.asarray(model.cluster_centers_, dtype=np.float64)
+    cost = ((now[:, None, :] - before[None, :, :]) ** 2).sum(axis=2)
+    new, old = linear_sum_assignment(cost)
+    order = np.empty(model.n_clusters, dtype=np.int64)
+    order[old] = new
+    sizes = label_counts(model.labels_, model.n_clusters)
+    rest = np.setdiff1d(np.arange(model.n_clusters), new)
+    order[previous.n_clusters :] = rest[np.lexsort((rest, -sizes[rest]))]
+    renumber(model, order)
+    return np.sqrt(cost[new, old][np.argsort(old)])
 
 
 def label_counts(labels, k):
