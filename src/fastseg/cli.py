@@ -167,6 +167,24 @@ def cmd_profile(args):
     _say(args, f"profile of {table.height} segments written to {args.out}")
 
 
+def cmd_report(args):
+    from .report import write_report
+
+    check_output_path(args.out, overwrite=args.overwrite)
+    selection, _ = write_report(
+        load_engine(args.model),
+        _data_arg(args.data),
+        args.out,
+        ks=args.k_range,
+        sample_size=args.sample,
+        random_state=args.seed,
+        overwrite=args.overwrite,
+        memory_budget=args.memory_budget,
+        spill_dir=args.spill_dir,
+    )
+    _say(args, f"report written to {args.out} (k = {', '.join(map(str, args.k_range))} scored)")
+
+
 def cmd_predict(args):
     check_output_path(args.out, overwrite=args.overwrite)
     _write_labels(args, load_engine(args.model), args.out)
@@ -519,6 +537,45 @@ def build_parser():
     prof.add_argument("--seed", type=seed, default=0, help="random seed of the sample (default 0)")
     add_common(prof)
     prof.set_defaults(run=cmd_profile)
+
+    rep = sub.add_parser(
+        "report",
+        help="write a one-file HTML report with plots",
+        description="One self-contained HTML file: the elbow curve and its knee, metrics by k, "
+        "segment sizes, a centroid z-score heat map, a 2-D PCA scatter of a sample, feature "
+        "distributions by segment and the profile table (needs matplotlib: the report extra).",
+        epilog="example: fastseg report model.json customers.parquet --out report.html",
+    )
+    rep.add_argument("model", help="model file written by 'fastseg fit --model'")
+    rep.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    rep.add_argument("--out", required=True, help="the HTML file to write, e.g. report.html")
+    rep.add_argument(
+        "--k-range",
+        type=k_range,
+        default=list(range(2, 13)),
+        help="values of k for the elbow curve (default 2:12), e.g. 2:8",
+    )
+    rep.add_argument(
+        "--sample",
+        type=positive_int,
+        default=10_000,
+        help="rows the silhouettes are taken on (default 10000), e.g. 20000",
+    )
+    rep.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    rep.add_argument(
+        "--memory-budget",
+        type=parse_size,
+        default=None,
+        help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk",
+    )
+    rep.add_argument(
+        "--spill-dir",
+        type=writable_folder,
+        default=None,
+        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
+    )
+    add_common(rep)
+    rep.set_defaults(run=cmd_report)
 
     predict = sub.add_parser(
         "predict",

@@ -31,6 +31,11 @@ def profile(model, data, *, categories=None, sample_size=20_000, random_state=0)
     ``categories`` names the categorical columns (default: every text, categorical or boolean
     column with at most ``MAX_CATEGORIES`` values).
     """
+    return segment_stats(model, data, categories, sample_size, random_state).table()
+
+
+def segment_stats(model, data, categories=None, sample_size=20_000, random_state=0):
+    """The streaming pass behind ``profile``: per-segment totals and row samples."""
     model._check_fitted()
     names = getattr(model, "feature_names_in_", None)
     if names is None:
@@ -46,7 +51,7 @@ def profile(model, data, *, categories=None, sample_size=20_000, random_state=0)
     query = lazy.select(
         [pl.col(f).cast(pl.Float64) for f in features] + [pl.col(c) for c in categories]
     )
-    stats = _SegmentStats(model.n_clusters, len(features), categories, sample_size)
+    stats = SegmentStats(model.n_clusters, features, categories, sample_size)
     keys = random_stream(random_state)
     with thread_limit(model.n_threads), _read_errors(source.describe):
         for frame in query.collect_batches(chunk_size=config.batch_size):
@@ -58,7 +63,7 @@ def profile(model, data, *, categories=None, sample_size=20_000, random_state=0)
             stats.add(rows, labels, frame.select(categories), keys)
     if stats.counts.sum() == 0:
         raise DataError(f"{source.describe} has no rows without missing features to profile")
-    return stats.table(features)
+    return stats
 
 
 def _category_columns(schema, features, requested):
@@ -71,11 +76,13 @@ def _category_columns(schema, features, requested):
     return [n for n, t in schema.items() if n not in features and isinstance(t, kinds)]
 
 
-class _SegmentStats:
-    """Per-segment running totals; ``table`` turns them into the profile."""
+class SegmentStats:
+    """Per-segment running totals and uniform row samples (``sample``: original units, one
+    array per segment); ``table`` turns them into the profile."""
 
-    def __init__(self, k, d, categories, sample_size):
-        self.k, self.sample_size = k, sample_size
+    def __init__(self, k, features, categories, sample_size):
+        self.k, self.sample_size, self.features = k, sample_size, features
+        d = len(features)
         self.counts = np.zeros(k, dtype=np.int64)
         self.shift = None  # sums are taken around the first rows' mean, for accurate stds
         self.sums = np.zeros((k, d))
@@ -121,7 +128,8 @@ class _SegmentStats:
             keys, rows = keys[keep], rows[keep]
         self.sample_keys[c], self.sample[c] = keys, rows
 
-    def table(self, features):
+    def table(self):
+        features = self.features
         n = self.counts.sum()
         present = self.counts > 0
         total = np.maximum(self.counts, 1)[:, None]
