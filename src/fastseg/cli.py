@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from . import __version__
+from .dataset import SCALINGS
 from .errors import FastsegError
 from .fileio import check_output_path
 from .labeling import check_labels_request, write_labels
@@ -108,6 +109,7 @@ def _choose_k(args):
         args.k_range,
         columns=args.features,
         scale=args.scale,
+        log1p=args.log1p,
         random_state=args.seed,
         max_iter=args.max_iter or 300,
         memory_budget=args.memory_budget,
@@ -130,6 +132,7 @@ def cmd_select_k(args):
         args.k_range,
         columns=args.features,
         scale=args.scale,
+        log1p=args.log1p,
         sample_size=args.sample,
         random_state=args.seed,
         max_iter=args.max_iter,
@@ -253,6 +256,7 @@ def _estimator(args):
         n_clusters=args.k,
         random_state=args.seed,
         scale=args.scale,
+        log1p=args.log1p,
         missing="drop",
         memory_budget=args.memory_budget,
         spill_dir=args.spill_dir,
@@ -403,9 +407,16 @@ def build_parser():
     )
     fit.add_argument(
         "--scale",
-        choices=["standard", "none"],
+        choices=SCALINGS,
         default="standard",
-        help="standardise features (mean/std from the data; default standard)",
+        help="map features to (x - centre) / spread: standard (mean, std; the default), "
+        "minmax (min, range), robust (median, interquartile range) or none; e.g. robust",
+    )
+    fit.add_argument(
+        "--log1p",
+        type=column_list,
+        default=None,
+        help="features to take log(1 + x) of before scaling, e.g. income,avg_order_value",
     )
     fit.add_argument(
         "--algorithm",
@@ -472,9 +483,15 @@ def build_parser():
     )
     select.add_argument(
         "--scale",
-        choices=["standard", "none"],
+        choices=SCALINGS,
         default="standard",
-        help="standardise features (default standard)",
+        help="feature scaling as in fit (default standard), e.g. robust",
+    )
+    select.add_argument(
+        "--log1p",
+        type=column_list,
+        default=None,
+        help="features to take log(1 + x) of before scaling, e.g. income",
     )
     select.add_argument(
         "--sample",

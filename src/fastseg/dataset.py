@@ -22,7 +22,8 @@ from .errors import DataError
 from .progress import report
 from .sources import ArraySource
 
-SCALINGS = ("none", "standard")
+SCALINGS = ("none", "standard", "minmax", "robust")
+QUANTILE_ROWS = 1_000_000  # robust scaling: quantiles of a uniform sample of this many rows
 
 
 def anonymous_array(shape, dtype):
@@ -200,13 +201,20 @@ def load_dataset(
     sample_weight=None,
     *,
     scale="none",
+    log1p=(),
     batch_size=None,
     memory_budget=None,
     spill_dir=None,
     sample_size=None,
     random_state=None,
 ):
-    """Run the decode pass over ``source`` and return a Dataset (close it when done)."""
+    """Run the decode pass over ``source`` and return a Dataset (close it when done).
+
+    ``log1p`` (feature indices) takes log(1 + x) of those columns first; ``scale`` then maps
+    every feature to ``(x - centre) / spread``: mean and standard deviation ("standard"),
+    minimum and range ("minmax"), or median and interquartile range ("robust", from a uniform
+    sample of ``QUANTILE_ROWS`` rows: exact below it).
+    """
     if scale not in SCALINGS:
         raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
     batch_size = aligned_chunk_rows(batch_size or config.batch_size)
@@ -216,7 +224,8 @@ def load_dataset(
         raise DataError(f"{getattr(source, 'describe', 'the data')} has no rows")
     weights = _check_weights(sample_weight, n_max, source)
 
-    reuse_array = isinstance(source, ArraySource) and scale == "none"
+    log1p = list(log1p)
+    reuse_array = isinstance(source, ArraySource) and scale == "none" and not log1p
     if reuse_array:
         store = RowStore(n_max, source.n_features, source.dtype, in_memory=True, array=source.X)
     else:
@@ -228,6 +237,8 @@ def load_dataset(
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
     moments = Moments(source.n_features)
+    low = np.full(source.n_features, np.inf)
+    high = np.full(source.n_features, -np.inf)
     start = time.perf_counter()
     try:
         if reuse_array:
@@ -237,8 +248,12 @@ def load_dataset(
         row = 0  # rows read so far
         for first, batch in chunks:
             w = None if weights is None else weights[first : first + batch.shape[0]]
+            if log1p:
+                _log1p_in_place(batch, log1p, source)
             if moments.add(batch, w):
                 _report_not_finite(batch, source)
+            if scale == "minmax":
+                low, high = np.minimum(low, batch.min(axis=0)), np.maximum(high, batch.max(axis=0))
             row = first + batch.shape[0]
             report("reading", row + source.n_dropped, n_max)
         if row == 0:
@@ -262,11 +277,18 @@ def load_dataset(
     )
     _hand_back_freed_memory()
     read_done = time.perf_counter()
-    if scale == "standard":
-        std = np.sqrt(moments.var)
-        std[std == 0] = 1.0  # a constant column stays constant, as in scikit-learn
-        data.scale_mean, data.scale_std = moments.mean, std
-        _scale_in_place(store, batch_size, moments.mean, std)
+    if scale != "none":
+        if scale == "standard":
+            centre, spread = moments.mean, np.sqrt(moments.var)
+        elif scale == "minmax":
+            centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
+        else:
+            rows = _draw_sample(data, QUANTILE_ROWS, 0)[0]
+            q25, centre, q75 = np.quantile(rows.astype(np.float64), [0.25, 0.5, 0.75], axis=0)
+            spread = q75 - q25
+        spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
+        data.scale_mean, data.scale_std = centre, spread
+        _scale_in_place(store, batch_size, centre, spread)
     if sample_size is not None and (data.n_rows > sample_size or not store.in_memory):
         data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
     data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
@@ -301,6 +323,18 @@ def _check_weights(sample_weight, n_rows, source):
     if w.sum() <= 0:
         raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
     return w
+
+
+def _log1p_in_place(batch, columns, source):
+    for j in columns:
+        column = batch[:, j]
+        if (column <= -1).any():
+            name = source.feature_names[j] if source.feature_names else f"feature {j}"
+            raise DataError(
+                f"log1p needs values above -1, and column '{name}' has {column.min():g}: "
+                "leave it out of log1p or shift it first"
+            )
+        np.log1p(column, out=column)
 
 
 def _report_not_finite(batch, source):

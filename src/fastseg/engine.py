@@ -127,12 +127,14 @@ class Engine:
         scale=None,
         memory_budget=None,
         min_rows=None,
+        log1p=True,
     ):
         """Decode the input once (see ``dataset.load_dataset``); close the result when done."""
         data = load_dataset(
             source,
             sample_weight,
             scale=self.scale if scale is None else scale,
+            log1p=self._log1p_columns() if log1p else (),
             batch_size=self._stream_rows(),
             memory_budget=self.memory_budget if memory_budget is None else memory_budget,
             spill_dir=self.spill_dir,
@@ -206,12 +208,36 @@ class Engine:
         yield from source.batches(self._stream_rows())
 
     def _scaled(self, rows):
-        """Rows in the space the centres live in (the fitted scaling replayed), checked finite."""
+        """Rows in the space the centres live in (log1p and scaling replayed), checked finite."""
         if not np.isfinite(rows).all():
             raise DataError("X holds NaN or infinite values; remove or replace them first")
+        columns = self._log1p_columns()
+        if columns:
+            rows = rows.copy()
+            for j in columns:
+                if (rows[:, j] <= -1).any():
+                    raise DataError(f"log1p needs values above -1 in feature {j} of X")
+                np.log1p(rows[:, j], out=rows[:, j])
         if self.scale_std_ is None:
             return rows
         return standardize(rows, self.scale_mean_, self.scale_std_, out=np.empty_like(rows))
+
+    def _log1p_columns(self):
+        """Feature indices that ``log1p`` names (column names, or indices for arrays)."""
+        if not self.log1p:
+            return []
+        names = [str(n) for n in getattr(self, "feature_names_in_", [])]
+        columns = []
+        for item in self.log1p:
+            if isinstance(item, str):
+                if item not in names:
+                    raise DataError(f"log1p names '{item}', which is not a feature")
+                columns.append(names.index(item))
+            elif 0 <= int(item) < self.n_features_in_:
+                columns.append(int(item))
+            else:
+                raise DataError(f"log1p names feature {item}; X has {self.n_features_in_}")
+        return sorted(set(columns))
 
     def _assign_rows(self, rows):
         """Nearest centre and squared distance of every row of one in-memory batch."""

@@ -35,6 +35,7 @@ class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
         "init_size": [Interval(Integral, 1, None, closed="left"), None],
         "scale": [StrOptions(set(SCALINGS))],
+        "log1p": ["array-like", None],
         "missing": [StrOptions(set(MISSING_POLICIES))],
         "spill_dir": [str, os.PathLike, None],
     }
@@ -85,8 +86,13 @@ class KMeans(ScikitLearnAPI, LloydEngine):
     verbose : int
     init_size : int, optional
         Rows k-means++ runs on (default ``config.init_size``).
-    scale : {"none", "standard"}
-        Standardise features with mean/std from the decode pass (stored, replayed by predict).
+    scale : {"none", "standard", "minmax", "robust"}
+        Map each feature to ``(x - centre) / spread`` before clustering: mean and standard
+        deviation, minimum and range, or median and interquartile range (quantiles of a uniform
+        1M-row sample: exact below it). Taken in the decode pass; stored and replayed by
+        predict.
+    log1p : list of column names (or indices for arrays), optional
+        Features to take ``log(1 + x)`` of before scaling: skewed money and usage columns.
     missing : {"error", "drop"}
         What to do with rows whose features hold nulls (frames and Parquet).
     spill_dir : str, optional

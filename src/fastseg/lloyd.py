@@ -30,6 +30,7 @@ class LloydEngine(Engine):
         verbose=0,
         init_size=None,
         scale="none",
+        log1p=None,
         missing="error",
         spill_dir=None,
         algorithm="auto",
@@ -46,6 +47,7 @@ class LloydEngine(Engine):
         self.verbose = verbose
         self.init_size = init_size
         self.scale = scale
+        self.log1p = log1p
         self.missing = missing
         self.spill_dir = spill_dir
         self.algorithm = algorithm

@@ -41,6 +41,7 @@ class MiniBatchEngine(Engine):
         memory_budget=None,
         n_threads=None,
         scale="none",
+        log1p=None,
         missing="error",
         spill_dir=None,
     ):
@@ -59,6 +60,7 @@ class MiniBatchEngine(Engine):
         self.memory_budget = memory_budget
         self.n_threads = n_threads
         self.scale = scale
+        self.log1p = log1p
         self.missing = missing
         self.spill_dir = spill_dir
 
@@ -108,6 +110,7 @@ class MiniBatchEngine(Engine):
                 self._random_state,
                 self._sample_size(),
                 scale="none",
+                log1p=False,  # replayed with the scaling by _scaled below
                 memory_budget=np.iinfo(np.int64).max,
                 min_rows=self.n_clusters if first else 1,
             )

@@ -27,8 +27,8 @@ def model_to_dict(model):
     names = getattr(model, "feature_names_in_", None)
     scaling = None
     if model.scale_std_ is not None:
-        scaling = {
-            "method": "standard",
+        scaling = {  # rows are mapped to (x - mean) / scale; "mean" is the method's centre
+            "method": model.scale,
             "mean": model.scale_mean_.tolist(),
             "scale": model.scale_std_.tolist(),
         }

@@ -40,6 +40,7 @@ def write_report(
         ks,
         columns=features,
         scale=model.scale,
+        log1p=model.log1p,
         sample_size=sample_size,
         random_state=random_state,
         memory_budget=memory_budget,

@@ -94,9 +94,11 @@ def label_counts(labels, k):
 def centers_in_original_units(model):
     """Centres with the fitted scaling undone: in dollars, years, GB, as in the input."""
     centers = np.asarray(model.cluster_centers_, dtype=np.float64)
-    if model.scale_std_ is None:
-        return centers
-    return centers * model.scale_std_ + model.scale_mean_
+    if model.scale_std_ is not None:
+        centers = centers * model.scale_std_ + model.scale_mean_
+    columns = model._log1p_columns()
+    centers[:, columns] = np.expm1(centers[:, columns])  # back from log(1 + x)
+    return centers
 
 
 def segment_table(model):

@@ -1,0 +1,115 @@
+"""Scaling choices (standard, minmax, robust) and log1p: fitted in the decode pass, stored in the
+model, replayed by predict, and undone for centres in business units."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+import fastseg
+from fastseg.cli import main
+from fastseg.errors import DataError
+from fastseg.segments import centers_in_original_units
+
+SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.default_rng(0)
+    income = rng.lognormal(10.5, 0.8, 5000)  # skewed money
+    age = rng.normal(45, 12, 5000)
+    visits = rng.poisson(4, 5000).astype(float)
+    return np.column_stack([income, age, visits])
+
+
+def init_for(X, k=4):
+    return X[np.random.default_rng(1).choice(X.shape[0], k, replace=False)]
+
+
+@pytest.mark.parametrize("scale", ["standard", "minmax", "robust"])
+def test_scaling_equals_scikit_learns_scaler_then_kmeans(X, scale):
+    scaler = SCALERS[scale]().fit(X)
+    scaled = scaler.transform(X)
+    init = init_for(scaled)
+    ours = fastseg.KMeans(4, init=init, scale=scale, algorithm="lloyd", tol=0).fit(X)
+    plain = fastseg.KMeans(4, init=init, scale="none", algorithm="lloyd", tol=0).fit(scaled)
+    centre = {"standard": "mean_", "minmax": "data_min_", "robust": "center_"}[scale]
+    np.testing.assert_allclose(ours.scale_mean_, getattr(scaler, centre), rtol=1e-12)
+    spread = scaler.scale_ if scale != "minmax" else 1 / scaler.scale_
+    np.testing.assert_allclose(ours.scale_std_, spread, rtol=1e-12)
+    assert np.array_equal(ours.labels_, plain.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, plain.cluster_centers_, rtol=1e-9)
+    assert np.array_equal(ours.predict(X[:500]), plain.predict(scaled[:500]))
+
+
+def test_log1p_then_scaling(X):
+    logged = X.copy()
+    logged[:, 0] = np.log1p(logged[:, 0])
+    init = init_for(StandardScaler().fit_transform(logged))
+    ours = fastseg.KMeans(4, init=init, scale="standard", log1p=[0], tol=0).fit(X)
+    plain = fastseg.KMeans(4, init=init, scale="standard", tol=0).fit(logged)
+    assert np.array_equal(ours.labels_, plain.labels_)
+    assert np.array_equal(ours.predict(X), plain.predict(logged))
+    back = centers_in_original_units(ours)
+    np.testing.assert_allclose(back[:, 0], np.expm1(centers_in_original_units(plain)[:, 0]))
+
+
+def test_log1p_by_name_round_trips_through_the_model_file(X, tmp_path):
+    frame = pl.DataFrame(X, schema=["income", "age", "visits"])
+    model = fastseg.KMeans(3, random_state=0, scale="robust", log1p=["income"]).fit(frame)
+    path = tmp_path / "m.json"
+    model.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["params"]["log1p"] == ["income"] and doc["scaling"]["method"] == "robust"
+    loaded = fastseg.load(path)
+    assert np.array_equal(loaded.predict(frame), model.labels_)
+
+
+def test_log1p_refuses_values_at_or_below_minus_one(X):
+    bad = X.copy()
+    bad[7, 2] = -3.0
+    frame = pl.DataFrame(bad, schema=["income", "age", "visits"])
+    with pytest.raises(DataError, match="log1p needs values above -1, and column 'visits'"):
+        fastseg.KMeans(3, log1p=["visits"]).fit(frame)
+    with pytest.raises(DataError, match="not a feature"):
+        fastseg.KMeans(3, log1p=["nope"]).fit(frame)
+
+
+def test_robust_scaling_on_spilled_data_equals_in_memory(X, tmp_path):
+    ram = fastseg.KMeans(4, random_state=0, scale="robust").fit(X)
+    spilled = fastseg.KMeans(
+        4, random_state=0, scale="robust", memory_budget=1000, spill_dir=tmp_path
+    ).fit(X)
+    np.testing.assert_array_equal(ram.scale_mean_, spilled.scale_mean_)
+    np.testing.assert_array_equal(ram.scale_std_, spilled.scale_std_)
+    assert np.array_equal(ram.labels_, spilled.labels_)
+
+
+def test_fit_command_with_robust_scaling_and_log1p(X, tmp_path, capsys):
+    path = tmp_path / "d.parquet"
+    pl.DataFrame(X, schema=["income", "age", "visits"]).write_parquet(path)
+    model_path = tmp_path / "m.json"
+    args = [
+        "fit",
+        str(path),
+        "--k",
+        "3",
+        "--features",
+        "income,age,visits",
+        "--scale",
+        "robust",
+        "--log1p",
+        "income",
+        "--model",
+        str(model_path),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(model_path.read_text())
+    assert doc["scaling"]["method"] == "robust" and doc["params"]["log1p"] == ["income"]
+    incomes = [float(v.replace(",", "")) for v in out.split("income")[1].split("\n")[0].split()]
+    assert all(5_000 < v < 500_000 for v in incomes)  # centres shown in dollars, not logs
