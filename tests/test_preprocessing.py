@@ -113,3 +113,91 @@ def test_fit_command_with_robust_scaling_and_log1p(X, tmp_path, capsys):
     assert doc["scaling"]["method"] == "robust" and doc["params"]["log1p"] == ["income"]
     incomes = [float(v.replace(",", "")) for v in out.split("income")[1].split("\n")[0].split()]
     assert all(5_000 < v < 500_000 for v in incomes)  # centres shown in dollars, not logs
+
+
+# ----- derived features ----------------------------------------------------------------------
+@pytest.fixture()
+def spend(tmp_path):
+    rng = np.random.default_rng(2)
+    frame = pl.DataFrame(
+        {
+            "wines": rng.gamma(2.0, 100.0, 3000),
+            "meat": rng.gamma(2.0, 60.0, 3000),
+            "age": rng.normal(45, 12, 3000),
+        }
+    )
+    path = tmp_path / "spend.parquet"
+    frame.write_parquet(path, row_group_size=800)
+    return frame, path
+
+
+def test_derived_feature_equals_the_column_computed_by_hand(spend):
+    frame, path = spend
+    by_hand = frame.with_columns(total=pl.col("wines") + pl.col("meat") * 2)
+    derive = ["total = wines + meat * 2"]
+    ours = fastseg.KMeans(3, random_state=0, scale="standard", derive=derive)
+    ours.fit(path, columns=["total", "age"])
+    plain = fastseg.KMeans(3, random_state=0, scale="standard").fit(
+        by_hand, columns=["total", "age"]
+    )
+    assert np.array_equal(ours.labels_, plain.labels_)
+    assert np.array_equal(ours.predict(frame), plain.labels_)  # derived again from raw columns
+
+
+def test_derived_features_round_trip_through_the_model_file(spend, tmp_path):
+    frame, path = spend
+    model = fastseg.KMeans(3, random_state=0, derive=["total = wines + meat"]).fit(
+        path, columns=["total", "age"]
+    )
+    model.save(tmp_path / "m.json")
+    loaded = fastseg.load(tmp_path / "m.json")
+    assert loaded.derive == ["total = wines + meat"]
+    assert np.array_equal(loaded.predict(path), model.labels_)
+
+
+@pytest.mark.parametrize(
+    "derive, needle",
+    [
+        (["total wines + meat"], "write it as name = expression"),
+        (["total = wines +"], "cannot read the derived feature"),
+        (["total = wines + fish"], "cannot derive total"),
+    ],
+)
+def test_bad_derived_features_are_clear_errors(spend, derive, needle):
+    _, path = spend
+    with pytest.raises(DataError, match=needle):
+        fastseg.KMeans(2, derive=derive).fit(path, columns=["total"])
+
+
+def test_derive_needs_named_columns(X):
+    with pytest.raises(DataError, match="not an array"):
+        fastseg.KMeans(2, derive=["t = a + b"]).fit(X)
+
+
+def test_fit_command_with_a_derived_feature(spend, tmp_path, capsys):
+    frame, path = spend
+    model_path, labels_path = tmp_path / "m.json", tmp_path / "l.parquet"
+    out_path = tmp_path / "o.parquet"
+    args = [
+        "fit",
+        str(path),
+        "--k",
+        "3",
+        "--features",
+        "total,age",
+        "--derive",
+        "total = wines + meat",
+        "--model",
+        str(model_path),
+        "--labels",
+        str(labels_path),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    assert "total" in capsys.readouterr().out  # the segment table shows the derived feature
+    labels = pl.read_parquet(labels_path)
+    assert labels.columns == ["wines", "meat", "age", "segment"]  # input columns + segment
+    assert main(["predict", str(model_path), str(path), "--out", str(out_path), "--quiet"]) == 0
+    assert pl.read_parquet(out_path)["segment"].to_list() == labels["segment"].to_list()
+    assert main(["profile", str(model_path), str(path), "--quiet"]) == 0
+    assert "total (z)" in capsys.readouterr().out

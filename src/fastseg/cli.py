@@ -60,7 +60,7 @@ def cmd_fit(args):
     if args.keep and not args.labels:
         raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
     if args.labels:
-        check_labels_request(_data_arg(args.data), args.features, args.keep)
+        check_labels_request(_data_arg(args.data), args.features, args.keep, args.derive)
     previous = load_engine(args.align_to) if args.align_to else None
     if previous is not None and args.k != "auto":
         check_alignment(previous, args.features, args.k)
@@ -110,6 +110,7 @@ def _choose_k(args):
         columns=args.features,
         scale=args.scale,
         log1p=args.log1p,
+        derive=args.derive,
         random_state=args.seed,
         max_iter=args.max_iter or 300,
         memory_budget=args.memory_budget,
@@ -133,6 +134,7 @@ def cmd_select_k(args):
         columns=args.features,
         scale=args.scale,
         log1p=args.log1p,
+        derive=args.derive,
         sample_size=args.sample,
         random_state=args.seed,
         max_iter=args.max_iter,
@@ -257,6 +259,7 @@ def _estimator(args):
         random_state=args.seed,
         scale=args.scale,
         log1p=args.log1p,
+        derive=args.derive,
         missing="drop",
         memory_budget=args.memory_budget,
         spill_dir=args.spill_dir,
@@ -413,6 +416,14 @@ def build_parser():
         "minmax (min, range), robust (median, interquartile range) or none; e.g. robust",
     )
     fit.add_argument(
+        "--derive",
+        action="append",
+        default=None,
+        metavar="'NAME = EXPRESSION'",
+        help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
+        "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
+    )
+    fit.add_argument(
         "--log1p",
         type=column_list,
         default=None,
@@ -486,6 +497,14 @@ def build_parser():
         choices=SCALINGS,
         default="standard",
         help="feature scaling as in fit (default standard), e.g. robust",
+    )
+    select.add_argument(
+        "--derive",
+        action="append",
+        default=None,
+        metavar="'NAME = EXPRESSION'",
+        help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
+        "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
     )
     select.add_argument(
         "--log1p",

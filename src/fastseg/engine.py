@@ -88,9 +88,11 @@ class Engine:
                 columns = None if names is None else list(names)
             if missing is None:
                 missing = self.missing if reset else "error"
-            source = open_table(X, columns, missing=missing)
+            source = open_table(X, columns, missing=missing, derive=self.derive or ())
         elif columns is not None:
             raise DataError("columns= selects columns of a frame or Parquet input, not an array")
+        elif self.derive:
+            raise DataError("derive= computes columns of a frame or Parquet input, not an array")
         else:
             source = ArraySource(self._check_array(X, reset))
         if reset:

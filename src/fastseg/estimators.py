@@ -36,6 +36,7 @@ class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
         "init_size": [Interval(Integral, 1, None, closed="left"), None],
         "scale": [StrOptions(set(SCALINGS))],
         "log1p": ["array-like", None],
+        "derive": [list, None],
         "missing": [StrOptions(set(MISSING_POLICIES))],
         "spill_dir": [str, os.PathLike, None],
     }
@@ -93,6 +94,10 @@ class KMeans(ScikitLearnAPI, LloydEngine):
         predict.
     log1p : list of column names (or indices for arrays), optional
         Features to take ``log(1 + x)`` of before scaling: skewed money and usage columns.
+    derive : list of str, optional
+        Columns computed from the others before anything else, each "name = expression" in
+        SQL syntax (polars' ``sql_expr``), e.g. ``"total_spend = mnt_wines + mnt_meat"``; name
+        them in ``columns`` to cluster on them. Stored in the model; predict derives them again.
     missing : {"error", "drop"}
         What to do with rows whose features hold nulls (frames and Parquet).
     spill_dir : str, optional
@@ -129,7 +134,8 @@ class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
     How it runs: :class:`fastseg.minibatch.MiniBatchEngine`.
 
     Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
-    ``n_threads``, ``scale``, ``missing`` and ``spill_dir`` as in :class:`fastseg.KMeans`.
+    ``n_threads``, ``scale``, ``log1p``, ``derive``, ``missing`` and ``spill_dir`` as in
+    :class:`fastseg.KMeans`.
     ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
     "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
     """

@@ -31,7 +31,7 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             "the model was fitted on an array without column names, so its features cannot be "
             "found in Parquet: fit it on a frame or Parquet file"
         )
-    source, columns = check_labels_request(data, list(names), keep)
+    source, columns = check_labels_request(data, list(names), keep, model.derive)
     lazy = source.lazy_all_columns()
     total = source.count_rows()
     features = (
@@ -75,10 +75,14 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     return written, unlabelled
 
 
-def check_labels_request(data, names, keep=None):
-    """Check before any long work that labels can be written; returns (source, output columns)."""
-    source = open_parquet(data, names, missing="drop")
+def check_labels_request(data, names, keep=None, derive=None):
+    """Check before any long work that labels can be written; returns (source, output columns).
+
+    The output keeps the input's columns (derived features are not written unless kept).
+    """
+    source = open_parquet(data, names, missing="drop", derive=derive or ())
     columns = list(source.lazy_all_columns().collect_schema().names())
+    columns = [c for c in columns if c not in source.derived]
     if keep is not None:
         unknown = [c for c in keep if c not in columns]
         if unknown:

@@ -31,6 +31,7 @@ class LloydEngine(Engine):
         init_size=None,
         scale="none",
         log1p=None,
+        derive=None,
         missing="error",
         spill_dir=None,
         algorithm="auto",
@@ -48,6 +49,7 @@ class LloydEngine(Engine):
         self.init_size = init_size
         self.scale = scale
         self.log1p = log1p
+        self.derive = derive
         self.missing = missing
         self.spill_dir = spill_dir
         self.algorithm = algorithm

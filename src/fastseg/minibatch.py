@@ -42,6 +42,7 @@ class MiniBatchEngine(Engine):
         n_threads=None,
         scale="none",
         log1p=None,
+        derive=None,
         missing="error",
         spill_dir=None,
     ):
@@ -61,6 +62,7 @@ class MiniBatchEngine(Engine):
         self.n_threads = n_threads
         self.scale = scale
         self.log1p = log1p
+        self.derive = derive
         self.missing = missing
         self.spill_dir = spill_dir
 

@@ -41,6 +41,7 @@ def write_report(
         columns=features,
         scale=model.scale,
         log1p=model.log1p,
+        derive=model.derive,
         sample_size=sample_size,
         random_state=random_state,
         memory_budget=memory_budget,

@@ -61,11 +61,24 @@ class FrameSource:
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, lazy, columns=None, *, missing="error", describe="the data", files=None):
+    def __init__(
+        self, lazy, columns=None, *, missing="error", describe="the data", files=None, derive=()
+    ):
         if missing not in MISSING_POLICIES:
             raise DataError(f"missing={missing!r}: use one of {', '.join(MISSING_POLICIES)}")
         self.describe = describe
         self.missing = missing
+        self.derived = []
+        if derive:
+            names, expressions = zip(*(parse_derived(text) for text in derive), strict=True)
+            self.derived = list(names)
+            lazy = lazy.with_columns(expressions)
+            files = None  # derived columns are not in the files: polars computes them
+            try:
+                lazy.collect_schema()
+            except pl.exceptions.PolarsError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise DataError(f"cannot derive {', '.join(names)}: {first}") from None
         schema = _read_schema(lazy, describe)
         self.feature_names = _check_columns(schema, columns, describe)
         self.n_features = len(self.feature_names)
@@ -144,20 +157,43 @@ class FrameSource:
         )
 
 
-def open_table(X, columns=None, *, missing="error"):
-    """A FrameSource for a polars frame, an Arrow table, or Parquet path(s)."""
+def open_table(X, columns=None, *, missing="error", derive=()):
+    """A FrameSource for a polars frame, an Arrow table, or Parquet path(s); ``derive`` adds
+    columns computed from the others ("name = SQL expression")."""
     if isinstance(X, pl.LazyFrame):
-        return FrameSource(X, columns, missing=missing, describe="the LazyFrame")
+        return FrameSource(X, columns, missing=missing, describe="the LazyFrame", derive=derive)
     if isinstance(X, pl.DataFrame):
-        return FrameSource(X.lazy(), columns, missing=missing, describe="the DataFrame")
+        return FrameSource(
+            X.lazy(), columns, missing=missing, describe="the DataFrame", derive=derive
+        )
     if isinstance(X, pa.Table):
         return FrameSource(
-            pl.from_arrow(X).lazy(), columns, missing=missing, describe="the Arrow table"
+            pl.from_arrow(X).lazy(),
+            columns,
+            missing=missing,
+            describe="the Arrow table",
+            derive=derive,
         )
-    return open_parquet(X, columns, missing=missing)
+    return open_parquet(X, columns, missing=missing, derive=derive)
 
 
-def open_parquet(paths, columns=None, *, missing="error"):
+def parse_derived(text):
+    """("name", polars expression) from "name = expression" (SQL syntax, e.g. a + b * 2)."""
+    name, sep, expression = str(text).partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier() or not expression.strip():
+        raise DataError(
+            f"cannot read the derived feature '{text}': write it as name = expression, "
+            "e.g. total_spend = mnt_wines + mnt_meat"
+        )
+    try:
+        return name, pl.sql_expr(expression.strip()).alias(name)
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"cannot read the derived feature '{text}': {first}") from None
+
+
+def open_parquet(paths, columns=None, *, missing="error", derive=()):
     """A FrameSource over Parquet: one path, a glob, a folder (hive partitions too), or a list."""
     files = resolve_parquet_paths(paths)
     describe = files[0] if len(files) == 1 else f"{len(files)} Parquet files"
@@ -170,7 +206,9 @@ def open_parquet(paths, columns=None, *, missing="error"):
             cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
         )
     direct = None if _is_hive(paths) else files  # hive columns come from folder names: polars
-    return FrameSource(lazy, columns, missing=missing, describe=describe, files=direct)
+    return FrameSource(
+        lazy, columns, missing=missing, describe=describe, files=direct, derive=derive
+    )
 
 
 def resolve_parquet_paths(paths):
