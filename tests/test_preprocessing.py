@@ -201,3 +201,81 @@ def test_fit_command_with_a_derived_feature(spend, tmp_path, capsys):
     assert pl.read_parquet(out_path)["segment"].to_list() == labels["segment"].to_list()
     assert main(["profile", str(model_path), str(path), "--quiet"]) == 0
     assert "total (z)" in capsys.readouterr().out
+
+
+# ----- filling missing values ----------------------------------------------------------------
+@pytest.fixture()
+def holes(X):
+    frame = pl.DataFrame(X, schema=["income", "age", "visits"])
+    rng = np.random.default_rng(3)
+    return frame.with_columns(
+        pl.when(pl.Series(rng.random(5000) < 0.05)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("income", "visits")
+    )
+
+
+@pytest.mark.parametrize("method", ["mean", "median"])
+def test_missing_values_are_filled_as_scikit_learns_imputer(holes, method, tmp_path):
+    from sklearn.impute import SimpleImputer
+
+    values = holes.to_numpy().astype(np.float32)  # frames are decoded as float32
+    imputer = SimpleImputer(strategy=method).fit(values.astype(np.float64))
+    filled = imputer.transform(values.astype(np.float64)).astype(np.float32)
+    init = init_for(StandardScaler().fit_transform(filled))
+    ours = fastseg.KMeans(4, init=init, scale="standard", missing=method, tol=0).fit(holes)
+    plain = fastseg.KMeans(4, init=init, scale="standard", tol=0).fit(filled)
+    np.testing.assert_allclose(ours.impute_values_, imputer.statistics_, rtol=1e-12)
+    assert ours.n_imputed_ == holes.null_count().sum_horizontal().item() and ours.n_imputed_ > 0
+    assert ours.labels_.shape == (5000,) and np.array_equal(ours.labels_, plain.labels_)
+    assert np.array_equal(ours.predict(holes), plain.predict(filled))  # predict fills too
+    np.testing.assert_allclose(ours.cluster_centers_, plain.cluster_centers_, rtol=1e-9)
+    ours.save(tmp_path / "m.json")
+    assert np.array_equal(fastseg.load(tmp_path / "m.json").predict(holes), ours.labels_)
+
+
+def test_filling_refuses_nan_values_and_empty_columns(holes):
+    with_nan = holes.with_columns(
+        pl.when(pl.int_range(pl.len()) == 9)
+        .then(float("nan"))
+        .otherwise(pl.col("age"))
+        .alias("age")
+    )
+    with pytest.raises(DataError, match="column 'age' of the DataFrame holds NaN"):
+        fastseg.KMeans(3, missing="mean").fit(with_nan)
+    empty = holes.with_columns(pl.lit(None, dtype=pl.Float64).alias("visits"))
+    with pytest.raises(DataError, match="'visits' has no values at all"):
+        fastseg.KMeans(3, missing="median").fit(empty)
+
+
+def test_filling_on_spilled_data_equals_in_memory(holes, tmp_path):
+    ram = fastseg.KMeans(4, random_state=0, missing="median", scale="robust").fit(holes)
+    spilled = fastseg.KMeans(
+        4,
+        random_state=0,
+        missing="median",
+        scale="robust",
+        memory_budget=1000,
+        spill_dir=tmp_path,
+    ).fit(holes)
+    np.testing.assert_array_equal(ram.impute_values_, spilled.impute_values_)
+    assert np.array_equal(ram.labels_, spilled.labels_)
+
+
+def test_fit_command_fills_missing_values(holes, tmp_path, capsys):
+    path, labels_path = tmp_path / "d.parquet", tmp_path / "l.parquet"
+    holes.write_parquet(path)
+    args = [
+        "fit",
+        str(path),
+        "--k",
+        "3",
+        "--features",
+        "income,age,visits",
+        "--missing",
+        "mean",
+        "--labels",
+        str(labels_path),
+    ]
+    assert main(args) == 0
+    assert "missing feature values with the feature means" in capsys.readouterr().err
+    assert pl.read_parquet(labels_path)["segment"].null_count() == 0

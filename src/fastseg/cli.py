@@ -86,6 +86,12 @@ def cmd_fit(args):
         f"clustered {n:,} rows into {args.k} segments in {seconds:.1f} s "
         f"(inertia {estimator.inertia_:.6g}, {estimator.n_iter_} iterations)",
     )
+    if estimator.n_imputed_:
+        _say(
+            args,
+            f"filled {estimator.n_imputed_:,} missing feature values with the feature "
+            f"{args.missing}s",
+        )
     if estimator.n_rows_dropped_:
         _say(
             args,
@@ -111,6 +117,7 @@ def _choose_k(args):
         scale=args.scale,
         log1p=args.log1p,
         derive=args.derive,
+        missing=args.missing,
         random_state=args.seed,
         max_iter=args.max_iter or 300,
         memory_budget=args.memory_budget,
@@ -135,6 +142,7 @@ def cmd_select_k(args):
         scale=args.scale,
         log1p=args.log1p,
         derive=args.derive,
+        missing=args.missing,
         sample_size=args.sample,
         random_state=args.seed,
         max_iter=args.max_iter,
@@ -260,7 +268,7 @@ def _estimator(args):
         scale=args.scale,
         log1p=args.log1p,
         derive=args.derive,
-        missing="drop",
+        missing=args.missing,
         memory_budget=args.memory_budget,
         spill_dir=args.spill_dir,
         n_threads=args.threads,
@@ -416,6 +424,13 @@ def build_parser():
         "minmax (min, range), robust (median, interquartile range) or none; e.g. robust",
     )
     fit.add_argument(
+        "--missing",
+        choices=["drop", "mean", "median", "error"],
+        default="drop",
+        help="rows with a missing feature: drop them (the default; counted), fill the gaps "
+        "with the feature's mean or median, or stop with an error; e.g. --missing median",
+    )
+    fit.add_argument(
         "--derive",
         action="append",
         default=None,
@@ -497,6 +512,13 @@ def build_parser():
         choices=SCALINGS,
         default="standard",
         help="feature scaling as in fit (default standard), e.g. robust",
+    )
+    select.add_argument(
+        "--missing",
+        choices=["drop", "mean", "median", "error"],
+        default="drop",
+        help="rows with a missing feature: drop them (the default; counted), fill the gaps "
+        "with the feature's mean or median, or stop with an error; e.g. --missing median",
     )
     select.add_argument(
         "--derive",

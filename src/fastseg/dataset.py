@@ -20,7 +20,7 @@ import pyarrow as pa
 from . import config, kernels
 from .errors import DataError
 from .progress import report
-from .sources import ArraySource
+from .sources import IMPUTING, ArraySource
 
 SCALINGS = ("none", "standard", "minmax", "robust")
 QUANTILE_ROWS = 1_000_000  # robust scaling: quantiles of a uniform sample of this many rows
@@ -139,6 +139,8 @@ class Dataset:
     scale_std: np.ndarray | None = None
     sample: np.ndarray | None = None  # uniform sample of stored rows (init), or None = all
     sample_weights: np.ndarray | None = None
+    impute_values: np.ndarray | None = None  # what missing values were filled with, per feature
+    n_imputed: int = 0
     chunk_rows: int = config.BLOCK_ROWS
     timings: dict = field(default_factory=dict)  # seconds: "read", "preprocess"
     _ones: np.ndarray = field(default=None, repr=False)
@@ -239,6 +241,8 @@ def load_dataset(
     moments = Moments(source.n_features)
     low = np.full(source.n_features, np.inf)
     high = np.full(source.n_features, -np.inf)
+    imputing = getattr(source, "missing", None) in IMPUTING
+    present = _PresentValues(source.n_features)  # imputing: sums and counts of non-NaN values
     start = time.perf_counter()
     try:
         if reuse_array:
@@ -250,10 +254,13 @@ def load_dataset(
             w = None if weights is None else weights[first : first + batch.shape[0]]
             if log1p:
                 _log1p_in_place(batch, log1p, source)
-            if moments.add(batch, w):
+            if imputing:  # NaN marks a value to fill; the moments come after the filling
+                present.add(batch)
+            elif moments.add(batch, w):
                 _report_not_finite(batch, source)
             if scale == "minmax":
-                low, high = np.minimum(low, batch.min(axis=0)), np.maximum(high, batch.max(axis=0))
+                low = np.fmin(low, np.nanmin(batch, axis=0))
+                high = np.fmax(high, np.nanmax(batch, axis=0))
             row = first + batch.shape[0]
             report("reading", row + source.n_dropped, n_max)
         if row == 0:
@@ -271,12 +278,21 @@ def load_dataset(
         feature_names=source.feature_names,
         n_dropped=source.n_dropped,
         dropped_rows=source.dropped_rows,
-        mean=moments.mean,
-        var=moments.var,
+        mean=None,
+        var=None,
         chunk_rows=batch_size,
     )
     _hand_back_freed_memory()
     read_done = time.perf_counter()
+    if imputing:
+        data.impute_values = present.fill_values(source.missing, data, source)
+        data.n_imputed = source.n_imputed
+        for first, chunk in store.chunks(batch_size, writable=True):
+            holes = np.isnan(chunk)
+            if holes.any():
+                chunk[holes] = np.broadcast_to(data.impute_values, chunk.shape)[holes]
+            moments.add(chunk, None if weights is None else weights[first : first + len(chunk)])
+    data.mean, data.var = moments.mean, moments.var
     if scale != "none":
         if scale == "standard":
             centre, spread = moments.mean, np.sqrt(moments.var)
@@ -323,6 +339,35 @@ def _check_weights(sample_weight, n_rows, source):
     if w.sum() <= 0:
         raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
     return w
+
+
+class _PresentValues:
+    """Per-feature sums and counts of the values that are there (not NaN): the means that
+    missing values are filled with."""
+
+    def __init__(self, n_features):
+        self.sums = np.zeros(n_features)
+        self.counts = np.zeros(n_features, dtype=np.int64)
+
+    def add(self, batch):
+        there = ~np.isnan(batch)
+        self.sums += np.where(there, batch, 0).sum(axis=0, dtype=np.float64)
+        self.counts += there.sum(axis=0)
+
+    def fill_values(self, method, data, source):
+        """The mean of each feature, or its median over a uniform sample of the rows."""
+        if (self.counts == 0).any():
+            j = int(np.flatnonzero(self.counts == 0)[0])
+            name = source.feature_names[j] if source.feature_names else f"feature {j}"
+            raise DataError(
+                f"column '{name}' has no values at all: there is nothing to fill it with"
+            )
+        if method == "mean":
+            return self.sums / self.counts
+        rows = _draw_sample(data, QUANTILE_ROWS, 0)[0].astype(np.float64)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(rows, axis=0)  # NaN where the sample missed every value:
+        return np.where(np.isnan(median), self.sums / self.counts, median)  # the mean then
 
 
 def _log1p_in_place(batch, columns, source):

@@ -86,8 +86,9 @@ class Engine:
             if not reset and columns is None:
                 names = getattr(self, "feature_names_in_", None)
                 columns = None if names is None else list(names)
-            if missing is None:
-                missing = self.missing if reset else "error"
+            if missing is None:  # predicting: nulls are filled as in the fit, or an error
+                filling = getattr(self, "impute_values_", None) is not None
+                missing = self.missing if reset or filling else "error"
             source = open_table(X, columns, missing=missing, derive=self.derive or ())
         elif columns is not None:
             raise DataError("columns= selects columns of a frame or Parquet input, not an array")
@@ -177,6 +178,8 @@ class Engine:
         """Keep what predict must replay (the scaling) and what the fit dropped."""
         self.scale_mean_ = data.scale_mean
         self.scale_std_ = data.scale_std
+        self.impute_values_ = data.impute_values  # None unless missing="mean"/"median"
+        self.n_imputed_ = data.n_imputed
         self.n_rows_dropped_ = data.n_dropped
         self.dropped_rows_ = data.dropped_rows
 
@@ -210,7 +213,11 @@ class Engine:
         yield from source.batches(self._stream_rows())
 
     def _scaled(self, rows):
-        """Rows in the space the centres live in (log1p and scaling replayed), checked finite."""
+        """Rows in the space the centres live in (filling, log1p and scaling replayed), checked
+        finite."""
+        fill = getattr(self, "impute_values_", None)
+        if fill is not None and np.isnan(rows).any():
+            rows = np.where(np.isnan(rows), fill.astype(rows.dtype), rows)
         if not np.isfinite(rows).all():
             raise DataError("X holds NaN or infinite values; remove or replace them first")
         columns = self._log1p_columns()

@@ -135,6 +135,9 @@ def _spread(labels, missing):
 def _segments(model, features):
     """Segment per row (int32) and a mask of rows with a missing feature."""
     missing = np.zeros(features.height, dtype=bool)
+    if getattr(model, "impute_values_", None) is not None:  # filled as in the fit
+        rows = features.fill_null(float("nan")).to_numpy(order="c")
+        return model._assign_rows(rows)[0], missing
     for col in features.columns:
         missing |= features[col].is_null().to_numpy()
     segment = np.zeros(features.height, dtype=np.int32)

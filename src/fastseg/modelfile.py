@@ -43,6 +43,7 @@ def model_to_dict(model):
         "feature_names": None if names is None else [str(n) for n in names],
         "dtype": str(model.cluster_centers_.dtype),
         "scaling": scaling,
+        "imputation": _imputation(model),
         "cluster_centers": np.asarray(model.cluster_centers_, dtype=np.float64).tolist(),
         "metrics": {
             "inertia": _maybe(float, getattr(model, "inertia_", None)),
@@ -52,6 +53,12 @@ def model_to_dict(model):
             "cluster_sizes": None if sizes is None else sizes.tolist(),
         },
     }
+
+
+def _imputation(model):
+    """What missing feature values are filled with (missing="mean"/"median"), or None."""
+    values = getattr(model, "impute_values_", None)
+    return None if values is None else {"method": model.missing, "values": values.tolist()}
 
 
 def _maybe(kind, value):
@@ -137,6 +144,12 @@ def _restore_fitted_state(model, doc):
         if mean.shape != (d,) or std.shape != (d,) or (std <= 0).any():
             raise ValueError(f"scaling needs {d} means and {d} positive scales")
         model.scale_mean_, model.scale_std_ = mean, std
+    imputation = doc.get("imputation")  # absent from files of fastseg before imputation
+    model.impute_values_ = None
+    if imputation is not None:
+        model.impute_values_ = _finite_array(imputation["values"], "imputation values")
+        if model.impute_values_.shape != (d,):
+            raise ValueError(f"imputation needs {d} values")
     metrics = doc["metrics"]
     for attr in ("inertia", "n_iter"):
         if metrics[attr] is not None:

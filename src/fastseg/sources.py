@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from .errors import DataError
 
-MISSING_POLICIES = ("error", "drop")
+MISSING_POLICIES = ("error", "drop", "mean", "median")
+IMPUTING = ("mean", "median")  # rows with nulls are kept, nulls become NaN to be filled
 
 
 def is_table_input(X):
@@ -99,6 +100,8 @@ class FrameSource:
         """Positions, in input order, of the rows dropped for missing values."""
         return np.concatenate([np.empty(0, dtype=np.int64), *self._dropped])
 
+    n_imputed = 0  # null values passed on as NaN, to be filled (missing="mean"/"median")
+
     def batches(self, batch_size):
         """Row-major float32 arrays of the feature columns, rows with nulls handled."""
         for frame in self._frames_without_nulls(batch_size):
@@ -111,7 +114,7 @@ class FrameSource:
             yield [column.to_numpy() for column in frame.get_columns()]
 
     def _frames_without_nulls(self, batch_size):
-        self.n_dropped = self._seen = 0
+        self.n_dropped = self._seen = self.n_imputed = 0
         self._dropped = []
         with _read_errors(self.describe):
             for frame in self._frames(batch_size):
@@ -141,9 +144,14 @@ class FrameSource:
     def _handle_nulls(self, frame):
         first = self._seen
         self._seen += frame.height
+        if self.missing in IMPUTING:
+            _refuse_nan_values(frame, self.describe)  # a NaN left now would pass as missing
         nulls = frame.null_count().row(0)
         if not any(nulls):
             return frame
+        if self.missing in IMPUTING:
+            self.n_imputed += sum(nulls)
+            return frame.fill_null(float("nan"))  # after the values' own NaN/inf check
         if self.missing == "drop":
             missing = frame.select(pl.any_horizontal(pl.all().is_null())).to_series()
             self._dropped.append(first + np.flatnonzero(missing.to_numpy()))
@@ -153,7 +161,17 @@ class FrameSource:
         column = self.feature_names[next(i for i, n in enumerate(nulls) if n)]
         raise DataError(
             f"column '{column}' of {self.describe} has missing values; drop or fill those rows "
-            "first (when fitting, missing='drop' drops them)"
+            "first (when fitting, missing='drop' drops them and 'mean' or 'median' fills them)"
+        )
+
+
+def _refuse_nan_values(frame, describe):
+    bad = frame.select((pl.all().is_nan() | pl.all().is_infinite()).any()).row(0)
+    if any(bad):
+        column = frame.columns[next(i for i, b in enumerate(bad) if b)]
+        raise DataError(
+            f"column '{column}' of {describe} holds NaN or infinite values; remove or replace "
+            "them before clustering"
         )
 
 
