@@ -279,3 +279,62 @@ def test_fit_command_fills_missing_values(holes, tmp_path, capsys):
     assert main(args) == 0
     assert "missing feature values with the feature means" in capsys.readouterr().err
     assert pl.read_parquet(labels_path)["segment"].null_count() == 0
+
+
+# ----- PCA -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wide():
+    rng = np.random.default_rng(4)
+    latent = rng.normal(size=(4000, 3))
+    return latent @ rng.normal(size=(3, 7)) + 0.3 * rng.normal(size=(4000, 7)) + 5.0
+
+
+@pytest.mark.parametrize("keep", [3, 0.9])
+def test_pca_equals_scikit_learns(wide, keep):
+    from sklearn.decomposition import PCA
+
+    scaled = StandardScaler().fit_transform(wide)
+    theirs = PCA(keep).fit(scaled)
+    ours = fastseg.KMeans(3, random_state=0, scale="standard", pca=keep).fit(wide).pca_
+    assert ours.components.shape == theirs.components_.shape
+    np.testing.assert_allclose(ours.components, theirs.components_, atol=1e-8)
+    np.testing.assert_allclose(ours.explained_variance, theirs.explained_variance_, rtol=1e-8)
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio, theirs.explained_variance_ratio_, rtol=1e-8
+    )
+
+
+def test_kmeans_on_components_equals_kmeans_on_transformed_rows(wide, tmp_path):
+    from sklearn.decomposition import PCA
+
+    transformed = PCA(3).fit_transform(StandardScaler().fit_transform(wide))
+    init = init_for(transformed, 3)
+    ours = fastseg.KMeans(3, init=init, scale="standard", pca=3, tol=0).fit(wide)
+    plain = fastseg.KMeans(3, init=init, tol=0).fit(transformed)
+    assert np.array_equal(ours.labels_, plain.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, plain.cluster_centers_, atol=1e-6)
+    assert np.array_equal(ours.predict(wide), ours.labels_)
+    ours.save(tmp_path / "m.json")
+    loaded = fastseg.load(tmp_path / "m.json")
+    assert np.array_equal(loaded.predict(wide), ours.labels_)
+    back = centers_in_original_units(loaded)  # through the components, then the scaling
+    means = np.array([wide[ours.labels_ == c].mean(axis=0) for c in range(3)])
+    assert back.shape == (3, 7) and np.abs(back - means).max() < 0.5
+
+
+def test_pca_on_spilled_data_equals_in_memory(wide, tmp_path):
+    ram = fastseg.KMeans(3, random_state=0, scale="standard", pca=2).fit(wide)
+    spilled = fastseg.KMeans(
+        3, random_state=0, scale="standard", pca=2, memory_budget=1000, spill_dir=tmp_path
+    ).fit(wide)
+    np.testing.assert_array_equal(ram.pca_.components, spilled.pca_.components)
+    assert np.array_equal(ram.labels_, spilled.labels_)
+
+
+def test_bad_pca_settings(wide):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError):
+        fastseg.KMeans(3, pca=1.5).fit(wide)
+    with pytest.raises(DataError, match="from 1 to 7"):
+        fastseg.KMeans(3, pca=9).fit(wide)

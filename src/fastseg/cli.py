@@ -117,6 +117,7 @@ def _choose_k(args):
         scale=args.scale,
         log1p=args.log1p,
         derive=args.derive,
+        pca=args.pca,
         missing=args.missing,
         random_state=args.seed,
         max_iter=args.max_iter or 300,
@@ -142,6 +143,7 @@ def cmd_select_k(args):
         scale=args.scale,
         log1p=args.log1p,
         derive=args.derive,
+        pca=args.pca,
         missing=args.missing,
         sample_size=args.sample,
         random_state=args.seed,
@@ -268,6 +270,7 @@ def _estimator(args):
         scale=args.scale,
         log1p=args.log1p,
         derive=args.derive,
+        pca=args.pca,
         missing=args.missing,
         memory_budget=args.memory_budget,
         spill_dir=args.spill_dir,
@@ -336,6 +339,20 @@ def positive_int(text):
 
 def seed(text):
     return _whole_number(text, 0, 2**32 - 1)
+
+
+def pca_setting(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if 0 < value < 1:
+        return value
+    if value >= 1 and value == int(value):
+        return int(value)
+    raise argparse.ArgumentTypeError(
+        f"'{text}': give a number of components (1, 2, ...) or a share of variance in (0, 1)"
+    )
 
 
 def k_value(text):
@@ -439,6 +456,13 @@ def build_parser():
         "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
     )
     fit.add_argument(
+        "--pca",
+        type=pca_setting,
+        default=None,
+        help="cluster on principal components of the scaled features: a number of them, or "
+        "the share of variance to keep, e.g. --pca 3 or --pca 0.9",
+    )
+    fit.add_argument(
         "--log1p",
         type=column_list,
         default=None,
@@ -527,6 +551,13 @@ def build_parser():
         metavar="'NAME = EXPRESSION'",
         help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
         "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
+    )
+    select.add_argument(
+        "--pca",
+        type=pca_setting,
+        default=None,
+        help="cluster on principal components of the scaled features: a number of them, or "
+        "the share of variance to keep, e.g. --pca 3 or --pca 0.9",
     )
     select.add_argument(
         "--log1p",

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from . import config, kernels
 from .errors import DataError
+from .pca import PCA, fit_pca
 from .progress import report
 from .sources import IMPUTING, ArraySource
 
@@ -59,6 +60,14 @@ class RowStore:
     @property
     def in_memory(self):
         return self._file is None
+
+    def append(self, rows):
+        """Store the next rows (a RAM store's rows in place; a spilled store's at the end)."""
+        if self._file is None:
+            self._data[self.n_rows : self.n_rows + rows.shape[0]] = rows
+        else:
+            self._file.write(np.ascontiguousarray(rows, dtype=self.dtype).data)
+        self.n_rows += rows.shape[0]
 
     def fill(self, column_batches, chunk_rows):
         """Store batches of columns row-major; yield (first row, rows) of each completed chunk.
@@ -140,6 +149,7 @@ class Dataset:
     sample: np.ndarray | None = None  # uniform sample of stored rows (init), or None = all
     sample_weights: np.ndarray | None = None
     impute_values: np.ndarray | None = None  # what missing values were filled with, per feature
+    pca: PCA | None = None  # the rows are principal components of the scaled features
     n_imputed: int = 0
     chunk_rows: int = config.BLOCK_ROWS
     timings: dict = field(default_factory=dict)  # seconds: "read", "preprocess"
@@ -173,7 +183,7 @@ class Dataset:
 
     def scaled_var(self):
         """Variance of each feature as stored (after scaling): what ``tol`` is relative to."""
-        if self.scale_std is None:
+        if self.scale_std is None or self.pca is not None:  # PCA: var is the stored variance
             return self.var
         return self.var / self.scale_std**2
 
@@ -204,6 +214,7 @@ def load_dataset(
     *,
     scale="none",
     log1p=(),
+    pca=None,
     batch_size=None,
     memory_budget=None,
     spill_dir=None,
@@ -215,7 +226,8 @@ def load_dataset(
     ``log1p`` (feature indices) takes log(1 + x) of those columns first; ``scale`` then maps
     every feature to ``(x - centre) / spread``: mean and standard deviation ("standard"),
     minimum and range ("minmax"), or median and interquartile range ("robust", from a uniform
-    sample of ``QUANTILE_ROWS`` rows: exact below it).
+    sample of ``QUANTILE_ROWS`` rows: exact below it). ``pca`` (a number of components, or
+    the share of variance to keep) then replaces the rows by their principal components.
     """
     if scale not in SCALINGS:
         raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
@@ -305,7 +317,9 @@ def load_dataset(
         spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
         data.scale_mean, data.scale_std = centre, spread
         _scale_in_place(store, batch_size, centre, spread)
-    if sample_size is not None and (data.n_rows > sample_size or not store.in_memory):
+    if pca is not None:
+        data = _project(data, pca, spill_dir, budget)
+    if sample_size is not None and (data.n_rows > sample_size or not data.store.in_memory):
         data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
     data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
     return data
@@ -339,6 +353,26 @@ def _check_weights(sample_weight, n_rows, source):
     if w.sum() <= 0:
         raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
     return w
+
+
+def _project(data, keep, spill_dir, budget):
+    """The dataset with its rows replaced by their first principal components."""
+    pca = fit_pca(data, keep)
+    p = pca.components.shape[0]
+    n, dtype = data.n_rows, data.dtype
+    store = RowStore(n, p, dtype, in_memory=n * p * dtype.itemsize <= budget, spill_dir=spill_dir)
+    try:
+        for _, rows, _ in data.chunks():
+            store.append(pca.transform(rows))
+    except BaseException:
+        store.close()
+        raise
+    data.store.close()
+    data.store, data.pca = store, pca
+    total = float(data.weights.sum()) if data.weights is not None else float(n)
+    data.mean = np.zeros(p)
+    data.var = pca.explained_variance * (total - 1.0) / total  # what tol is relative to
+    return data
 
 
 class _PresentValues:

@@ -138,6 +138,7 @@ class Engine:
             sample_weight,
             scale=self.scale if scale is None else scale,
             log1p=self._log1p_columns() if log1p else (),
+            pca=self.pca if scale is None else None,
             batch_size=self._stream_rows(),
             memory_budget=self.memory_budget if memory_budget is None else memory_budget,
             spill_dir=self.spill_dir,
@@ -180,6 +181,7 @@ class Engine:
         self.scale_std_ = data.scale_std
         self.impute_values_ = data.impute_values  # None unless missing="mean"/"median"
         self.n_imputed_ = data.n_imputed
+        self.pca_ = data.pca  # a dataset.PCA, or None: the centres live in its components
         self.n_rows_dropped_ = data.n_dropped
         self.dropped_rows_ = data.dropped_rows
 
@@ -227,9 +229,10 @@ class Engine:
                 if (rows[:, j] <= -1).any():
                     raise DataError(f"log1p needs values above -1 in feature {j} of X")
                 np.log1p(rows[:, j], out=rows[:, j])
-        if self.scale_std_ is None:
-            return rows
-        return standardize(rows, self.scale_mean_, self.scale_std_, out=np.empty_like(rows))
+        if self.scale_std_ is not None:
+            rows = standardize(rows, self.scale_mean_, self.scale_std_, out=np.empty_like(rows))
+        pca = getattr(self, "pca_", None)
+        return rows if pca is None else pca.transform(rows)
 
     def _log1p_columns(self):
         """Feature indices that ``log1p`` names (column names, or indices for arrays)."""

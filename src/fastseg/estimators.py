@@ -37,6 +37,11 @@ class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
         "scale": [StrOptions(set(SCALINGS))],
         "log1p": ["array-like", None],
         "derive": [list, None],
+        "pca": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+            None,
+        ],
         "missing": [StrOptions(set(MISSING_POLICIES))],
         "spill_dir": [str, os.PathLike, None],
     }
@@ -98,6 +103,12 @@ class KMeans(ScikitLearnAPI, LloydEngine):
         Columns computed from the others before anything else, each "name = expression" in
         SQL syntax (polars' ``sql_expr``), e.g. ``"total_spend = mnt_wines + mnt_meat"``; name
         them in ``columns`` to cluster on them. Stored in the model; predict derives them again.
+    pca : int or float, optional
+        Cluster on principal components of the scaled features: this many, or as many as keep
+        this share of the variance (e.g. 0.9). Fitted from a float64 covariance accumulated in
+        one pass; equal to scikit-learn's PCA (components signed as it signs them).
+        ``pca_`` holds ``components``, ``mean``, ``explained_variance`` and
+        ``explained_variance_ratio``; ``cluster_centers_`` are in component space.
     missing : {"error", "drop"}
         What to do with rows whose features hold nulls (frames and Parquet).
     spill_dir : str, optional

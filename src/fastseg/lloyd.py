@@ -32,6 +32,7 @@ class LloydEngine(Engine):
         scale="none",
         log1p=None,
         derive=None,
+        pca=None,
         missing="error",
         spill_dir=None,
         algorithm="auto",
@@ -50,6 +51,7 @@ class LloydEngine(Engine):
         self.scale = scale
         self.log1p = log1p
         self.derive = derive
+        self.pca = pca
         self.missing = missing
         self.spill_dir = spill_dir
         self.algorithm = algorithm

@@ -144,7 +144,7 @@ def score_model(model, data, *, columns=None, sample_size=10_000, random_state=N
 
     with thread_limit(model.n_threads):
         scores = score_chunks(
-            chunks, model.n_clusters, model.n_features_in_, sample_size, random_state
+            chunks, model.n_clusters, model.cluster_centers_.shape[1], sample_size, random_state
         )
     return {"n_rows": scores.pop("n_rows"), "inertia": inertia, **scores}
 

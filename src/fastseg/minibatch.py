@@ -43,6 +43,7 @@ class MiniBatchEngine(Engine):
         scale="none",
         log1p=None,
         derive=None,
+        pca=None,
         missing="error",
         spill_dir=None,
     ):
@@ -63,6 +64,7 @@ class MiniBatchEngine(Engine):
         self.scale = scale
         self.log1p = log1p
         self.derive = derive
+        self.pca = pca
         self.missing = missing
         self.spill_dir = spill_dir
 
@@ -96,10 +98,10 @@ class MiniBatchEngine(Engine):
         first = not hasattr(self, "cluster_centers_")
         if first:
             self._validate_params()
-            if self.scale != "none":
+            if self.scale != "none" or self.pca is not None:
                 raise DataError(
-                    "partial_fit sees one batch at a time and cannot learn a scaling: "
-                    "scale the data first, or use fit"
+                    "partial_fit sees one batch at a time and cannot learn a scaling or a "
+                    "PCA: transform the data first, or use fit"
                 )
         if not hasattr(self, "_random_state"):
             self._random_state = random_stream(self.random_state)

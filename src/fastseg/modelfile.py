@@ -6,6 +6,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .fileio import atomic_output
+from .pca import PCA
 from .segments import label_counts
 
 FORMAT = "fastseg-model"
@@ -44,6 +45,7 @@ def model_to_dict(model):
         "dtype": str(model.cluster_centers_.dtype),
         "scaling": scaling,
         "imputation": _imputation(model),
+        "pca": _pca(model),
         "cluster_centers": np.asarray(model.cluster_centers_, dtype=np.float64).tolist(),
         "metrics": {
             "inertia": _maybe(float, getattr(model, "inertia_", None)),
@@ -59,6 +61,18 @@ def _imputation(model):
     """What missing feature values are filled with (missing="mean"/"median"), or None."""
     values = getattr(model, "impute_values_", None)
     return None if values is None else {"method": model.missing, "values": values.tolist()}
+
+
+def _pca(model):
+    pca = getattr(model, "pca_", None)
+    if pca is None:
+        return None
+    return {
+        "mean": pca.mean.tolist(),
+        "components": pca.components.tolist(),
+        "explained_variance": pca.explained_variance.tolist(),
+        "explained_variance_ratio": pca.explained_variance_ratio.tolist(),
+    }
 
 
 def _maybe(kind, value):
@@ -124,10 +138,12 @@ def _restore_fitted_state(model, doc):
     d = int(doc["n_features_in"])
     if doc["dtype"] not in ("float32", "float64"):
         raise ValueError(f"dtype {doc['dtype']!r} is not float32 or float64")
+    model.pca_ = _restore_pca(doc.get("pca"), d)  # absent from files before PCA
+    width = d if model.pca_ is None else model.pca_.components.shape[0]
     centers = _finite_array(doc["cluster_centers"], "cluster_centers")
-    if centers.shape != (model.n_clusters, d):
+    if centers.shape != (model.n_clusters, width):
         raise ValueError(
-            f"cluster_centers has shape {centers.shape}, expected ({model.n_clusters}, {d})"
+            f"cluster_centers has shape {centers.shape}, expected ({model.n_clusters}, {width})"
         )
     model.cluster_centers_ = centers.astype(doc["dtype"])
     model.n_features_in_ = d
@@ -156,6 +172,21 @@ def _restore_fitted_state(model, doc):
             setattr(model, attr + "_", metrics[attr])
     model.n_rows_dropped_ = int(metrics["n_rows_dropped"])
     model._n_features_out = model.n_clusters
+
+
+def _restore_pca(doc, d):
+    if doc is None:
+        return None
+    components = _finite_array(doc["components"], "pca components")
+    mean = _finite_array(doc["mean"], "pca mean")
+    if components.ndim != 2 or components.shape[1] != d or mean.shape != (d,):
+        raise ValueError(f"pca needs components of {d} features and {d} means")
+    p = components.shape[0]
+    variance = _finite_array(doc["explained_variance"], "pca explained_variance")
+    ratio = _finite_array(doc["explained_variance_ratio"], "pca explained_variance_ratio")
+    if variance.shape != (p,) or ratio.shape != (p,):
+        raise ValueError(f"pca needs {p} explained variances")
+    return PCA(mean, components, variance, ratio)
 
 
 def _positive_int(value):

@@ -42,6 +42,8 @@ def write_report(
         scale=model.scale,
         log1p=model.log1p,
         derive=model.derive,
+        pca=model.pca,
+        missing=model.missing,
         sample_size=sample_size,
         random_state=random_state,
         memory_budget=memory_budget,

@@ -94,6 +94,8 @@ def label_counts(labels, k):
 def centers_in_original_units(model):
     """Centres with the fitted scaling undone: in dollars, years, GB, as in the input."""
     centers = np.asarray(model.cluster_centers_, dtype=np.float64)
+    if getattr(model, "pca_", None) is not None:
+        centers = model.pca_.inverse(centers)  # back from the components (projected there)
     if model.scale_std_ is not None:
         centers = centers * model.scale_std_ + model.scale_mean_
     columns = model._log1p_columns()
