@@ -408,7 +408,9 @@ def build_parser():
         epilog="example: fastseg fit customers.parquet --k 6 --features age,income,tenure_months "
         "--model model.json --labels labeled.parquet",
     )
-    fit.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    fit.add_argument(
+        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
+    )
     fit.add_argument(
         "--k",
         type=k_value,
@@ -474,18 +476,19 @@ def build_parser():
         default="lloyd",
         help="exact Lloyd k-means (default) or mini-batch k-means",
     )
-    fit.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    fit.add_argument("--seed", type=seed, default=0, help="random seed (default 0), e.g. 7")
     fit.add_argument(
         "--n-init",
         type=positive_int,
         default=1,
-        help="initialisations tried, the best kept (default 1)",
+        help="initialisations tried, the best kept (default 1), e.g. 5",
     )
     fit.add_argument(
         "--max-iter",
         type=positive_int,
         default=None,
-        help="Lloyd iterations (default 300) or mini-batch passes over the data (default 100)",
+        help="Lloyd iterations (default 300) or mini-batch passes over the data (default 100), "
+        "e.g. 50",
     )
     fit.add_argument(
         "--memory-budget",
@@ -500,9 +503,13 @@ def build_parser():
         default=None,
         help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
     )
-    fit.add_argument("--threads", type=positive_int, default=None, help="threads (default: all)")
-    fit.add_argument("--model", help="write the model (JSON) here")
-    fit.add_argument("--labels", help="write the input rows plus a 'segment' column here")
+    fit.add_argument(
+        "--threads", type=positive_int, default=None, help="threads (default: all), e.g. 2"
+    )
+    fit.add_argument("--model", help="write the model (JSON) here, e.g. model.json")
+    fit.add_argument(
+        "--labels", help="write the input rows plus a 'segment' column here, e.g. labeled.parquet"
+    )
     fit.add_argument(
         "--keep",
         type=column_list,
@@ -521,7 +528,9 @@ def build_parser():
         epilog="example: fastseg select-k customers.parquet --k-range 2:12 "
         "--features age,income,tenure_months --sample 20000",
     )
-    select.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    select.add_argument(
+        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
+    )
     select.add_argument(
         "--k-range", type=k_range, required=True, help="values of k, e.g. 2:12 or 3,5,8"
     )
@@ -571,9 +580,9 @@ def build_parser():
         default=10_000,
         help="rows the silhouette is taken on, stratified by segment (default 10000), e.g. 20000",
     )
-    select.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    select.add_argument("--seed", type=seed, default=0, help="random seed (default 0), e.g. 7")
     select.add_argument(
-        "--max-iter", type=positive_int, default=300, help="Lloyd iterations (default 300)"
+        "--max-iter", type=positive_int, default=300, help="Lloyd iterations (default 300), e.g. 50"
     )
     select.add_argument(
         "--memory-budget",
@@ -587,8 +596,10 @@ def build_parser():
         default=None,
         help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
     )
-    select.add_argument("--threads", type=positive_int, default=None, help="threads (default: all)")
-    select.add_argument("--json", action="store_true", help="print the scores as JSON")
+    select.add_argument(
+        "--threads", type=positive_int, default=None, help="threads (default: all), e.g. 2"
+    )
+    select.add_argument("--json", action="store_true", help="print the scores as JSON, e.g. for jq")
     select.add_argument("--quiet", action="store_true", help="no progress bar or notes on stderr")
     select.set_defaults(run=cmd_select_k)
 
@@ -601,15 +612,19 @@ def build_parser():
         epilog="example: fastseg profile model.json customers.parquet --format markdown "
         "--out profile.md",
     )
-    prof.add_argument("model", help="model file written by 'fastseg fit --model'")
-    prof.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    prof.add_argument("model", help="model file written by 'fastseg fit --model', e.g. model.json")
+    prof.add_argument(
+        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
+    )
     prof.add_argument(
         "--format",
         choices=["table", "csv", "json", "markdown"],
         default="table",
         help="output format (default table), e.g. --format csv",
     )
-    prof.add_argument("--out", help="write the profile here instead of printing it")
+    prof.add_argument(
+        "--out", help="write the profile here instead of printing it, e.g. profile.md"
+    )
     prof.add_argument(
         "--categories",
         type=column_list,
@@ -623,7 +638,9 @@ def build_parser():
         default=20_000,
         help="rows kept per segment for the medians (default 20000; exact below it)",
     )
-    prof.add_argument("--seed", type=seed, default=0, help="random seed of the sample (default 0)")
+    prof.add_argument(
+        "--seed", type=seed, default=0, help="random seed of the sample (default 0), e.g. 7"
+    )
     add_common(prof)
     prof.set_defaults(run=cmd_profile)
 
@@ -635,8 +652,10 @@ def build_parser():
         "distributions by segment and the profile table (needs matplotlib: the report extra).",
         epilog="example: fastseg report model.json customers.parquet --out report.html",
     )
-    rep.add_argument("model", help="model file written by 'fastseg fit --model'")
-    rep.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
+    rep.add_argument("model", help="model file written by 'fastseg fit --model', e.g. model.json")
+    rep.add_argument(
+        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
+    )
     rep.add_argument("--out", required=True, help="the HTML file to write, e.g. report.html")
     rep.add_argument(
         "--k-range",
@@ -650,7 +669,7 @@ def build_parser():
         default=10_000,
         help="rows the silhouettes are taken on (default 10000), e.g. 20000",
     )
-    rep.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    rep.add_argument("--seed", type=seed, default=0, help="random seed (default 0), e.g. 7")
     rep.add_argument(
         "--memory-budget",
         type=parse_size,
@@ -672,9 +691,13 @@ def build_parser():
         description="Stream Parquet rows of any size through a saved model; writes Parquet.",
         epilog="example: fastseg predict model.json new_customers.parquet --out labeled.parquet",
     )
-    predict.add_argument("model", help="model file written by 'fastseg fit --model'")
-    predict.add_argument("data", nargs="+", help="Parquet file(s), glob(s) or folder(s)")
-    predict.add_argument("--out", required=True, help="output Parquet file")
+    predict.add_argument(
+        "model", help="model file written by 'fastseg fit --model', e.g. model.json"
+    )
+    predict.add_argument(
+        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
+    )
+    predict.add_argument("--out", required=True, help="output Parquet file, e.g. labeled.parquet")
     predict.add_argument(
         "--keep",
         type=column_list,
@@ -690,9 +713,11 @@ def build_parser():
         description="Realistic synthetic customers with hidden true segments, in row groups.",
         epilog="example: fastseg generate --rows 10000000 --out customers.parquet --seed 1",
     )
-    gen.add_argument("--rows", type=positive_int, required=True, help="number of customers")
-    gen.add_argument("--out", required=True, help="output Parquet file")
-    gen.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    gen.add_argument(
+        "--rows", type=positive_int, required=True, help="number of customers, e.g. 1000000"
+    )
+    gen.add_argument("--out", required=True, help="output Parquet file, e.g. labeled.parquet")
+    gen.add_argument("--seed", type=seed, default=0, help="random seed (default 0), e.g. 7")
     add_common(gen)
     gen.set_defaults(run=cmd_generate)
 
@@ -702,9 +727,14 @@ def build_parser():
         description="The main job on a built-in default: 200,000 synthetic customers, k=6.",
         epilog="example: fastseg demo --rows 1000000",
     )
-    demo.add_argument("--rows", type=positive_int, default=200_000, help="default 200,000")
-    demo.add_argument("--k", type=positive_int, default=6, help="default 6")
-    demo.add_argument("--seed", type=seed, default=0, help="default 0")
+    demo.add_argument(
+        "--rows",
+        type=positive_int,
+        default=200_000,
+        help="customers to generate (default 200,000), e.g. 1000000",
+    )
+    demo.add_argument("--k", type=positive_int, default=6, help="segments (default 6), e.g. 8")
+    demo.add_argument("--seed", type=seed, default=0, help="random seed (default 0), e.g. 7")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
     return parser
