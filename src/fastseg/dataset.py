@@ -297,32 +297,48 @@ def load_dataset(
     _hand_back_freed_memory()
     read_done = time.perf_counter()
     if imputing:
-        data.impute_values = present.fill_values(source.missing, data, source)
+        _fill_missing(data, present.fill_values(source.missing, data, source), moments)
         data.n_imputed = source.n_imputed
-        for first, chunk in store.chunks(batch_size, writable=True):
-            holes = np.isnan(chunk)
-            if holes.any():
-                chunk[holes] = np.broadcast_to(data.impute_values, chunk.shape)[holes]
-            moments.add(chunk, None if weights is None else weights[first : first + len(chunk)])
     data.mean, data.var = moments.mean, moments.var
     if scale != "none":
-        if scale == "standard":
-            centre, spread = moments.mean, np.sqrt(moments.var)
-        elif scale == "minmax":
-            centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
-        else:
-            rows = _draw_sample(data, QUANTILE_ROWS, 0)[0]
-            q25, centre, q75 = np.quantile(rows.astype(np.float64), [0.25, 0.5, 0.75], axis=0)
-            spread = q75 - q25
-        spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
-        data.scale_mean, data.scale_std = centre, spread
-        _scale_in_place(store, batch_size, centre, spread)
+        data.scale_mean, data.scale_std = _fit_scaling(scale, data, low, high)
+        _scale_in_place(store, batch_size, data.scale_mean, data.scale_std)
     if pca is not None:
         data = _project(data, pca, spill_dir, budget)
     if sample_size is not None and (data.n_rows > sample_size or not data.store.in_memory):
         data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
     data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
     return data
+
+
+def _fill_missing(data, values, moments):
+    """Fill the NaN the decode pass left for missing values; the moments come from this pass."""
+    data.impute_values = values
+    for chunk, w in _writable_chunks(data):
+        holes = np.isnan(chunk)
+        if holes.any():
+            chunk[holes] = np.broadcast_to(values, chunk.shape)[holes]
+        moments.add(chunk, w)
+
+
+def _writable_chunks(data):
+    for first, chunk in data.store.chunks(data.chunk_rows, writable=True):
+        w = None if data.weights is None else data.weights[first : first + chunk.shape[0]]
+        yield chunk, w
+
+
+def _fit_scaling(scale, data, low, high):
+    """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1."""
+    if scale == "standard":
+        centre, spread = data.mean, np.sqrt(data.var)
+    elif scale == "minmax":
+        centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
+    else:
+        rows = _draw_sample(data, QUANTILE_ROWS, 0)[0].astype(np.float64)
+        q25, centre, q75 = np.quantile(rows, [0.25, 0.5, 0.75], axis=0)
+        spread = q75 - q25
+    spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
+    return centre, spread
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
