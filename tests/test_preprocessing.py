@@ -338,3 +338,99 @@ def test_bad_pca_settings(wide):
         fastseg.KMeans(3, pca=1.5).fit(wide)
     with pytest.raises(DataError, match="from 1 to 7"):
         fastseg.KMeans(3, pca=9).fit(wide)
+
+
+# ----- one-hot categorical columns -----------------------------------------------------------
+@pytest.fixture()
+def shops():
+    rng = np.random.default_rng(6)
+    n = 3000
+    return pl.DataFrame(
+        {
+            "spend": rng.gamma(3.0, 50.0, n),
+            "visits": rng.poisson(5, n).astype(float),
+            "region": rng.choice(["east", "north", "west"], n),
+            "channel": rng.choice(["app", "web"], n),
+        }
+    )
+
+
+def test_one_hot_columns_equal_the_encoding_by_hand(shops):
+    w = 0.7
+    numeric = StandardScaler().fit_transform(shops.select("spend", "visits").to_numpy())
+    hand = np.column_stack(
+        [numeric]
+        + [(shops["region"] == v).to_numpy() * w for v in ("east", "north", "west")]
+        + [(shops["channel"] == v).to_numpy() * w for v in ("app", "web")]
+    )
+    init = init_for(hand, 4)
+    ours = fastseg.KMeans(
+        4, init=init, scale="standard", categorical=["region", "channel"], category_weight=w, tol=0
+    ).fit(shops, columns=["spend", "visits"])
+    plain = fastseg.KMeans(4, init=init, tol=0).fit(hand)
+    assert ours.categories_ == {"region": ["east", "north", "west"], "channel": ["app", "web"]}
+    assert list(ours.feature_names_in_[2:]) == [
+        "region=east",
+        "region=north",
+        "region=west",
+        "channel=app",
+        "channel=web",
+    ]
+    assert np.array_equal(ours.labels_, plain.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, plain.cluster_centers_, rtol=1e-6)
+    shares = centers_in_original_units(ours)[:, 2:5]  # one-hot centres read as shares
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_unseen_and_missing_categories_are_counted_never_a_crash(shops, tmp_path, capsys):
+    fit_path, new_path = tmp_path / "fit.parquet", tmp_path / "new.parquet"
+    shops.write_parquet(fit_path)
+    new = (
+        shops.head(10)
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) < 3)
+            .then(pl.lit("south"))
+            .otherwise(pl.col("region"))
+            .alias("region")
+        )
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) == 9)
+            .then(None)
+            .otherwise(pl.col("channel"))
+            .alias("channel")
+        )
+    )
+    new.write_parquet(new_path)
+    model_path, out = tmp_path / "m.json", tmp_path / "o.parquet"
+    args = [
+        "fit",
+        str(fit_path),
+        "--k",
+        "3",
+        "--features",
+        "spend,visits",
+        "--categorical",
+        "region,channel",
+        "--model",
+        str(model_path),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    assert main(["predict", str(model_path), str(new_path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "note: 3 rows have a category the fit never saw (in region, channel)" in err
+    labels = pl.read_parquet(out)["segment"]
+    assert labels.null_count() == 0 and labels.len() == 10
+    loaded = fastseg.load(model_path)
+    assert loaded.categories_["region"] == ["east", "north", "west"]
+    assert loaded.predict(new).shape == (10,)
+
+
+def test_bad_categorical_columns(shops, X):
+    with pytest.raises(DataError, match="no such categorical column"):
+        fastseg.KMeans(2, categorical=["nope"]).fit(shops, columns=["spend"])
+    ids = shops.with_columns(region=pl.int_range(pl.len()).cast(pl.String))
+    with pytest.raises(DataError, match="is it an id"):
+        fastseg.KMeans(2, categorical=["region"]).fit(ids, columns=["spend"])
+    with pytest.raises(DataError, match="not an array"):
+        fastseg.KMeans(2, categorical=["region"]).fit(X)

@@ -11,6 +11,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 
 from . import __version__
 from .dataset import SCALINGS
@@ -40,7 +41,8 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code
     try:
-        with progress_bar(enabled=not getattr(args, "quiet", False)):
+        with progress_bar(enabled=not getattr(args, "quiet", False)), warnings.catch_warnings():
+            warnings.showwarning = _note  # the library's warnings, as one-line notes
             args.run(args)
     except KeyboardInterrupt:
         print("fastseg: interrupted; no partial output was left behind", file=sys.stderr)
@@ -263,6 +265,10 @@ def cmd_demo(args):
 
 
 # ----- helpers ----------------------------------------------------------------------------
+def _note(message, category, filename, lineno, file=None, line=None):
+    print(f"fastseg: note: {message}", file=sys.stderr)
+
+
 def _estimator(args):
     common = dict(
         n_clusters=args.k,
@@ -271,6 +277,8 @@ def _estimator(args):
         log1p=args.log1p,
         derive=args.derive,
         pca=args.pca,
+        categorical=args.categorical,
+        category_weight=args.category_weight,
         missing=args.missing,
         memory_budget=args.memory_budget,
         spill_dir=args.spill_dir,
@@ -456,6 +464,20 @@ def build_parser():
         metavar="'NAME = EXPRESSION'",
         help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
         "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
+    )
+    fit.add_argument(
+        "--categorical",
+        type=column_list,
+        default=None,
+        help="columns to one-hot encode besides --features (levels learned in the fit; one "
+        "never seen later is counted, never a crash), e.g. region,gender",
+    )
+    fit.add_argument(
+        "--category-weight",
+        type=float,
+        default=None,
+        help="value of a one-hot column where the row has the level (default 0.707: a "
+        "different category counts like one standard deviation), e.g. 0.5",
     )
     fit.add_argument(
         "--pca",

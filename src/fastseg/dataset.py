@@ -214,6 +214,7 @@ def load_dataset(
     *,
     scale="none",
     log1p=(),
+    unscaled=(),
     pca=None,
     batch_size=None,
     memory_budget=None,
@@ -226,7 +227,8 @@ def load_dataset(
     ``log1p`` (feature indices) takes log(1 + x) of those columns first; ``scale`` then maps
     every feature to ``(x - centre) / spread``: mean and standard deviation ("standard"),
     minimum and range ("minmax"), or median and interquartile range ("robust", from a uniform
-    sample of ``QUANTILE_ROWS`` rows: exact below it). ``pca`` (a number of components, or
+    sample of ``QUANTILE_ROWS`` rows: exact below it), except the ``unscaled`` ones (one-hot
+    columns keep their values). ``pca`` (a number of components, or
     the share of variance to keep) then replaces the rows by their principal components.
     """
     if scale not in SCALINGS:
@@ -302,6 +304,7 @@ def load_dataset(
     data.mean, data.var = moments.mean, moments.var
     if scale != "none":
         data.scale_mean, data.scale_std = _fit_scaling(scale, data, low, high)
+        data.scale_mean[list(unscaled)], data.scale_std[list(unscaled)] = 0.0, 1.0  # one-hot
         _scale_in_place(store, batch_size, data.scale_mean, data.scale_std)
     if pca is not None:
         data = _project(data, pca, spill_dir, budget)
@@ -338,7 +341,7 @@ def _fit_scaling(scale, data, low, high):
         q25, centre, q75 = np.quantile(rows, [0.25, 0.5, 0.75], axis=0)
         spread = q75 - q25
     spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
-    return centre, spread
+    return np.array(centre, dtype=np.float64), spread  # a copy: callers change it
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))

@@ -16,9 +16,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import config, initialization, kernels
+from .categories import DEFAULT_WEIGHT, learn_levels, one_hot_columns
 from .dataset import load_dataset, standardize
 from .errors import DataError, FastsegError
-from .sources import ArraySource, is_table_input, open_table
+from .sources import ArraySource, is_table_input, open_table, table_input
 
 
 @contextmanager
@@ -89,11 +90,16 @@ class Engine:
             if missing is None:  # predicting: nulls are filled as in the fit, or an error
                 filling = getattr(self, "impute_values_", None) is not None
                 missing = self.missing if reset or filling else "error"
-            source = open_table(X, columns, missing=missing, derive=self.derive or ())
+            if reset and self.categorical:
+                columns = self._learn_categories(X, columns)
+            source = open_table(X, columns, missing=missing, derive=self._derivations())
         elif columns is not None:
             raise DataError("columns= selects columns of a frame or Parquet input, not an array")
-        elif self.derive:
-            raise DataError("derive= computes columns of a frame or Parquet input, not an array")
+        elif self.derive or self.categorical:
+            raise DataError(
+                "derive= and categorical= work on the columns of a frame or Parquet input, "
+                "not an array"
+            )
         else:
             source = ArraySource(self._check_array(X, reset))
         if reset:
@@ -106,6 +112,31 @@ class Engine:
                 f"is expecting {self.n_features_in_} features as input"
             )
         return source
+
+    def _learn_categories(self, X, columns):
+        """Learn the categorical levels; returns the feature columns plus the one-hot ones."""
+        lazy, describe, _ = table_input(X)
+        self.categories_ = learn_levels(lazy, list(self.categorical), describe)
+        if columns is None:  # every other column is a numeric feature
+            columns = [c for c in lazy.collect_schema().names() if c not in self.categorical]
+        columns = [c for c in columns if c not in self.categorical]
+        return columns + [name for name, _ in self._one_hot()]
+
+    def _one_hot(self):
+        levels = getattr(self, "categories_", None)
+        if not self.categorical or not levels:
+            return []
+        weight = DEFAULT_WEIGHT if self.category_weight is None else self.category_weight
+        return one_hot_columns(levels, weight)
+
+    def _derivations(self):
+        """The derived and one-hot columns every read of the input must compute."""
+        return [*(self.derive or ()), *self._one_hot()]
+
+    def _unscaled_columns(self):
+        """Feature indices of the one-hot columns: they keep their 0/weight values."""
+        one_hot = {name for name, _ in self._one_hot()}
+        return [j for j, n in enumerate(self.feature_names_in_) if str(n) in one_hot]
 
     def _sample_size(self):
         """Rows of the uniform sample the init runs on; None when ``init`` gives the centres."""
@@ -138,6 +169,7 @@ class Engine:
             sample_weight,
             scale=self.scale if scale is None else scale,
             log1p=self._log1p_columns() if log1p else (),
+            unscaled=self._unscaled_columns() if self.categorical else (),
             pca=self.pca if scale is None else None,
             batch_size=self._stream_rows(),
             memory_budget=self.memory_budget if memory_budget is None else memory_budget,

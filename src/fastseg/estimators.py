@@ -37,6 +37,8 @@ class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
         "scale": [StrOptions(set(SCALINGS))],
         "log1p": ["array-like", None],
         "derive": [list, None],
+        "categorical": [list, None],
+        "category_weight": [Interval(Real, 0, None, closed="neither"), None],
         "pca": [
             Interval(Integral, 1, None, closed="left"),
             Interval(Real, 0, 1, closed="neither"),
@@ -103,6 +105,14 @@ class KMeans(ScikitLearnAPI, LloydEngine):
         Columns computed from the others before anything else, each "name = expression" in
         SQL syntax (polars' ``sql_expr``), e.g. ``"total_spend = mnt_wines + mnt_meat"``; name
         them in ``columns`` to cluster on them. Stored in the model; predict derives them again.
+    categorical : list of column names, optional
+        Columns to one-hot encode (frames and Parquet): the levels seen while fitting become
+        columns ``"<column>=<level>"`` worth ``category_weight`` (default 1/√2, so two rows in
+        different categories are as far apart as one standard deviation of a scaled feature)
+        where the row has the level, 0 elsewhere; they are not scaled. Levels are in
+        ``categories_``. A level never seen in the fit (or a null) sets none of them, and is
+        counted when labels are written.
+    category_weight : float, optional
     pca : int or float, optional
         Cluster on principal components of the scaled features: this many, or as many as keep
         this share of the variance (e.g. 0.9). Fitted from a float64 covariance accumulated in

@@ -1,11 +1,14 @@
 """Label a table of any size: stream it, add a ``segment`` column, write Parquet atomically."""
 
+import warnings
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import config
+from .categories import unseen
 from .engine import thread_limit
 from .errors import DataError
 from .fileio import atomic_output
@@ -13,6 +16,7 @@ from .progress import report
 from .sources import _read_errors, open_parquet
 
 SEGMENT = "segment"
+UNSEEN = "__fastseg_unseen"
 CHANGED = "the input changed between the fit and the labelling: run again"
 
 
@@ -31,14 +35,16 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             "the model was fitted on an array without column names, so its features cannot be "
             "found in Parquet: fit it on a frame or Parquet file"
         )
-    source, columns = check_labels_request(data, list(names), keep, model.derive)
+    source, columns = check_labels_request(data, list(names), keep, model._derivations())
     lazy = source.lazy_all_columns()
     total = source.count_rows()
     features = (
         [] if fitted else [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
     )
-    query = lazy.select([pl.col(c) for c in columns] + features)
-    written = unlabelled = used = 0
+    levels = getattr(model, "categories_", None) if model.categorical else None
+    watch = [] if not levels else [unseen(levels).alias(UNSEEN)]
+    query = lazy.select([pl.col(c) for c in columns] + watch + features)
+    written = unlabelled = used = n_unseen = 0
     batch_size = batch_size or config.batch_size
     with atomic_output(out, overwrite=overwrite) as tmp, thread_limit(model.n_threads):
         writer = None
@@ -52,6 +58,8 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
                     else:
                         features = frame.select(frame.columns[-len(names) :])
                         segment, missing = _segments(model, features)
+                    if watch:
+                        n_unseen += int((frame[UNSEEN] > 0).sum())
                     table = frame.select(columns).to_arrow()
                     table = table.append_column(SEGMENT, _with_nulls(segment, missing))
                     if writer is None:
@@ -72,7 +80,18 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             raise DataError("the input has no rows to label")
         if fitted and used != len(model.labels_):
             raise DataError(CHANGED)
+    if n_unseen:
+        warnings.warn(
+            f"{n_unseen:,} rows have a category the fit never saw (in "
+            f"{', '.join(levels)}): they were segmented without it",
+            UnseenCategoryWarning,
+            stacklevel=2,
+        )
     return written, unlabelled
+
+
+class UnseenCategoryWarning(UserWarning):
+    """Rows whose categorical value the model never saw: labelled with that column left out."""
 
 
 def check_labels_request(data, names, keep=None, derive=None):

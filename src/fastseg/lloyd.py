@@ -33,6 +33,8 @@ class LloydEngine(Engine):
         log1p=None,
         derive=None,
         pca=None,
+        categorical=None,
+        category_weight=None,
         missing="error",
         spill_dir=None,
         algorithm="auto",
@@ -52,6 +54,8 @@ class LloydEngine(Engine):
         self.log1p = log1p
         self.derive = derive
         self.pca = pca
+        self.categorical = categorical
+        self.category_weight = category_weight
         self.missing = missing
         self.spill_dir = spill_dir
         self.algorithm = algorithm

@@ -44,6 +44,8 @@ class MiniBatchEngine(Engine):
         log1p=None,
         derive=None,
         pca=None,
+        categorical=None,
+        category_weight=None,
         missing="error",
         spill_dir=None,
     ):
@@ -65,6 +67,8 @@ class MiniBatchEngine(Engine):
         self.log1p = log1p
         self.derive = derive
         self.pca = pca
+        self.categorical = categorical
+        self.category_weight = category_weight
         self.missing = missing
         self.spill_dir = spill_dir
 

@@ -46,6 +46,7 @@ def model_to_dict(model):
         "scaling": scaling,
         "imputation": _imputation(model),
         "pca": _pca(model),
+        "categories": getattr(model, "categories_", None),
         "cluster_centers": np.asarray(model.cluster_centers_, dtype=np.float64).tolist(),
         "metrics": {
             "inertia": _maybe(float, getattr(model, "inertia_", None)),
@@ -160,6 +161,13 @@ def _restore_fitted_state(model, doc):
         if mean.shape != (d,) or std.shape != (d,) or (std <= 0).any():
             raise ValueError(f"scaling needs {d} means and {d} positive scales")
         model.scale_mean_, model.scale_std_ = mean, std
+    categories = doc.get("categories")  # absent from files of fastseg before one-hot columns
+    if categories is not None:
+        if not isinstance(categories, dict) or not all(
+            isinstance(v, list) and v for v in categories.values()
+        ):
+            raise ValueError("categories must map each categorical column to its levels")
+        model.categories_ = categories
     imputation = doc.get("imputation")  # absent from files of fastseg before imputation
     model.impute_values_ = None
     if imputation is not None:

@@ -44,7 +44,7 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
             "Parquet file to profile its segments"
         )
     features = [str(n) for n in names]
-    source = open_table(data, features, missing="drop", derive=model.derive or ())
+    source = open_table(data, features, missing="drop", derive=model._derivations())
     lazy = source.lazy_all_columns()
     schema = lazy.collect_schema()
     categories = _category_columns(schema, features, categories)

@@ -3,6 +3,7 @@
 import numpy as np
 import polars as pl
 
+from .categories import DEFAULT_WEIGHT
 from .errors import DataError
 
 _CHUNK = 1 << 20  # labels handled at a time: whole-array temporaries would cost 8 bytes a row
@@ -100,6 +101,9 @@ def centers_in_original_units(model):
         centers = centers * model.scale_std_ + model.scale_mean_
     columns = model._log1p_columns()
     centers[:, columns] = np.expm1(centers[:, columns])  # back from log(1 + x)
+    one_hot = model._unscaled_columns() if model.categorical else []
+    if one_hot:  # a one-hot centre / its weight = the share of the segment with that level
+        centers[:, one_hot] /= model.category_weight or DEFAULT_WEIGHT
     return centers
 
 

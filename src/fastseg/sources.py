@@ -71,9 +71,10 @@ class FrameSource:
         self.missing = missing
         self.derived = []
         if derive:
-            names, expressions = zip(*(parse_derived(text) for text in derive), strict=True)
+            pairs = [d if isinstance(d, tuple) else parse_derived(d) for d in derive]
+            names, expressions = zip(*pairs, strict=True)
             self.derived = list(names)
-            lazy = lazy.with_columns(expressions)
+            lazy = lazy.with_columns(e.alias(n) for n, e in pairs)
             files = None  # derived columns are not in the files: polars computes them
             try:
                 lazy.collect_schema()
@@ -177,22 +178,22 @@ def _refuse_nan_values(frame, describe):
 
 def open_table(X, columns=None, *, missing="error", derive=()):
     """A FrameSource for a polars frame, an Arrow table, or Parquet path(s); ``derive`` adds
-    columns computed from the others ("name = SQL expression")."""
+    columns computed from the others ("name = SQL expression", or (name, polars expression))."""
+    lazy, describe, files = table_input(X)
+    return FrameSource(
+        lazy, columns, missing=missing, describe=describe, files=files, derive=derive
+    )
+
+
+def table_input(X):
+    """(lazy query, description, Parquet files or None) for a frame, Arrow table or Parquet."""
     if isinstance(X, pl.LazyFrame):
-        return FrameSource(X, columns, missing=missing, describe="the LazyFrame", derive=derive)
+        return X, "the LazyFrame", None
     if isinstance(X, pl.DataFrame):
-        return FrameSource(
-            X.lazy(), columns, missing=missing, describe="the DataFrame", derive=derive
-        )
+        return X.lazy(), "the DataFrame", None
     if isinstance(X, pa.Table):
-        return FrameSource(
-            pl.from_arrow(X).lazy(),
-            columns,
-            missing=missing,
-            describe="the Arrow table",
-            derive=derive,
-        )
-    return open_parquet(X, columns, missing=missing, derive=derive)
+        return pl.from_arrow(X).lazy(), "the Arrow table", None
+    return _scan_parquet(X)
 
 
 def parse_derived(text):
@@ -213,6 +214,13 @@ def parse_derived(text):
 
 def open_parquet(paths, columns=None, *, missing="error", derive=()):
     """A FrameSource over Parquet: one path, a glob, a folder (hive partitions too), or a list."""
+    lazy, describe, files = _scan_parquet(paths)
+    return FrameSource(
+        lazy, columns, missing=missing, describe=describe, files=files, derive=derive
+    )
+
+
+def _scan_parquet(paths):
     files = resolve_parquet_paths(paths)
     describe = files[0] if len(files) == 1 else f"{len(files)} Parquet files"
     with _read_errors(describe):
@@ -224,9 +232,7 @@ def open_parquet(paths, columns=None, *, missing="error", derive=()):
             cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
         )
     direct = None if _is_hive(paths) else files  # hive columns come from folder names: polars
-    return FrameSource(
-        lazy, columns, missing=missing, describe=describe, files=direct, derive=derive
-    )
+    return lazy, describe, direct
 
 
 def resolve_parquet_paths(paths):

@@ -1,0 +1,57 @@
+"""One-hot encoding of categorical columns: levels learned while fitting, each level a column
+worth ``weight`` where the row has it and 0 elsewhere. A level the fit never saw (or a null)
+sets none of them, and is counted where rows are labelled."""
+
+import math
+
+import polars as pl
+
+from .errors import DataError
+from .sources import _read_errors
+
+MAX_LEVELS = 100  # more distinct values than this is an id, not a category
+# Two rows in different categories are then as far apart (squared) as one standard deviation.
+DEFAULT_WEIGHT = 1 / math.sqrt(2)
+
+
+def learn_levels(lazy, columns, describe):
+    """{column: sorted distinct non-null values} from one scan of those columns."""
+    schema = lazy.collect_schema()
+    missing = [c for c in columns if c not in schema]
+    if missing:
+        raise DataError(f"no such categorical column(s) in {describe}: {', '.join(missing)}")
+    with _read_errors(describe):
+        found = lazy.select(pl.col(c).drop_nulls().unique().implode() for c in columns).collect()
+    levels = {}
+    for c in columns:
+        values = sorted(found[c][0].to_list(), key=lambda v: (str(type(v)), v))
+        if not values:
+            raise DataError(f"categorical column '{c}' of {describe} has no values")
+        if len(values) > MAX_LEVELS:
+            raise DataError(
+                f"categorical column '{c}' has {len(values)} distinct values (at most "
+                f"{MAX_LEVELS}): is it an id? leave it out of the categorical columns"
+            )
+        levels[c] = values
+    return levels
+
+
+def level_name(column, value):
+    return f"{column}={value}"
+
+
+def one_hot_columns(levels, weight):
+    """(name, polars expression) of every one-hot column, in a fixed order."""
+    return [
+        (level_name(c, v), (pl.col(c) == v).fill_null(False).cast(pl.Float64) * weight)
+        for c, values in levels.items()
+        for v in values
+    ]
+
+
+def unseen(levels):
+    """A polars expression: how many of a row's categorical values the fit never saw."""
+    return pl.sum_horizontal(
+        (pl.col(c).is_not_null() & ~pl.col(c).is_in(values)).cast(pl.Int32)
+        for c, values in levels.items()
+    )
