@@ -120,6 +120,8 @@ def _choose_k(args):
         log1p=args.log1p,
         derive=args.derive,
         pca=args.pca,
+        categorical=args.categorical,
+        category_weight=args.category_weight,
         missing=args.missing,
         random_state=args.seed,
         max_iter=args.max_iter or 300,
@@ -146,6 +148,8 @@ def cmd_select_k(args):
         log1p=args.log1p,
         derive=args.derive,
         pca=args.pca,
+        categorical=args.categorical,
+        category_weight=args.category_weight,
         missing=args.missing,
         sample_size=args.sample,
         random_state=args.seed,
@@ -409,6 +413,22 @@ def build_parser():
             "--overwrite", action="store_true", help="replace output files that already exist"
         )
 
+    def add_categorical(p):
+        p.add_argument(
+            "--categorical",
+            type=column_list,
+            default=None,
+            help="columns to one-hot encode besides --features (levels learned in the fit; "
+            "one never seen later is counted, never a crash), e.g. region,gender",
+        )
+        p.add_argument(
+            "--category-weight",
+            type=float,
+            default=None,
+            help="value of a one-hot column where the row has the level (default 0.707: a "
+            "different category counts like one standard deviation), e.g. 0.5",
+        )
+
     fit = sub.add_parser(
         "fit",
         help="segment customers in Parquet files",
@@ -465,20 +485,7 @@ def build_parser():
         help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
         "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
     )
-    fit.add_argument(
-        "--categorical",
-        type=column_list,
-        default=None,
-        help="columns to one-hot encode besides --features (levels learned in the fit; one "
-        "never seen later is counted, never a crash), e.g. region,gender",
-    )
-    fit.add_argument(
-        "--category-weight",
-        type=float,
-        default=None,
-        help="value of a one-hot column where the row has the level (default 0.707: a "
-        "different category counts like one standard deviation), e.g. 0.5",
-    )
+    add_categorical(fit)
     fit.add_argument(
         "--pca",
         type=pca_setting,
@@ -583,6 +590,7 @@ def build_parser():
         help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
         "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
     )
+    add_categorical(select)
     select.add_argument(
         "--pca",
         type=pca_setting,

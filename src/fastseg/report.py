@@ -32,7 +32,8 @@ def write_report(
     feature distributions by segment and profile table. Written atomically.
     """
     plt = _pyplot()
-    features = [str(f) for f in model.feature_names_in_]
+    one_hot = {name for name, _ in model._one_hot()}
+    features = [str(f) for f in model.feature_names_in_ if str(f) not in one_hot]
     stats = segment_stats(model, data, random_state=random_state)
     table = stats.table()
     selection = select_k(
@@ -43,6 +44,8 @@ def write_report(
         log1p=model.log1p,
         derive=model.derive,
         pca=model.pca,
+        categorical=model.categorical,
+        category_weight=model.category_weight,
         missing=model.missing,
         sample_size=sample_size,
         random_state=random_state,
