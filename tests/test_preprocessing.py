@@ -9,6 +9,7 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 import fastseg
+from fastseg.categories import UnseenCategoryWarning
 from fastseg.cli import main
 from fastseg.errors import DataError
 from fastseg.segments import centers_in_original_units
@@ -423,7 +424,8 @@ def test_unseen_and_missing_categories_are_counted_never_a_crash(shops, tmp_path
     assert labels.null_count() == 0 and labels.len() == 10
     loaded = fastseg.load(model_path)
     assert loaded.categories_["region"] == ["east", "north", "west"]
-    assert loaded.predict(new).shape == (10,)
+    with pytest.warns(UnseenCategoryWarning, match="3 rows have a category the fit never saw"):
+        assert loaded.predict(new).shape == (10,)
 
 
 def test_bad_categorical_columns(shops, X):

@@ -3,6 +3,7 @@ worth ``weight`` where the row has it and 0 elsewhere. A level the fit never saw
 sets none of them, and is counted where rows are labelled."""
 
 import math
+import warnings
 
 import polars as pl
 
@@ -54,4 +55,17 @@ def unseen(levels):
     return pl.sum_horizontal(
         (pl.col(c).is_not_null() & ~pl.col(c).is_in(values)).cast(pl.Int32)
         for c, values in levels.items()
+    )
+
+
+class UnseenCategoryWarning(UserWarning):
+    """Rows whose categorical value the model never saw: labelled with that column left out."""
+
+
+def warn_unseen(n_rows, levels):
+    warnings.warn(
+        f"{n_rows:,} rows have a category the fit never saw (in {', '.join(levels)}): "
+        "they were segmented without it",
+        UnseenCategoryWarning,
+        stacklevel=3,
     )

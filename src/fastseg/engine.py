@@ -16,10 +16,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import config, initialization, kernels
-from .categories import DEFAULT_WEIGHT, learn_levels, one_hot_columns
+from .categories import DEFAULT_WEIGHT, learn_levels, one_hot_columns, unseen, warn_unseen
 from .dataset import load_dataset, standardize
 from .errors import DataError, FastsegError
-from .sources import ArraySource, is_table_input, open_table, table_input
+from .sources import ArraySource, _read_errors, is_table_input, open_table, table_input
 
 
 @contextmanager
@@ -309,8 +309,20 @@ class Engine:
         return np.ascontiguousarray(self.cluster_centers_, dtype=np.float64)
 
     def predict(self, X, *, columns=None):
-        """Index of the nearest centre for each row of X (array, frame, or Parquet path)."""
-        return self._assign(X, columns)[0]
+        """Index of the nearest centre for each row of X (array, frame, or Parquet path).
+
+        Rows with a categorical level the fit never saw are labelled without it, and counted
+        in an ``UnseenCategoryWarning``.
+        """
+        labels = self._assign(X, columns)[0]
+        levels = getattr(self, "categories_", None) if self.categorical else None
+        if levels and is_table_input(X):
+            lazy, describe, _ = table_input(X)
+            with _read_errors(describe):
+                n = int(lazy.select((unseen(levels) > 0).sum()).collect().item())
+            if n:
+                warn_unseen(n, levels)
+        return labels
 
     def fit_predict(self, X, y=None, sample_weight=None, **kwargs):
         return self.fit(X, sample_weight=sample_weight, **kwargs).labels_

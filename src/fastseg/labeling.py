@@ -1,14 +1,12 @@
 """Label a table of any size: stream it, add a ``segment`` column, write Parquet atomically."""
 
-import warnings
-
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import config
-from .categories import unseen
+from .categories import unseen, warn_unseen
 from .engine import thread_limit
 from .errors import DataError
 from .fileio import atomic_output
@@ -81,17 +79,8 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
         if fitted and used != len(model.labels_):
             raise DataError(CHANGED)
     if n_unseen:
-        warnings.warn(
-            f"{n_unseen:,} rows have a category the fit never saw (in "
-            f"{', '.join(levels)}): they were segmented without it",
-            UnseenCategoryWarning,
-            stacklevel=2,
-        )
+        warn_unseen(n_unseen, levels)
     return written, unlabelled
-
-
-class UnseenCategoryWarning(UserWarning):
-    """Rows whose categorical value the model never saw: labelled with that column left out."""
 
 
 def check_labels_request(data, names, keep=None, derive=None):
