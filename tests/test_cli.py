@@ -1,8 +1,11 @@
 """The fastseg command: the main jobs end to end, and every bad input as one line with exit 2."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import polars as pl
@@ -349,12 +352,8 @@ def test_console_entry_point(tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("fastseg ")
 
 
-def test_interrupted_run_exits_130_and_leaves_no_partial_file(tmp_path):
-    import os
-    import signal
-    import time
-
-    out = tmp_path / "big.parquet"
+def _start_writing(out):
+    """Start ``fastseg generate`` into ``out`` and return once it is writing the file."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -365,19 +364,49 @@ def test_interrupted_run_exits_130_and_leaves_no_partial_file(tmp_path):
             "50000000",
             "--out",
             str(out),
+            "--overwrite",
             "--quiet",
         ],
         stderr=subprocess.PIPE,
         text=True,
     )
+    folder = str(out.parent)
     deadline = time.time() + 60
-    while time.time() < deadline and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
-        time.sleep(0.05)  # wait until it is writing
+    while time.time() < deadline and not _has_file_open_in(proc.pid, folder):
+        time.sleep(0.05)
+    time.sleep(0.3)  # some row groups written
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    return proc
+
+
+def _has_file_open_in(pid, folder):
+    """Whether the process holds a file of ``folder`` open (named or not: O_TMPFILE)."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    return any(link.startswith(folder + "/") for link in links)
+
+
+def test_interrupted_run_exits_130_and_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "big.parquet"
+    proc = _start_writing(out)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def test_killed_run_leaves_the_old_file_and_nothing_else(tmp_path):
+    out = tmp_path / "big.parquet"
+    out.write_text("the old file")
+    proc = _start_writing(out)
+    proc.send_signal(signal.SIGKILL)  # no handler runs: nothing can clean up
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert os.listdir(tmp_path) == ["big.parquet"]  # no temporary file, named or not
+    assert out.read_text() == "the old file"
 
 
 def test_labels_from_the_fit_line_up_with_the_input_or_are_refused(customers, tmp_path):

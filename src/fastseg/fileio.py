@@ -7,15 +7,18 @@ from contextlib import contextmanager
 from .errors import FastsegError
 
 
+def _mode_for(path):
+    """The mode a plain open() would give ``path`` (an existing file's mode is kept)."""
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _settle(tmp, path):
     """Give the new file the mode a plain open() would (mkstemp makes it 0600), flush to disk."""
-    if os.path.exists(path):
-        mode = os.stat(path).st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(tmp, mode)
+    os.chmod(tmp, _mode_for(path))
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -40,12 +43,69 @@ def check_output_path(path, *, overwrite):
 
 @contextmanager
 def atomic_output(path, *, overwrite=True):
-    """Yield a temporary path in the target's folder; rename it to ``path`` only on success.
+    """Yield a temporary path for the output; it becomes ``path`` only once complete.
 
-    An interrupted or failed write leaves the old file (or none) and no temporary file.
+    Where the file system allows (Linux ``O_TMPFILE``), the file has no name at all while it
+    is written: a run killed even by SIGKILL leaves nothing behind. Elsewhere it is a hidden
+    file beside the target, removed if the write fails or is interrupted. Either way the old
+    file (or none) stays until the new one is whole.
     """
     path = os.fspath(path)
     folder = check_output_path(path, overwrite=overwrite)
+    fd = _unnamed_file(folder)
+    if fd is None:
+        with _named_temporary(path, folder) as tmp:
+            yield tmp
+        return
+    try:
+        yield f"/proc/self/fd/{fd}"
+        os.fchmod(fd, _mode_for(path))
+        os.fsync(fd)
+        _publish(fd, path, folder)
+    finally:
+        os.close(fd)
+
+
+def _unnamed_file(folder):
+    """A file descriptor of a new file without a name in ``folder``, or None if unsupported."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o600)
+    except PermissionError:
+        raise FastsegError(f"cannot write in folder '{folder}': it is not writable") from None
+    except OSError:  # this file system has no unnamed files
+        return None
+
+
+def _publish(fd, path, folder):
+    """Give the finished file a hidden name beside ``path``, then rename it over ``path``."""
+    # A folder descriptor makes os.link call linkat(AT_SYMLINK_FOLLOW), which can link the
+    # file behind /proc/self/fd/N (plain link() refuses it).
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for attempt in range(100):
+            name = f".{os.path.basename(path)}.{os.getpid()}.{attempt}.tmp"
+            try:
+                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder_fd)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FastsegError(f"cannot write '{path}': no free temporary name in '{folder}'")
+    finally:
+        os.close(folder_fd)
+    name = os.path.join(folder, name)
+    try:
+        os.replace(name, path)
+    except BaseException:
+        os.unlink(name)
+        raise
+
+
+@contextmanager
+def _named_temporary(path, folder):
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     except PermissionError:
