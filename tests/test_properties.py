@@ -4,12 +4,14 @@ never crash and keep Lloyd's invariants, the metrics agree with scikit-learn."""
 
 import naive
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 import fastseg
 from fastseg import kernels, metrics
+from fastseg.errors import DataError
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -52,7 +54,13 @@ def test_assign_matches_numpy(data, seed):
 @given(datasets(), st.sampled_from(["lloyd", "hamerly"]))
 def test_kmeans_keeps_lloyds_invariants(data, algorithm):
     X, k = data
-    km = fastseg.KMeans(k, random_state=0, algorithm=algorithm, tol=0, max_iter=300).fit(X)
+    km = fastseg.KMeans(k, random_state=0, algorithm=algorithm, tol=0, max_iter=300)
+    distinct = len(np.unique(X, axis=0))
+    if distinct < k:  # a segment would hold nobody: a clear error instead
+        with pytest.raises(DataError, match=f"only {distinct} distinct rows"):
+            km.fit(X)
+        return
+    km.fit(X)
     assert km.labels_.shape == (X.shape[0],)
     assert km.labels_.min() >= 0 and km.labels_.max() < k
     assert np.isfinite(km.cluster_centers_).all() and km.inertia_ >= 0

@@ -6,7 +6,9 @@ from . import config, kernels
 from .accumulate import Accumulator, Bounds
 from .dataset import anonymous_array
 from .engine import Engine
+from .errors import DataError
 from .progress import report
+from .segments import label_counts
 
 
 class LloydEngine(Engine):
@@ -94,6 +96,7 @@ class LloydEngine(Engine):
             if best is None or result[2] < best[2]:
                 best = result
         centers, labels, inertia, n_iter = best
+        _check_distinct(labels, self.n_clusters)
         self.cluster_centers_ = centers.astype(data.dtype)
         self.labels_ = labels
         self.inertia_ = inertia
@@ -160,6 +163,18 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
         print("Converged at iteration", n_iter, "(strict)" if strict else "")
     report(_stage(run, n_runs), max_iter, max_iter)
     return centers, labels, work.inertia, n_iter
+
+
+def _check_distinct(labels, k):
+    """A cluster still empty after Lloyd (which refills empty ones) means fewer distinct rows
+    than clusters: say so rather than return a segment of nobody."""
+    sizes = label_counts(labels, k)
+    if (sizes == 0).any():
+        found = int((sizes > 0).sum())
+        raise DataError(
+            f"the data has only {found} distinct rows (of positive weight) for n_clusters={k}: "
+            f"choose at most {found} segments"
+        )
 
 
 def _suspect_sums(weight_sums):
