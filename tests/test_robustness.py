@@ -152,14 +152,37 @@ def test_renumbering_keeps_minibatch_state_in_step(frame):
     assert np.bincount(km.predict(X), minlength=3)[0] >= np.bincount(km.predict(X))[2]
 
 
+PREPROCESSING = {
+    "standard, rows with nulls dropped": dict(scale="standard", missing="drop"),
+    "minmax, mean filling": dict(scale="minmax", missing="mean"),
+    "robust, log1p, median filling, one-hot, PCA": dict(
+        scale="robust",
+        log1p=["c"],
+        missing="median",
+        categorical=["kind"],
+        pca=3,
+    ),
+}
+
+
+@pytest.mark.parametrize("settings", list(PREPROCESSING))
 @pytest.mark.parametrize("Est", [fastseg.KMeans, fastseg.MiniBatchKMeans])
-def test_model_file_is_byte_identical_whatever_threads_and_batches(Est, tmp_path, monkeypatch):
-    X = np.random.default_rng(7).standard_normal((30_000, 4)).astype(np.float32)
+def test_model_file_is_byte_identical_whatever_threads_and_batches(
+    Est, settings, tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((30_000, 4)).astype(np.float32)
+    frame = pl.DataFrame(X, schema=["a", "b", "c", "d"]).with_columns(
+        pl.col("c").abs(),
+        pl.when(pl.int_range(pl.len()) % 13 == 0).then(None).otherwise(pl.col("a")).alias("a"),
+        kind=pl.Series(rng.choice(["x", "y", "z"], 30_000)),
+    )
     files = []
     for threads, rows in ((1, 4096), (2, 1 << 18), (2, 12_288)):
         monkeypatch.setattr(config, "batch_size", rows)
         path = tmp_path / f"m{threads}-{rows}.json"
         extra = {"batch_size": rows} if Est is fastseg.KMeans else {}
-        Est(4, random_state=3, n_threads=threads, scale="standard", **extra).fit(X).save(path)
+        model = Est(4, random_state=3, n_threads=threads, **PREPROCESSING[settings], **extra)
+        model.fit(frame, columns=["a", "b", "c", "d"]).save(path)
         files.append(path.read_bytes())
     assert files[0] == files[1] == files[2]

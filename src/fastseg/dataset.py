@@ -403,9 +403,11 @@ class _PresentValues:
         self.counts = np.zeros(n_features, dtype=np.int64)
 
     def add(self, batch):
-        there = ~np.isnan(batch)
-        self.sums += np.where(there, batch, 0).sum(axis=0, dtype=np.float64)
-        self.counts += there.sum(axis=0)
+        for s in range(0, batch.shape[0], config.BLOCK_ROWS):  # in block order: the sums do
+            block = batch[s : s + config.BLOCK_ROWS]  # not depend on the batch size
+            there = ~np.isnan(block)
+            self.sums += np.where(there, block, 0).sum(axis=0, dtype=np.float64)
+            self.counts += there.sum(axis=0)
 
     def fill_values(self, method, data, source):
         """The mean of each feature, or its median over a uniform sample of the rows."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import BLOCK_ROWS
 from .errors import DataError
 
 
@@ -35,9 +36,11 @@ def fit_pca(data, keep):
     mean = data.mean if data.scale_std is None else (data.mean - data.scale_mean) / data.scale_std
     covariance, total = np.zeros((d, d)), 0.0
     for _, rows, w in data.chunks():
-        centred = rows.astype(np.float64) - mean
-        covariance += (centred * w[:, None]).T @ centred
-        total += float(w.sum())
+        # block by block, in order: the sum does not depend on how the rows were chunked
+        for s in range(0, rows.shape[0], BLOCK_ROWS):
+            centred = rows[s : s + BLOCK_ROWS].astype(np.float64) - mean
+            covariance += (centred * w[s : s + BLOCK_ROWS, None]).T @ centred
+            total += float(w[s : s + BLOCK_ROWS].sum())
     covariance /= total
     variance, vectors = np.linalg.eigh(covariance)
     variance *= total / max(total - 1.0, 1e-300)  # reported as scikit-learn does (n - 1)
