@@ -151,3 +151,20 @@ def test_unreadable_file(files, capsys, tmp_path):
     path.write_bytes((files / "good.parquet").read_bytes())
     path.chmod(0)
     one_line_error(["fit", path, "--k", "2", "--features", "a"], capsys, ["cannot read"])
+
+
+def test_a_constant_column_is_a_note_not_an_error(tmp_path, capsys):
+    import numpy as np
+
+    import fastseg
+    from fastseg.errors import DataWarning
+
+    frame = pl.DataFrame({"a": [float(i) for i in range(50)], "b": [3.0] * 50})
+    path = tmp_path / "const.parquet"
+    frame.write_parquet(path)
+    assert main(["fit", str(path), "--k", "3", "--features", "a,b"]) == 0
+    err = capsys.readouterr().err
+    assert "fastseg: note: b is the same in every row" in err and "Traceback" not in err
+    with pytest.warns(DataWarning, match="b is the same in every row"):
+        model = fastseg.KMeans(3, random_state=0, scale="standard").fit(frame)
+    assert np.isfinite(model.cluster_centers_).all()

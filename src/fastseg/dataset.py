@@ -151,6 +151,7 @@ class Dataset:
     impute_values: np.ndarray | None = None  # what missing values were filled with, per feature
     pca: PCA | None = None  # the rows are principal components of the scaled features
     n_imputed: int = 0
+    constant: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     chunk_rows: int = config.BLOCK_ROWS
     timings: dict = field(default_factory=dict)  # seconds: "read", "preprocess"
     _ones: np.ndarray = field(default=None, repr=False)
@@ -302,6 +303,7 @@ def load_dataset(
         _fill_missing(data, present.fill_values(source.missing, data, source), moments)
         data.n_imputed = source.n_imputed
     data.mean, data.var = moments.mean, moments.var
+    data.constant = np.flatnonzero(moments.var == 0)
     if scale != "none":
         data.scale_mean, data.scale_std = _fit_scaling(scale, data, low, high)
         data.scale_mean[list(unscaled)], data.scale_std[list(unscaled)] = 0.0, 1.0  # one-hot

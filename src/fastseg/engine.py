@@ -8,6 +8,7 @@ estimators (``fastseg.estimators``) add its parameter validation, array checks a
 
 import inspect
 import time
+import warnings
 from contextlib import contextmanager
 from numbers import Integral
 
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from . import config, initialization, kernels
 from .categories import DEFAULT_WEIGHT, learn_levels, one_hot_columns, unseen, warn_unseen
 from .dataset import load_dataset, standardize
-from .errors import DataError, FastsegError
+from .errors import DataError, DataWarning, FastsegError
 from .sources import ArraySource, _read_errors, is_table_input, open_table, table_input
 
 
@@ -216,6 +217,15 @@ class Engine:
         self.pca_ = data.pca  # a dataset.PCA, or None: the centres live in its components
         self.n_rows_dropped_ = data.n_dropped
         self.dropped_rows_ = data.dropped_rows
+        if data.constant.size and data.n_rows > 1:
+            names = getattr(self, "feature_names_in_", None)
+            which = [str(names[j]) if names is not None else f"feature {j}" for j in data.constant]
+            warnings.warn(
+                f"{', '.join(which)} {'is' if len(which) == 1 else 'are'} the same in every row: "
+                "no help in telling segments apart",
+                DataWarning,
+                stacklevel=4,
+            )
 
     def _init_centers(self, data, random_state):
         """Initial float64 centres from the init sample (or all rows)."""

@@ -11,3 +11,8 @@ class DataError(FastsegError):
 
 class ModelFileError(FastsegError):
     """A model file cannot be read (not JSON, another format version, wrong contents)."""
+
+
+class DataWarning(UserWarning):
+    """Something about the data the user should know, though the fit went on (the CLI prints
+    it as a note)."""
