@@ -168,3 +168,22 @@ def test_a_constant_column_is_a_note_not_an_error(tmp_path, capsys):
     with pytest.warns(DataWarning, match="b is the same in every row"):
         model = fastseg.KMeans(3, random_state=0, scale="standard").fit(frame)
     assert np.isfinite(model.cluster_centers_).all()
+
+
+@pytest.mark.parametrize(
+    "data, needles",
+    [
+        ("nope.parquet", ["no such file"]),
+        ("*.missing.parquet", ["no files match"]),
+        ("only_a.parquet", ["'b' not found"]),
+        ("inf.parquet", ["NaN or infinite"]),
+        ("corrupt.parquet", ["cannot read"]),
+        ("cut.parquet", ["cannot read"]),
+        ("empty.parquet", ["no rows"]),
+    ],
+)
+def test_predict(files, capsys, tmp_path, data, needles):
+    out = tmp_path / "o.parquet"
+    argv = ["predict", files / "model.json", files / data, "--out", out, "--quiet"]
+    one_line_error(argv, capsys, needles)
+    assert not out.exists()
