@@ -67,3 +67,14 @@ def test_without_matplotlib_the_error_says_what_to_install(data, tmp_path, monke
     with pytest.raises(FastsegError, match=r"pip install 'fastseg\[report\]'"):
         write_report(model, path, tmp_path / "r.html", ks=range(2, 4))
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_of_a_model_with_categorical_columns(data, tmp_path):
+    path, _ = data
+    model = LloydEngine(3, random_state=0, scale="standard", categorical=["region"])
+    model.fit(path, columns=["spend", "visits", "tenure"])
+    out = tmp_path / "r.html"
+    _, table = write_report(model, path, out, ks=range(2, 4))
+    assert "region=n" in table.columns and "spend_mean" in table.columns
+    assert not any(c.startswith("region=n_") for c in table.columns)  # one-hot not profiled
+    assert out.read_text().count("data:image/png;base64,") == 5

@@ -51,7 +51,10 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
     query = lazy.select(
         [pl.col(f).cast(pl.Float64) for f in features] + [pl.col(c) for c in categories]
     )
-    stats = SegmentStats(model.n_clusters, features, categories, sample_size)
+    # One-hot columns label the rows but are not profiled: their categories' shares are.
+    one_hot = {name for name, _ in model._one_hot()}
+    shown = [j for j, f in enumerate(features) if f not in one_hot]
+    stats = SegmentStats(model.n_clusters, [features[j] for j in shown], categories, sample_size)
     keys = random_stream(random_state)
     with thread_limit(model.n_threads), _read_errors(source.describe):
         for frame in query.collect_batches(chunk_size=config.batch_size):
@@ -60,7 +63,7 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
                 continue
             rows = frame.select(features).to_numpy(order="c")
             labels = model._assign_rows(rows)[0]
-            stats.add(rows, labels, frame.select(categories), keys)
+            stats.add(rows[:, shown], labels, frame.select(categories), keys)
     if stats.counts.sum() == 0:
         raise DataError(f"{source.describe} has no rows without missing features to profile")
     return stats

@@ -32,9 +32,8 @@ def write_report(
     feature distributions by segment and profile table. Written atomically.
     """
     plt = _pyplot()
-    one_hot = {name for name, _ in model._one_hot()}
-    features = [str(f) for f in model.feature_names_in_ if str(f) not in one_hot]
     stats = segment_stats(model, data, random_state=random_state)
+    features = stats.features  # the profiled ones: one-hot columns show as category shares
     table = stats.table()
     selection = select_k(
         data,
@@ -168,10 +167,12 @@ def _heatmap(plt, table, features):
 
 
 def _scatter(plt, model, stats):
-    """The first two principal components of a sample, each segment in its own colour."""
+    """The first two principal components of a sample (features standardised), each segment
+    in its own colour."""
     rows, labels = _scatter_sample(stats)
-    scaled = model._scaled(rows.astype(np.float64))
-    centred = scaled - scaled.mean(axis=0)
+    rows = rows.astype(np.float64)
+    spread = rows.std(axis=0)
+    centred = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     _, singular, components = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ components[:2].T
     explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-300)
