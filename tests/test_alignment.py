@@ -97,3 +97,36 @@ def test_fit_k_auto_without_a_knee_says_so(tmp_path, capsys, monkeypatch):
     path = quarter(tmp_path, "q1", 0)
     assert main(["fit", str(path), "--k", "auto", "--k-range", "3:6", "--features", "a,b,c"]) == 0
     assert "no clear knee; k = 5, the best silhouette" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(pca=2), dict(log1p=["a"]), dict(categorical=["kind"])],
+    ids=["pca", "log1p", "categorical"],
+)
+def test_a_shuffled_model_aligns_back_whatever_its_preprocessing(tmp_path, settings):
+    X, _ = make_blobs(4000, centers=np.asarray(CENTERS, float) + 20, random_state=0)
+    frame = pl.DataFrame(X, schema=["a", "b", "c"]).with_columns(
+        kind=pl.Series(np.array(["u", "v"])[np.arange(4000) % 2])
+    )
+    fit_ = lambda: fastseg.KMeans(5, random_state=0, scale="standard", **settings).fit(  # noqa: E731
+        frame, columns=["a", "b", "c"]
+    )
+    before, after = fit_(), fit_()
+    renumber(after, np.array([3, 0, 4, 1, 2]))
+    align_to(after, before)
+    np.testing.assert_array_equal(after.labels_, before.labels_)
+
+
+def test_fit_align_to_with_categorical_columns(tmp_path, capsys):
+    X, _ = make_blobs(3000, centers=np.asarray(CENTERS, float), random_state=0)
+    path = tmp_path / "q.parquet"
+    pl.DataFrame(X, schema=["a", "b", "c"]).with_columns(
+        kind=pl.Series(np.array(["u", "v"])[np.arange(3000) % 2])
+    ).write_parquet(path)
+    m1, m2 = tmp_path / "m1.json", tmp_path / "m2.json"
+    base = ["fit", str(path), "--k", "5", "--features", "a,b,c", "--categorical", "kind", "--quiet"]
+    assert main([*base, "--model", str(m1)]) == 0
+    assert main([*base, "--model", str(m2), "--align-to", str(m1), "--seed", "4"]) == 0
+    assert main(["fit", str(path), "--k", "5", "--features", "a,b,c", "--align-to", str(m1)]) == 2
+    assert "categorical" in capsys.readouterr().err

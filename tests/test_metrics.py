@@ -171,3 +171,16 @@ def test_stratified_sample_keeps_small_segments():
     quotas = metrics.stratified_quotas(counts, 1000)
     assert quotas.tolist() == [667, 333, 30]  # the 30-row segment is sampled whole
     assert metrics.stratified_quotas([10, 10], 1000).tolist() == [10, 10]
+
+
+def test_score_model_fills_as_the_fit_did():
+    import polars as pl
+
+    X, _ = blobs(n=3000, d=3, k=3)
+    frame = pl.DataFrame(X, schema=["a", "b", "c"]).with_columns(
+        pl.when(pl.int_range(pl.len()) % 10 == 0).then(None).otherwise(pl.col("a")).alias("a")
+    )
+    import fastseg
+
+    model = fastseg.KMeans(3, random_state=0, missing="mean").fit(frame)
+    assert metrics.score_model(model, frame)["n_rows"] == 3000  # null rows filled, not dropped

@@ -436,3 +436,39 @@ def test_bad_categorical_columns(shops, X):
         fastseg.KMeans(2, categorical=["region"]).fit(ids, columns=["spend"])
     with pytest.raises(DataError, match="not an array"):
         fastseg.KMeans(2, categorical=["region"]).fit(X)
+
+
+# ----- combinations found in review ------------------------------------------------------------
+def test_log1p_with_filling_predicts_the_fit_labels(holes):
+    model = fastseg.KMeans(3, random_state=0, scale="standard", missing="mean", log1p=["income"])
+    model.fit(holes)
+    assert np.array_equal(model.predict(holes), model.labels_)  # null rows included
+
+
+def test_pca_with_weights_that_sum_to_one(wide):
+    n = wide.shape[0]
+    plain = fastseg.KMeans(3, random_state=0, scale="standard", pca=2).fit(wide)
+    weighted = fastseg.KMeans(3, random_state=0, scale="standard", pca=2).fit(
+        wide, sample_weight=np.full(n, 1.0 / n)
+    )
+    np.testing.assert_allclose(
+        weighted.pca_.explained_variance_ratio, plain.pca_.explained_variance_ratio, rtol=1e-9
+    )
+    assert np.isfinite(weighted.pca_.explained_variance).all()
+    assert weighted.pca_.explained_variance.max() < 10
+
+
+def test_categorical_with_derived_features_and_no_columns(shops):
+    model = fastseg.KMeans(
+        3,
+        random_state=0,
+        derive=["per_visit = spend / (visits + 1)"],
+        categorical=["region", "channel"],
+    ).fit(shops)
+    names = list(model.feature_names_in_)
+    assert names[:3] == ["spend", "visits", "per_visit"] and "region=east" in names
+
+
+def test_partial_fit_refuses_what_one_batch_cannot_learn(X):
+    with pytest.raises(DataError, match="partial_fit sees one batch"):
+        fastseg.MiniBatchKMeans(3, log1p=[0]).partial_fit(X)

@@ -78,3 +78,12 @@ def test_report_of_a_model_with_categorical_columns(data, tmp_path):
     assert "region=n" in table.columns and "spend_mean" in table.columns
     assert not any(c.startswith("region=n_") for c in table.columns)  # one-hot not profiled
     assert out.read_text().count("data:image/png;base64,") == 5
+
+
+def test_report_with_one_numeric_feature(data, tmp_path):
+    path, _ = data
+    model = LloydEngine(2, random_state=0, scale="standard", categorical=["region"])
+    model.fit(path, columns=["spend"])
+    out = tmp_path / "r.html"
+    write_report(model, path, out, ks=range(2, 4))
+    assert out.read_text().count("data:image/png;base64,") == 5

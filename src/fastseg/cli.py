@@ -65,11 +65,11 @@ def cmd_fit(args):
         check_labels_request(_data_arg(args.data), args.features, args.keep, args.derive)
     previous = load_engine(args.align_to) if args.align_to else None
     if previous is not None and args.k != "auto":
-        check_alignment(previous, args.features, args.k)
+        check_alignment(previous, args.features, args.k, args.categorical)
     if args.k == "auto":
         args.k = _choose_k(args)
         if previous is not None:
-            check_alignment(previous, args.features, args.k)
+            check_alignment(previous, args.features, args.k, args.categorical)
     estimator = _estimator(args)
     start = time.perf_counter()
     estimator.fit(_data_arg(args.data), columns=args.features)

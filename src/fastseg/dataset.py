@@ -390,9 +390,10 @@ def _project(data, keep, spill_dir, budget):
         raise
     data.store.close()
     data.store, data.pca = store, pca
-    total = float(data.weights.sum()) if data.weights is not None else float(n)
     data.mean = np.zeros(p)
-    data.var = pca.explained_variance * (total - 1.0) / total  # what tol is relative to
+    data.var = pca.explained_variance.copy()  # what tol is relative to
+    if data.weights is None and n > 1:
+        data.var *= (n - 1) / n  # the population variance, as for the features
     return data
 
 

@@ -20,7 +20,14 @@ from . import config, initialization, kernels
 from .categories import DEFAULT_WEIGHT, learn_levels, one_hot_columns, unseen, warn_unseen
 from .dataset import load_dataset, standardize
 from .errors import DataError, DataWarning, FastsegError
-from .sources import ArraySource, _read_errors, is_table_input, open_table, table_input
+from .sources import (
+    ArraySource,
+    _read_errors,
+    is_table_input,
+    open_table,
+    parse_derived,
+    table_input,
+)
 
 
 @contextmanager
@@ -118,8 +125,10 @@ class Engine:
         """Learn the categorical levels; returns the feature columns plus the one-hot ones."""
         lazy, describe, _ = table_input(X)
         self.categories_ = learn_levels(lazy, list(self.categorical), describe)
-        if columns is None:  # every other column is a numeric feature
-            columns = [c for c in lazy.collect_schema().names() if c not in self.categorical]
+        if columns is None:  # every other column, derived ones included, is a feature
+            derived = [parse_derived(text)[0] for text in self.derive or ()]
+            names = [*lazy.collect_schema().names(), *derived]
+            columns = [c for c in names if c not in self.categorical]
         columns = [c for c in columns if c not in self.categorical]
         return columns + [name for name, _ in self._one_hot()]
 
@@ -257,20 +266,20 @@ class Engine:
         yield from source.batches(self._stream_rows())
 
     def _scaled(self, rows):
-        """Rows in the space the centres live in (filling, log1p and scaling replayed), checked
-        finite."""
-        fill = getattr(self, "impute_values_", None)
-        if fill is not None and np.isnan(rows).any():
-            rows = np.where(np.isnan(rows), fill.astype(rows.dtype), rows)
-        if not np.isfinite(rows).all():
-            raise DataError("X holds NaN or infinite values; remove or replace them first")
+        """Rows in the space the centres live in (log1p, filling and scaling replayed, in the
+        fit's order), checked finite."""
         columns = self._log1p_columns()
         if columns:
             rows = rows.copy()
             for j in columns:
                 if (rows[:, j] <= -1).any():
                     raise DataError(f"log1p needs values above -1 in feature {j} of X")
-                np.log1p(rows[:, j], out=rows[:, j])
+                np.log1p(rows[:, j], out=rows[:, j])  # a NaN (missing) stays NaN
+        fill = getattr(self, "impute_values_", None)
+        if fill is not None and np.isnan(rows).any():
+            rows = np.where(np.isnan(rows), fill.astype(rows.dtype), rows)
+        if not np.isfinite(rows).all():
+            raise DataError("X holds NaN or infinite values; remove or replace them first")
         if self.scale_std_ is not None:
             rows = standardize(rows, self.scale_mean_, self.scale_std_, out=np.empty_like(rows))
         pca = getattr(self, "pca_", None)

@@ -122,7 +122,7 @@ def score_model(model, data, *, columns=None, sample_size=10_000, random_state=N
     """Score a fitted model on data of any size (array, frame, Parquet): two streaming passes.
 
     Rows are labelled by the model and scored in the space it clusters in (its scaling
-    replayed); rows with a missing feature are left out, as the fit left them out.
+    replayed); rows with a missing feature are filled or left out, as the fit did.
     Davies-Bouldin and Calinski-Harabasz are exact. The silhouette is estimated on a sample
     stratified by segment: each segment gets ``sample_size // (2 k)`` rows or all it has, more
     in proportion to its size, and the segments' mean silhouettes are weighted by their
@@ -134,9 +134,12 @@ def score_model(model, data, *, columns=None, sample_size=10_000, random_state=N
     model._check_fitted()
     inertia = 0.0
 
+    # rows with a missing feature: filled as the fit filled them, else left out as it did
+    missing = None if getattr(model, "impute_values_", None) is not None else "drop"
+
     def chunks(pass_no):
         nonlocal inertia
-        for rows in model._chunks(data, columns, missing="drop"):
+        for rows in model._chunks(data, columns, missing=missing):
             scaled, codes, dist = model._scaled_and_assigned(rows)
             if pass_no == 0:
                 inertia += float(dist.sum())

@@ -102,10 +102,10 @@ class MiniBatchEngine(Engine):
         first = not hasattr(self, "cluster_centers_")
         if first:
             self._validate_params()
-            if self.scale != "none" or self.pca is not None:
+            if self.scale != "none" or self.pca is not None or self.log1p or self.categorical:
                 raise DataError(
-                    "partial_fit sees one batch at a time and cannot learn a scaling or a "
-                    "PCA: transform the data first, or use fit"
+                    "partial_fit sees one batch at a time and cannot learn a scaling, log1p, "
+                    "one-hot levels or a PCA: transform the data first, or use fit"
                 )
         if not hasattr(self, "_random_state"):
             self._random_state = random_stream(self.random_state)

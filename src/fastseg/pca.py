@@ -15,7 +15,7 @@ class PCA:
 
     mean: np.ndarray  # (d,)
     components: np.ndarray  # (p, d), rows of unit length, largest variance first
-    explained_variance: np.ndarray  # (p,), with scikit-learn's n - 1 denominator
+    explained_variance: np.ndarray  # (p,), with scikit-learn's n - 1 (unweighted rows)
     explained_variance_ratio: np.ndarray  # (p,)
 
     def transform(self, rows):
@@ -43,12 +43,13 @@ def fit_pca(data, keep):
             total += float(w[s : s + BLOCK_ROWS].sum())
     covariance /= total
     variance, vectors = np.linalg.eigh(covariance)
-    variance *= total / max(total - 1.0, 1e-300)  # reported as scikit-learn does (n - 1)
     order = np.argsort(variance)[::-1]
     variance, components = np.maximum(variance[order], 0.0), vectors[:, order].T
     biggest = np.argmax(np.abs(components), axis=1)
     components *= np.sign(components[np.arange(d), biggest])[:, None]
     ratio = variance / max(float(variance.sum()), 1e-300)
+    if data.weights is None and data.n_rows > 1:  # reported as scikit-learn does: n - 1
+        variance = variance * data.n_rows / (data.n_rows - 1)
     if isinstance(keep, float) and 0 < keep < 1:
         p = int(np.searchsorted(np.cumsum(ratio), keep - 1e-12) + 1)
     elif isinstance(keep, (int, np.integer)) and 1 <= keep <= d:

@@ -55,11 +55,14 @@ def write_report(
     sections = [
         ("Choosing k", _elbow(plt, selection, model.n_clusters), _selection_html(selection)),
         ("Segment sizes", _sizes(plt, table), ""),
-        ("What sets each segment apart (mean z-scores)", _heatmap(plt, table, features), ""),
-        ("The segments in two dimensions (PCA of a sample)", _scatter(plt, model, stats), ""),
-        ("Feature distributions by segment", _distributions(plt, stats), ""),
-        ("Segment profiles", None, _markdown_table(format_profile(table, "markdown"))),
     ]
+    if features:  # (a model of categorical columns only has none to plot)
+        sections += [
+            ("What sets each segment apart (mean z-scores)", _heatmap(plt, table, features), ""),
+            ("The segments in two dimensions (PCA of a sample)", _scatter(plt, model, stats), ""),
+            ("Feature distributions by segment", _distributions(plt, stats), ""),
+        ]
+    sections.append(("Segment profiles", None, _markdown_table(format_profile(table, "markdown"))))
     labels = "".join(
         f"<li><b>segment {s}</b> ({share:.1%}): {html.escape(label)}</li>"
         for s, share, label in zip(table["segment"], table["share"], table["label"], strict=True)
@@ -175,6 +178,9 @@ def _scatter(plt, model, stats):
     centred = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     _, singular, components = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ components[:2].T
+    if xy.shape[1] == 1:  # one feature: a strip along the first component
+        xy = np.column_stack([xy, np.zeros(len(xy))])
+        singular = np.r_[singular, 0.0]
     explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-300)
     fig, ax = plt.subplots(figsize=(7, 6))
     colours = plt.get_cmap("tab10" if model.n_clusters <= 10 else "tab20")
@@ -195,7 +201,8 @@ def _scatter_sample(stats):
     rows, labels = [], []
     for c, sample in enumerate(stats.sample):
         take = min(sample.shape[0], max(20, int(SCATTER_POINTS * share[c])))
-        rows.append(sample[:take])
+        first = np.argsort(stats.sample_keys[c], kind="stable")[:take]  # uniform, not file order
+        rows.append(sample[first])
         labels.append(np.full(take, c))
     return np.concatenate(rows), np.concatenate(labels)
 

@@ -38,15 +38,19 @@ def renumber(model, order):
             setattr(model, state, getattr(model, state)[order])
 
 
-def check_alignment(previous, features, k):
-    """Fail before any work if a model of ``k`` segments on ``features`` cannot take the
-    previous model's segment numbers."""
+def check_alignment(previous, features, k, categorical=None):
+    """Fail before any work if a model of ``k`` segments on ``features`` (and ``categorical``
+    columns) cannot take the previous model's segment numbers."""
+    one_hot = {name for name, _ in previous._one_hot()}
     names = getattr(previous, "feature_names_in_", None)
-    names = [] if names is None else [str(n) for n in names]
-    if sorted(names) != sorted(features):
+    names = [] if names is None else [str(n) for n in names if str(n) not in one_hot]
+    before = sorted(previous.categorical or [])
+    if sorted(names) != sorted(features) or before != sorted(categorical or []):
+        shown = ", ".join(names + [f"{c} (categorical)" for c in before]) or "unnamed"
         raise DataError(
-            f"the previous model's features ({', '.join(names) or 'unnamed'}) are not "
-            f"these ({', '.join(features)}): align to a model of the same features"
+            f"the previous model's features ({shown}) are not these "
+            f"({', '.join(list(features) + [f'{c} (categorical)' for c in categorical or []])})"
+            ": align to a model of the same features"
         )
     if k < previous.n_clusters:
         raise DataError(
@@ -60,28 +64,37 @@ def align_to(model, previous):
     features, so that segment 3 stays the same kind of customer from one fit to the next.
 
     Segments are paired by the Hungarian method on the squared distances between centres,
-    taken in the new model's space (the previous centres, in original units, are scaled as the
-    new data was). With more segments than before, the unpaired ones take the next numbers,
-    largest first. Returns the distance each previous segment's centre moved (its number order).
+    taken in the new model's space: the previous centres, in original units, go through the
+    new model's log1p, scaling, one-hot weights and PCA. With more segments than before, the
+    unpaired ones take the next numbers, largest first. Returns the distance each previous
+    segment's centre moved (in its number order).
     """
     from scipy.optimize import linear_sum_assignment
 
-    features = [str(n) for n in model.feature_names_in_]
-    check_alignment(previous, features, model.n_clusters)
-    columns = [list(map(str, previous.feature_names_in_)).index(f) for f in features]
-    before = centers_in_original_units(previous)[:, columns]
-    if model.scale_std_ is not None:
-        before = (before - model.scale_mean_) / model.scale_std_
+    new_one_hot = {name for name, _ in model._one_hot()}
+    names = [str(n) for n in model.feature_names_in_]
+    check_alignment(
+        previous, [n for n in names if n not in new_one_hot], model.n_clusters, model.categorical
+    )
+    old_names = [str(n) for n in previous.feature_names_in_]
+    old = centers_in_original_units(previous)
+    before = np.zeros((previous.n_clusters, len(names)))
+    for j, name in enumerate(names):  # a level new since then: a share of 0 before
+        if name in old_names:
+            before[:, j] = old[:, old_names.index(name)]
+    one_hot = [j for j, n in enumerate(names) if n in new_one_hot]
+    before[:, one_hot] *= model.category_weight or DEFAULT_WEIGHT  # shares back to values
+    before = model._scaled(before)
     now = np.asarray(model.cluster_centers_, dtype=np.float64)
     cost = ((now[:, None, :] - before[None, :, :]) ** 2).sum(axis=2)
-    new, old = linear_sum_assignment(cost)
+    new, old_ids = linear_sum_assignment(cost)
     order = np.empty(model.n_clusters, dtype=np.int64)
-    order[old] = new
+    order[old_ids] = new
     sizes = label_counts(model.labels_, model.n_clusters)
     rest = np.setdiff1d(np.arange(model.n_clusters), new)
     order[previous.n_clusters :] = rest[np.lexsort((rest, -sizes[rest]))]
     renumber(model, order)
-    return np.sqrt(cost[new, old][np.argsort(old)])
+    return np.sqrt(cost[new, old_ids][np.argsort(old_ids)])
 
 
 def label_counts(labels, k):
