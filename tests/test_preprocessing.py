@@ -472,3 +472,33 @@ def test_categorical_with_derived_features_and_no_columns(shops):
 def test_partial_fit_refuses_what_one_batch_cannot_learn(X):
     with pytest.raises(DataError, match="partial_fit sees one batch"):
         fastseg.MiniBatchKMeans(3, log1p=[0]).partial_fit(X)
+
+
+def test_categorical_columns_must_be_text_boolean_or_integer(shops):
+    dated = shops.with_columns(
+        day=pl.date(2026, 1, 1) + pl.duration(days=pl.int_range(pl.len()) % 3)
+    )
+    with pytest.raises(DataError, match="'day' of the DataFrame is Date"):
+        fastseg.KMeans(2, categorical=["day"]).fit(dated, columns=["spend"])
+
+
+def test_labels_can_keep_a_derived_feature(spend, tmp_path):
+    _, path = spend
+    out = tmp_path / "l.parquet"
+    args = [
+        "fit",
+        str(path),
+        "--k",
+        "2",
+        "--features",
+        "total",
+        "--derive",
+        "total = wines + meat",
+        "--labels",
+        str(out),
+        "--keep",
+        "total",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    assert pl.read_parquet(out).columns == ["total", "segment"]

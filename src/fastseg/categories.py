@@ -21,11 +21,20 @@ def learn_levels(lazy, columns, describe):
     missing = [c for c in columns if c not in schema]
     if missing:
         raise DataError(f"no such categorical column(s) in {describe}: {', '.join(missing)}")
+    for c in columns:  # levels are stored in the JSON model file: text, booleans or integers
+        kind = schema[c]
+        if not (
+            isinstance(kind, (pl.String, pl.Categorical, pl.Enum, pl.Boolean)) or kind.is_integer()
+        ):
+            raise DataError(
+                f"categorical column '{c}' of {describe} is {kind}: use text, boolean or "
+                "integer categories (cast it first)"
+            )
     with _read_errors(describe):
         found = lazy.select(pl.col(c).drop_nulls().unique().implode() for c in columns).collect()
     levels = {}
     for c in columns:
-        values = sorted(found[c][0].to_list(), key=lambda v: (str(type(v)), v))
+        values = sorted(found[c][0].to_list())
         if not values:
             raise DataError(f"categorical column '{c}' of {describe} has no values")
         if len(values) > MAX_LEVELS:

@@ -89,10 +89,10 @@ def check_labels_request(data, names, keep=None, derive=None):
     The output keeps the input's columns (derived features are not written unless kept).
     """
     source = open_parquet(data, names, missing="drop", derive=derive or ())
-    columns = list(source.lazy_all_columns().collect_schema().names())
-    columns = [c for c in columns if c not in source.derived]
+    every = list(source.lazy_all_columns().collect_schema().names())
+    columns = [c for c in every if c not in source.derived]
     if keep is not None:
-        unknown = [c for c in keep if c not in columns]
+        unknown = [c for c in keep if c not in every]
         if unknown:
             raise DataError(f"--keep names columns not in the input: {', '.join(unknown)}")
         columns = list(keep)
