@@ -297,7 +297,7 @@ def load_dataset(
         var=None,
         chunk_rows=batch_size,
     )
-    _hand_back_freed_memory()
+    hand_back_freed_memory()
     read_done = time.perf_counter()
     if imputing:
         _fill_missing(data, present.fill_values(source.missing, data, source), moments)
@@ -349,7 +349,7 @@ def _fit_scaling(scale, data, low, high):
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
-def _hand_back_freed_memory():
+def hand_back_freed_memory():
     """Return the decode pass's freed buffers to the system before the rest of the fit.
 
     Arrow's allocator keeps freed decode buffers for reuse, and glibc keeps freed batch

@@ -23,9 +23,10 @@ def kmeans_plusplus(X, weights, n_clusters, random_state, n_local_trials=None):
     potential = closest @ weights
     trial = np.empty(n, dtype=np.float64)
     best_trial = np.empty(n, dtype=np.float64)
+    cumulative = np.empty(n, dtype=np.float64)  # one buffer: peak memory matters on big samples
     for c in range(1, n_clusters):
         targets = random_state.uniform(size=n_local_trials) * potential
-        cumulative = np.cumsum(weights * closest)
+        np.cumsum(np.multiply(weights, closest, out=cumulative), out=cumulative)
         candidates = np.minimum(np.searchsorted(cumulative, targets), n - 1)
         best_pot, best_id = np.inf, candidates[0]
         for cand in candidates:

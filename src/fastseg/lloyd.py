@@ -4,7 +4,7 @@ import numpy as np
 
 from . import config, kernels
 from .accumulate import Accumulator, Bounds
-from .dataset import anonymous_array
+from .dataset import anonymous_array, hand_back_freed_memory
 from .engine import Engine
 from .errors import DataError
 from .progress import report
@@ -80,6 +80,7 @@ class LloydEngine(Engine):
             starts = [self._init_centers(data, random_state) for _ in range(n_init)]
         if not keep_sample:
             data.release_sample()
+            hand_back_freed_memory()  # the sample and k-means++'s work arrays, before iterating
         best = None
         for run, centers in enumerate(starts):
             with self._timed("iterations"):
