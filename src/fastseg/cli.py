@@ -112,9 +112,18 @@ def _choose_k(args):
     """--k auto: the knee of select-k's inertia curve, else the silhouette's pick (said so)."""
     from .selection import select_k
 
-    selection = select_k(
-        _data_arg(args.data),
-        args.k_range,
+    selection = select_k(_data_arg(args.data), args.k_range, **_selection_options(args))
+    if selection.knee is not None:
+        _say(args, f"--k auto: k = {selection.knee}, the knee of the inertia curve")
+        return selection.knee
+    k = selection.picks["silhouette"]
+    _say(args, f"--k auto: the inertia curve has no clear knee; k = {k}, the best silhouette")
+    return k
+
+
+def _selection_options(args):
+    """select_k's settings from the options that fit and select-k share."""
+    return dict(
         columns=args.features,
         scale=args.scale,
         log1p=args.log1p,
@@ -129,12 +138,6 @@ def _choose_k(args):
         spill_dir=args.spill_dir,
         n_threads=args.threads,
     )
-    if selection.knee is not None:
-        _say(args, f"--k auto: k = {selection.knee}, the knee of the inertia curve")
-        return selection.knee
-    k = selection.picks["silhouette"]
-    _say(args, f"--k auto: the inertia curve has no clear knee; k = {k}, the best silhouette")
-    return k
 
 
 def cmd_select_k(args):
@@ -143,20 +146,8 @@ def cmd_select_k(args):
     selection = select_k(
         _data_arg(args.data),
         args.k_range,
-        columns=args.features,
-        scale=args.scale,
-        log1p=args.log1p,
-        derive=args.derive,
-        pca=args.pca,
-        categorical=args.categorical,
-        category_weight=args.category_weight,
-        missing=args.missing,
         sample_size=args.sample,
-        random_state=args.seed,
-        max_iter=args.max_iter,
-        memory_budget=args.memory_budget,
-        spill_dir=args.spill_dir,
-        n_threads=args.threads,
+        **_selection_options(args),
     )
     if args.json:
         print(json.dumps(selection.to_dict(), indent=1))
@@ -429,6 +420,67 @@ def build_parser():
             "different category counts like one standard deviation), e.g. 0.5",
         )
 
+    def add_memory(p):
+        """Where the decoded rows may live: fit, select-k and report share these."""
+        p.add_argument(
+            "--memory-budget",
+            type=parse_size,
+            default=None,
+            help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk "
+            "(default: half of RAM)",
+        )
+        p.add_argument(
+            "--spill-dir",
+            type=writable_folder,
+            default=None,
+            help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
+        )
+
+    def add_preprocessing(p):
+        """The feature options fit and select-k share."""
+        p.add_argument(
+            "--features",
+            type=column_list,
+            required=True,
+            help="comma-separated numeric feature columns, e.g. age,income",
+        )
+        p.add_argument(
+            "--scale",
+            choices=SCALINGS,
+            default="standard",
+            help="map features to (x - centre) / spread: standard (mean, std; the default), "
+            "minmax (min, range), robust (median, interquartile range) or none; e.g. robust",
+        )
+        p.add_argument(
+            "--missing",
+            choices=["drop", "mean", "median", "error"],
+            default="drop",
+            help="rows with a missing feature: drop them (the default; counted), fill the gaps "
+            "with the feature's mean or median, or stop with an error; e.g. --missing median",
+        )
+        p.add_argument(
+            "--derive",
+            action="append",
+            default=None,
+            metavar="'NAME = EXPRESSION'",
+            help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
+            "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
+        )
+        add_categorical(p)
+        p.add_argument(
+            "--pca",
+            type=pca_setting,
+            default=None,
+            help="cluster on principal components of the scaled features: a number of them, or "
+            "the share of variance to keep, e.g. --pca 3 or --pca 0.9",
+        )
+        p.add_argument(
+            "--log1p",
+            type=column_list,
+            default=None,
+            help="features to take log(1 + x) of before scaling, e.g. income,avg_order_value",
+        )
+
     fit = sub.add_parser(
         "fit",
         help="segment customers in Parquet files",
@@ -457,48 +509,7 @@ def build_parser():
         help="a previous model file of the same features: its segment numbers are kept "
         "(segments paired by centre distance), e.g. --align-to last_quarter.json",
     )
-    fit.add_argument(
-        "--features",
-        type=column_list,
-        required=True,
-        help="comma-separated numeric feature columns, e.g. age,income",
-    )
-    fit.add_argument(
-        "--scale",
-        choices=SCALINGS,
-        default="standard",
-        help="map features to (x - centre) / spread: standard (mean, std; the default), "
-        "minmax (min, range), robust (median, interquartile range) or none; e.g. robust",
-    )
-    fit.add_argument(
-        "--missing",
-        choices=["drop", "mean", "median", "error"],
-        default="drop",
-        help="rows with a missing feature: drop them (the default; counted), fill the gaps "
-        "with the feature's mean or median, or stop with an error; e.g. --missing median",
-    )
-    fit.add_argument(
-        "--derive",
-        action="append",
-        default=None,
-        metavar="'NAME = EXPRESSION'",
-        help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
-        "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
-    )
-    add_categorical(fit)
-    fit.add_argument(
-        "--pca",
-        type=pca_setting,
-        default=None,
-        help="cluster on principal components of the scaled features: a number of them, or "
-        "the share of variance to keep, e.g. --pca 3 or --pca 0.9",
-    )
-    fit.add_argument(
-        "--log1p",
-        type=column_list,
-        default=None,
-        help="features to take log(1 + x) of before scaling, e.g. income,avg_order_value",
-    )
+    add_preprocessing(fit)
     fit.add_argument(
         "--algorithm",
         choices=["lloyd", "minibatch"],
@@ -519,19 +530,7 @@ def build_parser():
         help="Lloyd iterations (default 300) or mini-batch passes over the data (default 100), "
         "e.g. 50",
     )
-    fit.add_argument(
-        "--memory-budget",
-        type=parse_size,
-        default=None,
-        help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk "
-        "(default: half of RAM)",
-    )
-    fit.add_argument(
-        "--spill-dir",
-        type=writable_folder,
-        default=None,
-        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
-    )
+    add_memory(fit)
     fit.add_argument(
         "--threads", type=positive_int, default=None, help="threads (default: all), e.g. 2"
     )
@@ -563,47 +562,7 @@ def build_parser():
     select.add_argument(
         "--k-range", type=k_range, required=True, help="values of k, e.g. 2:12 or 3,5,8"
     )
-    select.add_argument(
-        "--features",
-        type=column_list,
-        required=True,
-        help="comma-separated numeric feature columns, e.g. age,income",
-    )
-    select.add_argument(
-        "--scale",
-        choices=SCALINGS,
-        default="standard",
-        help="feature scaling as in fit (default standard), e.g. robust",
-    )
-    select.add_argument(
-        "--missing",
-        choices=["drop", "mean", "median", "error"],
-        default="drop",
-        help="rows with a missing feature: drop them (the default; counted), fill the gaps "
-        "with the feature's mean or median, or stop with an error; e.g. --missing median",
-    )
-    select.add_argument(
-        "--derive",
-        action="append",
-        default=None,
-        metavar="'NAME = EXPRESSION'",
-        help="a feature computed from other columns (SQL syntax; repeat for more), e.g. "
-        "--derive 'total_spend = mnt_wines + mnt_meat'; name it in --features to use it",
-    )
-    add_categorical(select)
-    select.add_argument(
-        "--pca",
-        type=pca_setting,
-        default=None,
-        help="cluster on principal components of the scaled features: a number of them, or "
-        "the share of variance to keep, e.g. --pca 3 or --pca 0.9",
-    )
-    select.add_argument(
-        "--log1p",
-        type=column_list,
-        default=None,
-        help="features to take log(1 + x) of before scaling, e.g. income",
-    )
+    add_preprocessing(select)
     select.add_argument(
         "--sample",
         type=positive_int,
@@ -614,18 +573,7 @@ def build_parser():
     select.add_argument(
         "--max-iter", type=positive_int, default=300, help="Lloyd iterations (default 300), e.g. 50"
     )
-    select.add_argument(
-        "--memory-budget",
-        type=parse_size,
-        default=None,
-        help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk",
-    )
-    select.add_argument(
-        "--spill-dir",
-        type=writable_folder,
-        default=None,
-        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
-    )
+    add_memory(select)
     select.add_argument(
         "--threads", type=positive_int, default=None, help="threads (default: all), e.g. 2"
     )
@@ -700,18 +648,7 @@ def build_parser():
         help="rows the silhouettes are taken on (default 10000), e.g. 20000",
     )
     rep.add_argument("--seed", type=seed, default=0, help="random seed (default 0), e.g. 7")
-    rep.add_argument(
-        "--memory-budget",
-        type=parse_size,
-        default=None,
-        help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk",
-    )
-    rep.add_argument(
-        "--spill-dir",
-        type=writable_folder,
-        default=None,
-        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
-    )
+    add_memory(rep)
     add_common(rep)
     rep.set_defaults(run=cmd_report)
 
