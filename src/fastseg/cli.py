@@ -420,6 +420,16 @@ def build_parser():
             "different category counts like one standard deviation), e.g. 0.5",
         )
 
+    def add_inputs(p, model=False):
+        """The positional arguments: a model file (predict, profile, report), then the data."""
+        if model:
+            p.add_argument(
+                "model", help="model file written by 'fastseg fit --model', e.g. model.json"
+            )
+        p.add_argument(
+            "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
+        )
+
     def add_memory(p):
         """Where the decoded rows may live: fit, select-k and report share these."""
         p.add_argument(
@@ -488,9 +498,7 @@ def build_parser():
         epilog="example: fastseg fit customers.parquet --k 6 --features age,income,tenure_months "
         "--model model.json --labels labeled.parquet",
     )
-    fit.add_argument(
-        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
-    )
+    add_inputs(fit)
     fit.add_argument(
         "--k",
         type=k_value,
@@ -556,9 +564,7 @@ def build_parser():
         epilog="example: fastseg select-k customers.parquet --k-range 2:12 "
         "--features age,income,tenure_months --sample 20000",
     )
-    select.add_argument(
-        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
-    )
+    add_inputs(select)
     select.add_argument(
         "--k-range", type=k_range, required=True, help="values of k, e.g. 2:12 or 3,5,8"
     )
@@ -590,10 +596,7 @@ def build_parser():
         epilog="example: fastseg profile model.json customers.parquet --format markdown "
         "--out profile.md",
     )
-    prof.add_argument("model", help="model file written by 'fastseg fit --model', e.g. model.json")
-    prof.add_argument(
-        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
-    )
+    add_inputs(prof, model=True)
     prof.add_argument(
         "--format",
         choices=["table", "csv", "json", "markdown"],
@@ -630,10 +633,7 @@ def build_parser():
         "distributions by segment and the profile table (needs matplotlib: the report extra).",
         epilog="example: fastseg report model.json customers.parquet --out report.html",
     )
-    rep.add_argument("model", help="model file written by 'fastseg fit --model', e.g. model.json")
-    rep.add_argument(
-        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
-    )
+    add_inputs(rep, model=True)
     rep.add_argument("--out", required=True, help="the HTML file to write, e.g. report.html")
     rep.add_argument(
         "--k-range",
@@ -658,12 +658,7 @@ def build_parser():
         description="Stream Parquet rows of any size through a saved model; writes Parquet.",
         epilog="example: fastseg predict model.json new_customers.parquet --out labeled.parquet",
     )
-    predict.add_argument(
-        "model", help="model file written by 'fastseg fit --model', e.g. model.json"
-    )
-    predict.add_argument(
-        "data", nargs="+", help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'"
-    )
+    add_inputs(predict, model=True)
     predict.add_argument("--out", required=True, help="output Parquet file, e.g. labeled.parquet")
     predict.add_argument(
         "--keep",
