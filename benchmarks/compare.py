@@ -183,7 +183,7 @@ def worker(args):
 # ----- parent: data, runs, report ----------------------------------------------------------
 def customers_path(rows, data_dir):
     """The cached synthetic customers file for ``rows`` (``write_customers``, seed 0)."""
-    from fastseg.generate import write_customers
+    from fastseg.datasets import write_customers
 
     path = data_dir / f"customers_{rows}.parquet"
     if not path.exists():
@@ -197,7 +197,7 @@ def features(rows, data_dir):
     """Standardised float32 FEATURES of ``rows`` synthetic customers (null rows dropped)."""
     import polars as pl
 
-    from fastseg.generate import FEATURES
+    from fastseg.datasets import FEATURES
 
     query = pl.scan_parquet(customers_path(rows, data_dir)).select(FEATURES).drop_nulls()
     X = query.collect().to_numpy()

@@ -64,7 +64,7 @@ def worker(args):
     import numpy as np
 
     import fastseg
-    from fastseg.generate import FEATURES
+    from fastseg.datasets import FEATURES
 
     k = args.k[0]
 

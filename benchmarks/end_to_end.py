@@ -20,7 +20,7 @@ and is stored in the results. Features, machine information and data generation 
 ``--worker`` processes for the same reason. The pandas worker never imports fastseg, so its
 RSS has no Numba or Polars in it.
 
-Data: ``fastseg.generate.write_customers(path, rows, seed=0)``, cached as
+Data: ``fastseg.datasets.write_customers(path, rows, seed=0)``, cached as
 ``benchmarks/data/customers_{rows}.parquet`` like ``compare.py``. One untimed run of each method
 on a small file comes first (Numba's on-disk cache, imports), and the file is read once to put
 it in the page cache, so neither method pays for the first disk read. Results and machine
@@ -118,7 +118,7 @@ def info_worker(_args):
     import pyarrow
     from compare import machine_info  # benchmarks/compare.py, next to this file
 
-    from fastseg.generate import FEATURES
+    from fastseg.datasets import FEATURES
 
     machine = {**machine_info(), "pandas": pandas.__version__, "pyarrow": pyarrow.__version__}
     print(json.dumps({"features": list(FEATURES), "machine": machine}), flush=True)
@@ -126,7 +126,7 @@ def info_worker(_args):
 
 def generate_worker(args):
     """Write the cached synthetic customers file."""
-    from fastseg.generate import write_customers
+    from fastseg.datasets import write_customers
 
     write_customers(args.data, args.rows[0], seed=SEED)
 

@@ -19,7 +19,7 @@ Peak RSS is ``ru_maxrss`` from ``os.wait4`` on each child. As in ``end_to_end.py
 this reuses), the parent imports only the standard library and never loads data, because a
 child's ``ru_maxrss`` starts at the parent's peak (about 20 MB, stored as the floor). Features
 and machine information come from a ``--worker`` child, and the data from ``end_to_end.py``'s
-generate worker: ``fastseg.generate.write_customers(path, rows, seed=0)``, cached as
+generate worker: ``fastseg.datasets.write_customers(path, rows, seed=0)``, cached as
 ``benchmarks/data/customers_{rows}.parquet``. One untimed run of each kind on a 20,000-row file
 comes first (Numba's on-disk cache, imports), and the input is read once into the page cache.
 
@@ -85,7 +85,7 @@ def info_worker(_args):
 
     from fastseg import config
     from fastseg.cli import build_parser
-    from fastseg.generate import FEATURES
+    from fastseg.datasets import FEATURES
 
     text = io.StringIO()
     with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):

@@ -1,4 +1,5 @@
-"""Slow, obviously-correct NumPy references for the kernels in ``fastseg.kernels`` and for Lloyd.
+"""Slow, obviously-correct NumPy references for the kernels in ``fastseg.cluster.kernels``
+(and for Lloyd).
 
 Everything here works in float64 on plain NumPy arrays, favours clarity over speed, and returns
 new arrays instead of writing into buffers. The tests compare the Numba kernels against these.

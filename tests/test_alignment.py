@@ -6,11 +6,11 @@ import pytest
 from sklearn.datasets import make_blobs
 
 import fastseg
-from fastseg import selection
 from fastseg.cli import main
+from fastseg.cluster.modelfile import load_engine
 from fastseg.errors import DataError
-from fastseg.modelfile import load_engine
-from fastseg.segments import align_to, centers_in_original_units, order_by_size, renumber
+from fastseg.workflow import select_k as selection
+from fastseg.workflow.segments import align_to, centers_in_original_units, order_by_size, renumber
 
 CENTERS = [[0, 0, 0], [8, 0, 0], [0, 8, 0], [0, 0, 8], [8, 8, 8]]
 

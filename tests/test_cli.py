@@ -14,10 +14,10 @@ import pytest
 import fastseg
 from fastseg import load
 from fastseg.cli import main
+from fastseg.datasets import FEATURES, write_customers
 from fastseg.errors import DataError
-from fastseg.generate import FEATURES, write_customers
-from fastseg.labeling import write_labels
-from fastseg.segments import order_by_size
+from fastseg.workflow.labels import write_labels
+from fastseg.workflow.segments import order_by_size
 
 FEATURE_ARG = ",".join(FEATURES)
 
@@ -428,7 +428,7 @@ def test_labels_from_the_fit_line_up_with_the_input_or_are_refused(customers, tm
 
 
 def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):
-    from fastseg import segments
+    from fastseg.workflow import segments
 
     monkeypatch.setattr(segments, "_CHUNK", 7)  # many chunks, a partial last one
     rng = np.random.default_rng(0)

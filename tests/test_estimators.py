@@ -19,8 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 import fastseg
-from fastseg import dataset as fs_dataset
-from fastseg.dataset import sample_positions
+from fastseg.io import dataset as fs_dataset
+from fastseg.io.dataset import sample_positions
 
 B = fastseg.config.BLOCK_ROWS
 
@@ -760,7 +760,7 @@ def test_model_file_round_trip(Est, scale, blobs32, tmp_path):
     path = tmp_path / "model.json"
     est.save(path)
     doc = json.loads(path.read_text())
-    assert doc["format_version"] == fastseg.modelfile.FORMAT_VERSION
+    assert doc["format_version"] == fastseg.cluster.modelfile.FORMAT_VERSION
     assert doc["feature_names"] == NAMES
     if scale == "none":
         assert doc["scaling"] is None

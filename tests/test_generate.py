@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from fastseg.generate import (
+from fastseg.datasets import (
     COLUMNS,
     FEATURES,
     GENDERS,

@@ -6,8 +6,8 @@ import pytest
 from sklearn.datasets import load_digits, load_iris, make_blobs
 
 import fastseg
-from fastseg import kernels
-from fastseg.accumulate import Bounds
+from fastseg.cluster import kernels
+from fastseg.cluster.step import Bounds
 
 
 def bounded_pass(X, w, centers, labels, bounds, full=True, search_all=False):

@@ -1,4 +1,4 @@
-"""The Numba kernels of ``fastseg.kernels`` against the NumPy references in ``tests/naive.py``."""
+"""The Numba kernels of ``fastseg.cluster.kernels`` against the references in ``tests/naive.py``."""
 
 import itertools
 
@@ -7,7 +7,8 @@ import numba
 import numpy as np
 import pytest
 
-from fastseg import config, initialization, kernels
+from fastseg import config
+from fastseg.cluster import initialization, kernels
 
 B = config.BLOCK_ROWS
 DTYPES = [np.float32, np.float64]

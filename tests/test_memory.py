@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fastseg.generate import FEATURES, write_customers
+from fastseg.datasets import FEATURES, write_customers
 
 ROWS = 4_000_000
 DECODED_MB = ROWS * len(FEATURES) * 4 / 2**20  # float32 rows: 122 MB

@@ -9,10 +9,10 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 import fastseg
-from fastseg.categories import UnseenCategoryWarning
 from fastseg.cli import main
 from fastseg.errors import DataError
-from fastseg.segments import centers_in_original_units
+from fastseg.preprocess.categories import UnseenCategoryWarning
+from fastseg.workflow.segments import centers_in_original_units
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
 

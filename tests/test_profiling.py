@@ -9,7 +9,7 @@ import pytest
 import fastseg
 from fastseg.cli import main
 from fastseg.errors import DataError
-from fastseg.profiling import format_profile, profile
+from fastseg.workflow.profile import format_profile, profile
 
 
 @pytest.fixture(scope="module")

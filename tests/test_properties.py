@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 import fastseg
-from fastseg import kernels, metrics
+from fastseg import metrics
+from fastseg.cluster import kernels
 from fastseg.errors import DataError
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,9 +10,9 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from fastseg.cli import main
+from fastseg.cluster.lloyd import LloydEngine
 from fastseg.errors import FastsegError
-from fastseg.lloyd import LloydEngine
-from fastseg.report import write_report
+from fastseg.workflow.report import write_report
 
 
 @pytest.fixture(scope="module")

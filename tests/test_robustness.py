@@ -10,8 +10,8 @@ import pytest
 import fastseg
 from fastseg import config
 from fastseg.cli import main
-from fastseg.modelfile import load_engine
-from fastseg.segments import order_by_size
+from fastseg.cluster.modelfile import load_engine
+from fastseg.workflow.segments import order_by_size
 
 
 @pytest.fixture()

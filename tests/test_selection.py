@@ -10,7 +10,7 @@ import fastseg
 from fastseg import metrics
 from fastseg.cli import main
 from fastseg.errors import DataError
-from fastseg.selection import find_knee, select_k
+from fastseg.workflow.select_k import find_knee, select_k
 
 
 @pytest.fixture(scope="module")

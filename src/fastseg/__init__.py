@@ -3,8 +3,8 @@
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
+from .cluster.modelfile import load
 from .errors import DataError, FastsegError, ModelFileError
-from .modelfile import load
 
 try:
     __version__ = version("fastseg")
@@ -26,10 +26,10 @@ __all__ = [
 # Imported on first use: the estimators import scikit-learn (about a second), which the CLI
 # never needs, and everything here loads Numba.
 _LAZY = {
-    "KMeans": ".estimators",
-    "MiniBatchKMeans": ".estimators",
-    "select_k": ".selection",
-    "profile": ".profiling",
+    "KMeans": ".cluster.estimators",
+    "MiniBatchKMeans": ".cluster.estimators",
+    "select_k": ".workflow.select_k",
+    "profile": ".workflow.profile",
 }
 
 

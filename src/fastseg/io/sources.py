@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DataError
+from ..errors import DataError
 
 MISSING_POLICIES = ("error", "drop", "mean", "median")
 IMPUTING = ("mean", "median")  # rows with nulls are kept, nulls become NaN to be filled

@@ -12,11 +12,11 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .dataset import SCALINGS
+from ..io.dataset import SCALINGS
+from ..io.sources import MISSING_POLICIES
 from .engine import Engine
 from .lloyd import LloydEngine
 from .minibatch import MiniBatchEngine
-from .sources import MISSING_POLICIES
 
 
 class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):

@@ -2,11 +2,11 @@
 
 import numpy as np
 
+from ..errors import DataError
+from ..progress import report
 from . import kernels
-from .accumulate import Accumulator
 from .engine import Engine, random_stream, thread_limit
-from .errors import DataError
-from .progress import report
+from .step import Accumulator
 
 CHUNK_ROWS = 1 << 18  # rows per chunk that mini-batches are drawn from
 

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import FastsegError
-from .fileio import atomic_output
+from ..errors import FastsegError
+from ..io.output import atomic_output
 
 __all__ = [
     "COLUMNS",

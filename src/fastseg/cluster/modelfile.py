@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
-from .errors import ModelFileError
-from .fileio import atomic_output
-from .pca import PCA
-from .segments import label_counts
+from ..errors import ModelFileError
+from ..io.output import atomic_output
+from ..preprocess.pca import PCA
+from ..workflow.segments import label_counts
 
 FORMAT = "fastseg-model"
 FORMAT_VERSION = 1
@@ -15,7 +15,7 @@ FORMAT_VERSION = 1
 
 def model_to_dict(model):
     """Everything needed to assign new rows, plus how the model was made and how well it fits."""
-    from . import __version__
+    from .. import __version__
 
     # Settings of how a fit ran (threads, memory, temp folder) are not part of the model: the
     # same data and seed give the same file whatever they were.

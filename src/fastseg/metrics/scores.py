@@ -10,11 +10,11 @@ taken on a sample stratified by segment so small segments count.
 import numpy as np
 from numba import njit, prange
 
-from .config import BLOCK_ROWS, FASTMATH_ORDERED
-from .dataset import sample_positions
-from .engine import random_stream, thread_limit
-from .errors import DataError
-from .kernels import n_blocks
+from ..cluster.engine import random_stream, thread_limit
+from ..cluster.kernels import n_blocks
+from ..config import BLOCK_ROWS, FASTMATH_ORDERED
+from ..errors import DataError
+from ..io.dataset import sample_positions
 
 
 # ----- kernels ------------------------------------------------------------------------------

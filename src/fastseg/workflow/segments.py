@@ -3,8 +3,8 @@
 import numpy as np
 import polars as pl
 
-from .categories import DEFAULT_WEIGHT
-from .errors import DataError
+from ..errors import DataError
+from ..preprocess.categories import DEFAULT_WEIGHT
 
 _CHUNK = 1 << 20  # labels handled at a time: whole-array temporaries would cost 8 bytes a row
 

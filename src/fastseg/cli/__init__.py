@@ -13,16 +13,16 @@ import tempfile
 import time
 import warnings
 
-from . import __version__
-from .dataset import SCALINGS
-from .errors import FastsegError
-from .fileio import check_output_path
-from .labeling import check_labels_request, write_labels
-from .lloyd import LloydEngine
-from .minibatch import MiniBatchEngine
-from .modelfile import load_engine
-from .progress import progress_bar
-from .segments import (
+from .. import __version__
+from ..cluster.lloyd import LloydEngine
+from ..cluster.minibatch import MiniBatchEngine
+from ..cluster.modelfile import load_engine
+from ..errors import FastsegError
+from ..io.dataset import SCALINGS
+from ..io.output import check_output_path
+from ..progress import progress_bar
+from ..workflow.labels import check_labels_request, write_labels
+from ..workflow.segments import (
     align_to,
     check_alignment,
     format_segment_table,
@@ -110,7 +110,7 @@ def cmd_fit(args):
 
 def _choose_k(args):
     """--k auto: the knee of select-k's inertia curve, else the silhouette's pick (said so)."""
-    from .selection import select_k
+    from ..workflow.select_k import select_k
 
     selection = select_k(_data_arg(args.data), args.k_range, **_selection_options(args))
     if selection.knee is not None:
@@ -141,7 +141,7 @@ def _selection_options(args):
 
 
 def cmd_select_k(args):
-    from .selection import select_k
+    from ..workflow.select_k import select_k
 
     selection = select_k(
         _data_arg(args.data),
@@ -157,8 +157,8 @@ def cmd_select_k(args):
 
 
 def cmd_profile(args):
-    from .fileio import atomic_output
-    from .profiling import format_profile, profile
+    from ..io.output import atomic_output
+    from ..workflow.profile import format_profile, profile
 
     if args.out:
         check_output_path(args.out, overwrite=args.overwrite)
@@ -180,7 +180,7 @@ def cmd_profile(args):
 
 
 def cmd_report(args):
-    from .report import write_report
+    from ..workflow.report import write_report
 
     check_output_path(args.out, overwrite=args.overwrite)
     selection, _ = write_report(
@@ -203,8 +203,8 @@ def cmd_predict(args):
 
 
 def cmd_generate(args):
-    from .generate import write_customers
-    from .progress import report
+    from ..datasets.customers import write_customers
+    from ..progress import report
 
     rows = write_customers(
         args.out,
@@ -221,7 +221,7 @@ def cmd_demo(args):
     import polars as pl
     from sklearn.metrics import adjusted_rand_score
 
-    from .generate import FEATURES, write_customers
+    from ..datasets.customers import FEATURES, write_customers
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as folder:
         path = os.path.join(folder, "customers.parquet")

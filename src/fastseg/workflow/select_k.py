@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .engine import random_stream
-from .errors import DataError
-from .lloyd import LloydEngine
-from .metrics import score_chunks
-from .progress import report
+from ..cluster.engine import random_stream
+from ..cluster.lloyd import LloydEngine
+from ..errors import DataError
+from ..metrics.scores import score_chunks
+from ..progress import report
 
 CRITERIA = {  # criterion: (result field, best is the largest?)
     "silhouette": ("silhouette", True),

@@ -12,7 +12,7 @@ the answer is the same whatever the number of threads.
 import numpy as np
 from numba import njit, prange
 
-from .config import BLOCK_ROWS, FASTMATH, FASTMATH_ORDERED, TILE_ROWS
+from ..config import BLOCK_ROWS, FASTMATH, FASTMATH_ORDERED, TILE_ROWS
 
 
 @njit(cache=True)

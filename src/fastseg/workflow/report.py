@@ -7,10 +7,10 @@ import io
 
 import numpy as np
 
-from .errors import FastsegError
-from .fileio import atomic_output
-from .profiling import format_profile, segment_stats
-from .selection import select_k
+from ..errors import FastsegError
+from ..io.output import atomic_output
+from .profile import format_profile, segment_stats
+from .select_k import select_k
 
 SCATTER_POINTS = 4000  # points in the PCA scatter, shared between segments by size
 

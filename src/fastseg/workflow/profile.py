@@ -9,11 +9,11 @@ medians come: exact for segments no larger than the sample, estimates above.
 import numpy as np
 import polars as pl
 
-from . import config
-from .engine import random_stream, thread_limit
-from .errors import DataError
+from .. import config
+from ..cluster.engine import random_stream, thread_limit
+from ..errors import DataError
+from ..io.sources import _read_errors, open_table
 from .segments import aligned, number_text
-from .sources import _read_errors, open_table
 
 MAX_CATEGORIES = 50  # a text column with more distinct values is an id, not a category
 NOTABLE_Z = 0.5  # a feature sets a segment apart when its mean is this many stds from the mean

@@ -5,13 +5,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import config
-from .categories import unseen, warn_unseen
-from .engine import thread_limit
-from .errors import DataError
-from .fileio import atomic_output
-from .progress import report
-from .sources import _read_errors, open_parquet
+from .. import config
+from ..cluster.engine import thread_limit
+from ..errors import DataError
+from ..io.output import atomic_output
+from ..io.sources import _read_errors, open_parquet
+from ..preprocess.categories import unseen, warn_unseen
+from ..progress import report
 
 SEGMENT = "segment"
 UNSEEN = "__fastseg_unseen"

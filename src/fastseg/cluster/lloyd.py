@@ -2,13 +2,14 @@
 
 import numpy as np
 
-from . import config, kernels
-from .accumulate import Accumulator, Bounds
-from .dataset import anonymous_array, hand_back_freed_memory
+from .. import config
+from ..errors import DataError
+from ..io.dataset import anonymous_array, hand_back_freed_memory
+from ..progress import report
+from ..workflow.segments import label_counts
+from . import kernels
 from .engine import Engine
-from .errors import DataError
-from .progress import report
-from .segments import label_counts
+from .step import Accumulator, Bounds
 
 
 class LloydEngine(Engine):

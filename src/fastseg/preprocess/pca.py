@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import BLOCK_ROWS
-from .errors import DataError
+from ..config import BLOCK_ROWS
+from ..errors import DataError
 
 
 @dataclass

@@ -4,7 +4,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 
-from .errors import FastsegError
+from ..errors import FastsegError
 
 
 def _mode_for(path):

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from . import config, kernels
-from .dataset import anonymous_array
+from .. import config
+from ..io.dataset import anonymous_array
+from . import kernels
 
 
 class Accumulator:

@@ -16,11 +16,10 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import config, initialization, kernels
-from .categories import DEFAULT_WEIGHT, learn_levels, one_hot_columns, unseen, warn_unseen
-from .dataset import load_dataset, standardize
-from .errors import DataError, DataWarning, FastsegError
-from .sources import (
+from .. import config
+from ..errors import DataError, DataWarning, FastsegError
+from ..io.dataset import load_dataset, standardize
+from ..io.sources import (
     ArraySource,
     _read_errors,
     is_table_input,
@@ -28,6 +27,14 @@ from .sources import (
     parse_derived,
     table_input,
 )
+from ..preprocess.categories import (
+    DEFAULT_WEIGHT,
+    learn_levels,
+    one_hot_columns,
+    unseen,
+    warn_unseen,
+)
+from . import initialization, kernels
 
 
 @contextmanager

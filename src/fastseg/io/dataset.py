@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from . import config, kernels
-from .errors import DataError
-from .pca import PCA, fit_pca
-from .progress import report
+from .. import config
+from ..cluster import kernels
+from ..errors import DataError
+from ..preprocess.pca import PCA, fit_pca
+from ..progress import report
 from .sources import IMPUTING, ArraySource
 
 SCALINGS = ("none", "standard", "minmax", "robust")
