@@ -19,22 +19,15 @@ from threadpoolctl import threadpool_limits
 from .. import config
 from ..errors import DataError, DataWarning, FastsegError
 from ..io.dataset import load_dataset, standardize
-from ..io.sources import (
-    ArraySource,
-    _read_errors,
-    is_table_input,
-    open_table,
-    parse_derived,
-    table_input,
-)
+from ..io.sources import ArraySource, open_table
+from ..io.tables import is_table_input, parse_derived, table_input
 from ..preprocess.categories import (
     DEFAULT_WEIGHT,
     learn_levels,
     one_hot_columns,
-    unseen,
-    warn_unseen,
 )
 from . import initialization, kernels
+from .assign import iter_assign
 
 
 @contextmanager
@@ -267,10 +260,14 @@ class Engine:
         return random_stream(self.random_state)
 
     # ----- prediction --------------------------------------------------------------------
-    def _chunks(self, X, columns=None, missing=None):
-        """Yield float chunks of X in the fitted feature order, ready for ``_assign_rows``."""
-        source = self._source(X, columns, reset=False, missing=missing)
-        yield from source.batches(self._stream_rows())
+    def iter_assign(self, X, *, columns=None, keep=None, nulls="error", batch_size=None):
+        """Stream X through the model: an ``AssignedBatch`` (segment, squared distance, rows
+        with a missing feature, the rows in the centres' space, the ``keep`` columns) per
+        bounded batch, every row once, in input order. See ``fastseg.cluster.assign``."""
+        with thread_limit(self.n_threads):
+            yield from iter_assign(
+                self, X, columns=columns, keep=keep, nulls=nulls, batch_size=batch_size
+            )
 
     def _scaled(self, rows):
         """Rows in the space the centres live in (log1p, filling and scaling replayed, in the
@@ -309,28 +306,6 @@ class Engine:
                 raise DataError(f"log1p names feature {item}; X has {self.n_features_in_}")
         return sorted(set(columns))
 
-    def _assign_rows(self, rows):
-        """Nearest centre and squared distance of every row of one in-memory batch."""
-        return self._scaled_and_assigned(rows)[1:]
-
-    def _scaled_and_assigned(self, rows):
-        """A batch in the centres' space, with its nearest centres and squared distances."""
-        scaled = self._scaled(rows)
-        labels = np.empty(rows.shape[0], dtype=np.int32)
-        dist = np.empty(rows.shape[0], dtype=np.float64)
-        kernels.assign(scaled, self._centers64(), labels, dist)
-        return scaled, labels, dist
-
-    def _assign(self, X, columns=None):
-        """Labels and squared distances of every row of X to its nearest centre."""
-        labels, dists = [np.empty(0, dtype=np.int32)], [np.empty(0)]
-        with thread_limit(self.n_threads):
-            for batch in self._chunks(X, columns):
-                lab, dist = self._assign_rows(batch)
-                labels.append(lab)
-                dists.append(dist)
-        return np.concatenate(labels), np.concatenate(dists)
-
     def _centers64(self):
         return np.ascontiguousarray(self.cluster_centers_, dtype=np.float64)
 
@@ -340,29 +315,21 @@ class Engine:
         Rows with a categorical level the fit never saw are labelled without it, and counted
         in an ``UnseenCategoryWarning``.
         """
-        labels = self._assign(X, columns)[0]
-        levels = getattr(self, "categories_", None) if self.categorical else None
-        if levels and is_table_input(X):
-            lazy, describe, _ = table_input(X)
-            with _read_errors(describe):
-                n = int(lazy.select((unseen(levels) > 0).sum()).collect().item())
-            if n:
-                warn_unseen(n, levels)
-        return labels
+        labels = [batch.segment for batch in self.iter_assign(X, columns=columns)]
+        return np.concatenate([np.empty(0, dtype=np.int32), *labels])
 
     def fit_predict(self, X, y=None, sample_weight=None, **kwargs):
         return self.fit(X, sample_weight=sample_weight, **kwargs).labels_
 
     def transform(self, X, *, columns=None):
         """Euclidean distance of each row to every centre, in the cluster-centre space."""
-        out = []
+        out = [np.empty((0, self.n_clusters), dtype=self.cluster_centers_.dtype)]
         centers = self._centers64()
-        with thread_limit(self.n_threads):
-            for batch in self._chunks(X, columns):
-                dist = np.empty((batch.shape[0], self.n_clusters), dtype=np.float64)
-                kernels.all_distances(self._scaled(batch), centers, dist)
-                out.append(dist.astype(batch.dtype, copy=False))
-        return np.concatenate(out) if out else np.empty((0, self.n_clusters))
+        for batch in self.iter_assign(X, columns=columns):
+            dist = np.empty((batch.n_rows, self.n_clusters), dtype=np.float64)
+            kernels.all_distances(batch.scaled, centers, dist)
+            out.append(dist.astype(batch.scaled.dtype, copy=False))
+        return np.concatenate(out) if len(out) > 1 else out[0]
 
     def fit_transform(self, X, y=None, sample_weight=None, **kwargs):
         return self.fit(X, sample_weight=sample_weight, **kwargs).transform(
@@ -373,14 +340,13 @@ class Engine:
         """Opposite of the (weighted) inertia of X on the fitted centres: higher is better."""
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         total, start = 0.0, 0
-        with thread_limit(self.n_threads):
-            for batch in self._chunks(X, columns):
-                dist = self._assign_rows(batch)[1]
-                if w is None:
-                    total += float(dist.sum())
-                else:
-                    total += float(w[start : start + dist.shape[0]] @ dist)
-                start += dist.shape[0]
+        for batch in self.iter_assign(X, columns=columns):
+            dist = batch.distance
+            if w is None:
+                total += float(dist.sum())
+            else:
+                total += float(w[start : start + dist.shape[0]] @ dist)
+            start += dist.shape[0]
         if w is not None and w.shape[0] != start:
             raise DataError(f"sample_weight has {w.shape[0]} values for {start} rows")
         return -total

@@ -12,8 +12,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..io.dataset import SCALINGS
-from ..io.sources import MISSING_POLICIES
+from ..preprocess.settings import MISSING_POLICIES, SCALINGS
 from .engine import Engine
 from .lloyd import LloydEngine
 from .minibatch import MiniBatchEngine

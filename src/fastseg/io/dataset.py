@@ -21,10 +21,10 @@ from .. import config
 from ..cluster import kernels
 from ..errors import DataError
 from ..preprocess.pca import PCA, fit_pca
+from ..preprocess.settings import IMPUTING, SCALINGS
 from ..progress import report
-from .sources import IMPUTING, ArraySource
+from .sources import ArraySource
 
-SCALINGS = ("none", "standard", "minmax", "robust")
 QUANTILE_ROWS = 1_000_000  # robust scaling: quantiles of a uniform sample of this many rows
 
 

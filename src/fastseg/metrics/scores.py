@@ -134,16 +134,14 @@ def score_model(model, data, *, columns=None, sample_size=10_000, random_state=N
     model._check_fitted()
     inertia = 0.0
 
-    # rows with a missing feature: filled as the fit filled them, else left out as it did
-    missing = None if getattr(model, "impute_values_", None) is not None else "drop"
-
     def chunks(pass_no):
         nonlocal inertia
-        for rows in model._chunks(data, columns, missing=missing):
-            scaled, codes, dist = model._scaled_and_assigned(rows)
+        # rows with a missing feature: filled as the fit filled them, else left out as it did
+        for batch in model.iter_assign(data, columns=columns, nulls="skip"):
+            codes, dist = batch.assigned()
             if pass_no == 0:
                 inertia += float(dist.sum())
-            yield scaled, codes
+            yield batch.scaled, codes
 
     with thread_limit(model.n_threads):
         scores = score_chunks(

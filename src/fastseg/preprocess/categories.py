@@ -8,7 +8,7 @@ import warnings
 import polars as pl
 
 from ..errors import DataError
-from ..io.sources import _read_errors
+from ..io.tables import _read_errors
 
 MAX_LEVELS = 100  # more distinct values than this is an id, not a category
 # Two rows in different categories are then as far apart (squared) as one standard deviation.

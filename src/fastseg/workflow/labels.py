@@ -1,20 +1,16 @@
 """Label a table of any size: stream it, add a ``segment`` column, write Parquet atomically."""
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import config
-from ..cluster.engine import thread_limit
 from ..errors import DataError
 from ..io.output import atomic_output
-from ..io.sources import _read_errors, open_parquet
-from ..preprocess.categories import unseen, warn_unseen
+from ..io.tables import TableReader, _check_columns, _read_errors
 from ..progress import report
 
 SEGMENT = "segment"
-UNSEEN = "__fastseg_unseen"
 CHANGED = "the input changed between the fit and the labelling: run again"
 
 
@@ -25,72 +21,78 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     the output lines up with the input. ``fitted=True`` says the model was just fitted on this
     same input: its ``labels_`` (the rows without missing values, in order) and
     ``dropped_rows_`` are written as they are, so only the output columns are read again and
-    nothing is searched. Returns (rows written, rows left unlabelled).
+    nothing is searched. Memory follows the batch, whatever the rows and columns. Returns
+    (rows written, rows left unlabelled).
     """
+    reader, columns = _labels_request(data, model, keep)
+    total = reader.count_rows()
+    batch_size = batch_size or config.batch_size
+    if fitted:
+        batches = _fitted_batches(model, reader, columns, batch_size)
+    else:
+        batches = (
+            (b.kept, b.segment, b.missing)
+            for b in model.iter_assign(data, keep=columns, nulls="skip", batch_size=batch_size)
+        )
+    written = unlabelled = 0
+    with atomic_output(out, overwrite=overwrite) as tmp:
+        writer = None
+        try:
+            for frame, segment, missing in batches:
+                table = frame.to_arrow().append_column(SEGMENT, _with_nulls(segment, missing))
+                if writer is None:
+                    writer = pq.ParquetWriter(
+                        tmp,
+                        table.schema,
+                        compression="zstd",
+                        use_dictionary=_dictionary_columns(table.schema),
+                    )
+                writer.write_table(table)
+                written += frame.height
+                unlabelled += int(missing.sum())
+                report("labels", written, total)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise DataError("the input has no rows to label")
+    return written, unlabelled
+
+
+def _fitted_batches(model, reader, columns, batch_size):
+    """(kept columns, segment, missing) per batch from the fit's own labels, in input order."""
+    used = written = 0
+    with _read_errors(reader.describe):
+        for frame in reader.frames(columns, batch_size):
+            missing = _dropped_in(model.dropped_rows_, written, frame.height)
+            segment = _spread(model.labels_[used:], missing)
+            used += frame.height - int(missing.sum())
+            written += frame.height
+            yield frame, segment, missing
+    if used != len(model.labels_):
+        raise DataError(CHANGED)
+
+
+def _labels_request(data, model, keep=None):
+    """``check_labels_request`` for a fitted model."""
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         raise DataError(
             "the model was fitted on an array without column names, so its features cannot be "
             "found in Parquet: fit it on a frame or Parquet file"
         )
-    source, columns = check_labels_request(data, list(names), keep, model._derivations())
-    lazy = source.lazy_all_columns()
-    total = source.count_rows()
-    features = (
-        [] if fitted else [pl.col(c).cast(pl.Float32).alias(f"__f{i}") for i, c in enumerate(names)]
-    )
-    levels = getattr(model, "categories_", None) if model.categorical else None
-    watch = [] if not levels else [unseen(levels).alias(UNSEEN)]
-    query = lazy.select([pl.col(c) for c in columns] + watch + features)
-    written = unlabelled = used = n_unseen = 0
-    batch_size = batch_size or config.batch_size
-    with atomic_output(out, overwrite=overwrite) as tmp, thread_limit(model.n_threads):
-        writer = None
-        try:
-            with _read_errors(source.describe):
-                for frame in query.collect_batches(chunk_size=batch_size):
-                    if fitted:
-                        missing = _dropped_in(model.dropped_rows_, written, frame.height)
-                        segment = _spread(model.labels_[used:], missing)
-                        used += frame.height - int(missing.sum())
-                    else:
-                        features = frame.select(frame.columns[-len(names) :])
-                        segment, missing = _segments(model, features)
-                    if watch:
-                        n_unseen += int((frame[UNSEEN] > 0).sum())
-                    table = frame.select(columns).to_arrow()
-                    table = table.append_column(SEGMENT, _with_nulls(segment, missing))
-                    if writer is None:
-                        writer = pq.ParquetWriter(
-                            tmp,
-                            table.schema,
-                            compression="zstd",
-                            use_dictionary=_dictionary_columns(table.schema),
-                        )
-                    writer.write_table(table)
-                    written += frame.height
-                    unlabelled += int(missing.sum())
-                    report("labels", written, total)
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:
-            raise DataError("the input has no rows to label")
-        if fitted and used != len(model.labels_):
-            raise DataError(CHANGED)
-    if n_unseen:
-        warn_unseen(n_unseen, levels)
-    return written, unlabelled
+    return check_labels_request(data, [str(n) for n in names], keep, model._derivations())
 
 
-def check_labels_request(data, names, keep=None, derive=None):
-    """Check before any long work that labels can be written; returns (source, output columns).
+def check_labels_request(data, features, keep=None, derive=None):
+    """Check before any long work that labels can be written; returns (reader, output columns).
 
     The output keeps the input's columns (derived features are not written unless kept).
     """
-    source = open_parquet(data, names, missing="drop", derive=derive or ())
-    every = list(source.lazy_all_columns().collect_schema().names())
-    columns = [c for c in every if c not in source.derived]
+    reader = TableReader(data, derive or ())
+    _check_columns(reader.schema, features, reader.describe)
+    every = list(reader.schema.names())
+    columns = [c for c in every if c not in reader.derived]
     if keep is not None:
         unknown = [c for c in keep if c not in every]
         if unknown:
@@ -98,7 +100,7 @@ def check_labels_request(data, names, keep=None, derive=None):
         columns = list(keep)
     if SEGMENT in columns:
         raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
-    return source, columns
+    return reader, columns
 
 
 def _dictionary_columns(schema):
@@ -138,18 +140,3 @@ def _spread(labels, missing):
     segment = np.zeros(missing.shape[0], dtype=np.int32)
     segment[~missing] = labels[:need]
     return segment
-
-
-def _segments(model, features):
-    """Segment per row (int32) and a mask of rows with a missing feature."""
-    missing = np.zeros(features.height, dtype=bool)
-    if getattr(model, "impute_values_", None) is not None:  # filled as in the fit
-        rows = features.fill_null(float("nan")).to_numpy(order="c")
-        return model._assign_rows(rows)[0], missing
-    for col in features.columns:
-        missing |= features[col].is_null().to_numpy()
-    segment = np.zeros(features.height, dtype=np.int32)
-    if (~missing).any():
-        rows = features.filter(~pl.Series(missing)).to_numpy(order="c")
-        segment[~missing] = model._assign_rows(rows)[0]
-    return segment, missing

@@ -9,10 +9,9 @@ medians come: exact for segments no larger than the sample, estimates above.
 import numpy as np
 import polars as pl
 
-from .. import config
-from ..cluster.engine import random_stream, thread_limit
+from ..cluster.engine import random_stream
 from ..errors import DataError
-from ..io.sources import _read_errors, open_table
+from ..io.tables import TableReader
 from .segments import aligned, number_text
 
 MAX_CATEGORIES = 50  # a text column with more distinct values is an id, not a category
@@ -44,28 +43,27 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
             "Parquet file to profile its segments"
         )
     features = [str(n) for n in names]
-    source = open_table(data, features, missing="drop", derive=model._derivations())
-    lazy = source.lazy_all_columns()
-    schema = lazy.collect_schema()
-    categories = _category_columns(schema, features, categories)
-    query = lazy.select(
-        [pl.col(f).cast(pl.Float64) for f in features] + [pl.col(c) for c in categories]
-    )
+    reader = TableReader(data, model._derivations())
+    categories = _category_columns(reader.schema, features, categories)
     # One-hot columns label the rows but are not profiled: their categories' shares are.
     one_hot = {name for name, _ in model._one_hot()}
-    shown = [j for j, f in enumerate(features) if f not in one_hot]
-    stats = SegmentStats(model.n_clusters, [features[j] for j in shown], categories, sample_size)
+    shown = [f for f in features if f not in one_hot]
+    stats = SegmentStats(model.n_clusters, shown, categories, sample_size)
     keys = random_stream(random_state)
-    with thread_limit(model.n_threads), _read_errors(source.describe):
-        for frame in query.collect_batches(chunk_size=config.batch_size):
-            frame = frame.filter(pl.all_horizontal(pl.col(features).is_not_null()))
-            if frame.height == 0:
-                continue
-            rows = frame.select(features).to_numpy(order="c")
-            labels = model._assign_rows(rows)[0]
-            stats.add(rows[:, shown], labels, frame.select(categories), keys)
+    keep = list(dict.fromkeys([*shown, *categories]))
+    for batch in model.iter_assign(data, keep=keep, nulls="skip"):
+        frame = batch.kept
+        # rows with a missing feature are left out, filled by the model or not
+        present = ~batch.missing & frame.select(
+            pl.all_horizontal(pl.col(shown).is_not_null())
+        ).to_series().to_numpy()
+        if not present.any():
+            continue
+        frame = frame.filter(pl.Series(present))
+        rows = frame.select(pl.col(f).cast(pl.Float64) for f in shown).to_numpy(order="c")
+        stats.add(rows, batch.segment[present], frame.select(categories), keys)
     if stats.counts.sum() == 0:
-        raise DataError(f"{source.describe} has no rows without missing features to profile")
+        raise DataError(f"{reader.describe} has no rows without missing features to profile")
     return stats
 
 

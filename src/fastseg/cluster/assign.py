@@ -1,0 +1,169 @@
+"""The one streaming assign path of a fitted model: every input row once, in input order, in
+bounded batches, with its segment and its squared distance to that segment's centre.
+
+predict, transform, score, the labels file, the profile, the metrics and the report all use
+``iter_assign``; it reads tables with the same reader as the fit (``io.tables.TableReader``),
+so the rows line up with the fit's by construction, and memory follows the batch.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from .. import config
+from ..errors import DataError
+from ..io.tables import TableReader, _check_columns, _read_errors, is_table_input
+from ..preprocess.categories import unseen, warn_unseen
+from . import kernels
+
+NULLS = ("error", "skip")
+
+
+@dataclass
+class AssignedBatch:
+    """One batch of input rows and what the model makes of them.
+
+    ``segment`` (int32) and ``distance`` (float64, squared, in the centres' space) have one
+    entry per input row; rows with a missing feature (``missing``) have segment 0 and a NaN
+    distance. ``scaled`` holds the rows that have every feature, as the centres see them;
+    ``kept`` the requested input columns of every row (a polars frame, or None).
+    """
+
+    segment: np.ndarray
+    distance: np.ndarray
+    missing: np.ndarray
+    scaled: np.ndarray
+    kept: pl.DataFrame | None = None
+
+    @property
+    def n_rows(self):
+        return self.segment.shape[0]
+
+    def assigned(self):
+        """(segments, distances) of the rows that have every feature."""
+        present = ~self.missing
+        return self.segment[present], self.distance[present]
+
+
+def iter_assign(model, X, *, columns=None, keep=None, nulls="error", batch_size=None):
+    """Yield an ``AssignedBatch`` per batch of X (array, frame, Arrow table or Parquet).
+
+    ``keep`` names input columns to carry along (tables only). A row with a missing feature
+    is filled as the fit filled it; otherwise ``nulls="error"`` stops with a clear error and
+    ``"skip"`` gives it no segment. Rows whose categorical level the fit never saw are
+    assigned without it and counted in one ``UnseenCategoryWarning`` at the end.
+    """
+    if nulls not in NULLS:
+        raise ValueError(f"nulls={nulls!r}: use one of {', '.join(NULLS)}")
+    model._check_fitted()
+    batch_size = batch_size or config.batch_size
+    if not is_table_input(X):
+        if columns is not None or keep:
+            raise DataError("columns= selects columns of a frame or Parquet input, not an array")
+        yield from _array_batches(model, X, batch_size)
+        return
+    yield from _table_batches(model, X, columns, keep or [], nulls, batch_size)
+
+
+def _array_batches(model, X, batch_size):
+    X = model._check_array(X, reset=False)
+    if X.shape[1] != model.n_features_in_:
+        raise DataError(
+            f"X has {X.shape[1]} features, but {type(model).__name__} "
+            f"is expecting {model.n_features_in_} features as input"
+        )
+    for start in range(0, X.shape[0], batch_size):
+        rows = X[start : start + batch_size]
+        yield _assigned(model, rows, np.zeros(rows.shape[0], dtype=bool))
+
+
+def _table_batches(model, X, columns, keep, nulls, batch_size):
+    features = _feature_names(model, columns)
+    reader = TableReader(X, model._derivations())
+    _check_columns(reader.schema, features, reader.describe)
+    unknown = [c for c in keep if c not in reader.schema]
+    if unknown:
+        raise DataError(f"no such column(s) in {reader.describe}: {', '.join(unknown)}")
+    levels = getattr(model, "categories_", None) if model.categorical else None
+    names = [f"__f{j}" for j in range(len(features))]
+    filling = getattr(model, "impute_values_", None) is not None
+    n_unseen = 0
+    wanted = list(dict.fromkeys([*keep, *features, *_category_columns(levels)]))
+    with _read_errors(reader.describe):
+        for frame in reader.frames(wanted, batch_size):
+            if levels:
+                n_unseen += int(frame.select((unseen(levels) > 0).sum()).item())
+            values = frame.select(
+                pl.col(f).cast(pl.Float32).alias(n) for f, n in zip(features, names, strict=True)
+            )
+            rows, missing = _rows_and_gaps(values, filling, nulls, features, reader.describe)
+            batch = _assigned(model, rows, missing)
+            batch.kept = frame.select(keep) if keep else None
+            yield batch
+    if n_unseen:
+        warn_unseen(n_unseen, levels)
+
+
+def _feature_names(model, columns):
+    names = getattr(model, "feature_names_in_", None)
+    if columns is not None:
+        columns = [columns] if isinstance(columns, str) else [str(c) for c in columns]
+        if len(columns) != model.n_features_in_:
+            raise DataError(
+                f"columns names {len(columns)} features, but {type(model).__name__} "
+                f"is expecting {model.n_features_in_} features as input"
+            )
+        return columns
+    if names is None:
+        raise DataError(
+            "the model was fitted on an array without column names, so its features cannot be "
+            "found in a table: fit it on a frame or Parquet file, or pass columns="
+        )
+    return [str(n) for n in names]
+
+
+def _category_columns(levels):
+    return list(levels) if levels else []
+
+
+def _rows_and_gaps(values, filling, nulls, features, describe):
+    """The feature rows to assign (float32, row-major) and a mask of rows with a gap."""
+    gaps = values.null_count().row(0)
+    if filling:  # filled as the fit filled them; a NaN value would pass as missing
+        bad = values.select((pl.all().is_nan() | pl.all().is_infinite()).any()).row(0)
+        if any(bad):
+            column = features[next(i for i, b in enumerate(bad) if b)]
+            raise DataError(
+                f"column '{column}' of {describe} holds NaN or infinite values; remove or "
+                "replace them before clustering"
+            )
+        rows = values.fill_null(float("nan")).to_numpy(order="c") if any(gaps) else None
+        rows = values.to_numpy(order="c") if rows is None else rows
+        return rows, np.zeros(values.height, dtype=bool)
+    missing = np.zeros(values.height, dtype=bool)
+    if not any(gaps):
+        return values.to_numpy(order="c"), missing
+    if nulls == "error":
+        column = features[next(i for i, n in enumerate(gaps) if n)]
+        raise DataError(
+            f"column '{column}' of {describe} has missing values; drop or fill those rows "
+            "first (when fitting, missing='drop' drops them and 'mean' or 'median' fills them)"
+        )
+    for column in values.get_columns():
+        missing |= column.is_null().to_numpy()
+    return values.filter(~pl.Series(missing)).to_numpy(order="c"), missing
+
+
+def _assigned(model, rows, missing):
+    """Segments and squared distances of ``rows`` (the rows of the batch without gaps)."""
+    scaled = model._scaled(rows)
+    labels = np.empty(rows.shape[0], dtype=np.int32)
+    dist = np.empty(rows.shape[0], dtype=np.float64)
+    kernels.assign(scaled, model._centers64(), labels, dist)
+    if not missing.any():
+        return AssignedBatch(labels, dist, missing, scaled)
+    segment = np.zeros(missing.shape[0], dtype=np.int32)
+    distance = np.full(missing.shape[0], np.nan)
+    segment[~missing], distance[~missing] = labels, dist
+    return AssignedBatch(segment, distance, missing, scaled)

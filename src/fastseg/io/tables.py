@@ -1,0 +1,280 @@
+"""Table inputs (Parquet paths, globs, folders, polars frames, Arrow tables) and the one reader
+every pass uses to stream them in bounded batches.
+
+Fit, labels, predict, profile and metrics all read through ``TableReader.frames``, so rows come
+in the same order in every pass by construction, and memory follows the batch, not the table:
+Parquet files are read a batch at a time with pyarrow (peak memory follows the row group),
+derived columns are computed per batch by polars, in-memory frames are sliced without copying.
+Polars' streaming ``collect_batches`` over a Parquet scan kept a growing backlog of decoded
+batches when the consumer was slower than the reader (1.07 GB at 10M rows, 2.73 GB at 40M for
+a labels pass): it is used only for a LazyFrame a user hands in.
+"""
+
+import difflib
+import glob
+import os
+from pathlib import Path
+from urllib.parse import unquote
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import DataError
+
+
+def is_table_input(X):
+    """True for inputs that are streamed through polars rather than validated as arrays."""
+    if isinstance(X, (str, os.PathLike, pl.DataFrame, pl.LazyFrame, pa.Table)):
+        return True
+    return (
+        isinstance(X, (list, tuple))
+        and len(X) > 0
+        and all(isinstance(p, (str, os.PathLike)) for p in X)
+    )
+
+
+class TableReader:
+    """A table input with its derived columns, read in bounded batches in input order.
+
+    ``derive`` adds columns computed from the others: "name = SQL expression" strings or
+    (name, polars expression) pairs (the one-hot columns).
+    """
+
+    def __init__(self, X, derive=()):
+        lazy, self.describe, self._files = table_input(X)
+        self._hive_root = os.fspath(X) if self._files is not None and _is_hive(X) else None
+        pairs = [d if isinstance(d, tuple) else parse_derived(d) for d in derive or ()]
+        self.derived = [name for name, _ in pairs]
+        self._expressions = [expression.alias(name) for name, expression in pairs]
+        self._input_schema = _read_schema(lazy, self.describe)
+        if pairs:
+            lazy = lazy.with_columns(self._expressions)
+            try:
+                lazy.collect_schema()
+            except pl.exceptions.PolarsError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise DataError(f"cannot derive {', '.join(self.derived)}: {first}") from None
+        self.lazy = lazy  # the whole input, derived columns included
+        self.schema = _read_schema(lazy, self.describe)
+        self._frame = X if isinstance(X, pl.DataFrame) else None
+        if isinstance(X, pa.Table):
+            self._frame = pl.from_arrow(X)
+
+    def count_rows(self):
+        """Rows in the input (Parquet answers from its metadata)."""
+        with _read_errors(self.describe):
+            if self._files is not None:
+                return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files)
+            return int(self.lazy.select(pl.len()).collect().item())
+
+    def frames(self, columns, batch_size):
+        """Polars frames holding ``columns`` (input or derived), at most ``batch_size`` rows
+        each, every input row once, in input order."""
+        columns = list(columns)
+        with _read_errors(self.describe):
+            if self._files is not None:
+                for path in self._files:
+                    yield from self._file_frames(path, columns, batch_size)
+            elif self._frame is not None:
+                for start in range(0, self._frame.height, batch_size):
+                    yield self._finish(self._frame.slice(start, batch_size), columns)
+            else:
+                query = self.lazy.select(columns)
+                yield from query.collect_batches(chunk_size=batch_size)
+
+    def _file_frames(self, path, columns, batch_size):
+        """Batches of one Parquet file, read by pyarrow: only the columns needed."""
+        needed = self._input_columns(columns)
+        partition = self._partition_values(path)
+        reader = pq.ParquetFile(path, pre_buffer=False)
+        present = set(reader.schema_arrow.names)
+        read = [c for c in needed if c in present and c not in partition]
+        for batch in reader.iter_batches(batch_size=batch_size, columns=read):
+            frame = pl.from_arrow(batch) if read else pl.DataFrame()
+            yield self._finish(self._typed(frame, needed, partition, batch.num_rows), columns)
+
+    def _typed(self, frame, needed, partition, height):
+        """The batch with every needed input column, in the type all files share (a column a
+        file lacks is null; a partition column is its folder's value)."""
+        fill = []
+        for c in needed:
+            kind = self._input_schema[c]
+            if c in partition:
+                fill.append(pl.lit(partition[c]).cast(kind).alias(c))
+            elif c not in frame.columns:
+                fill.append(pl.lit(None, dtype=kind).alias(c))
+            elif frame.schema[c] != kind:
+                fill.append(pl.col(c).cast(kind))
+        if frame.width == 0:
+            frame = pl.DataFrame({"__row": pl.zeros(height, eager=True)})
+            return frame.with_columns(fill).drop("__row")
+        return frame.with_columns(fill) if fill else frame
+
+    def _finish(self, frame, columns):
+        """The derived columns among ``columns`` computed on this batch, then only ``columns``."""
+        wanted = [
+            e for name, e in zip(self.derived, self._expressions, strict=True) if name in columns
+        ]
+        return (frame.with_columns(wanted) if wanted else frame).select(columns)
+
+    def _input_columns(self, columns):
+        """Input columns that ``columns`` need: themselves, or what their derivations read."""
+        needed = []
+        for c in columns:
+            if c in self.derived:
+                roots = self._expressions[self.derived.index(c)].meta.root_names()
+            else:
+                roots = [c]
+            needed += [r for r in roots if r not in needed]
+        return needed
+
+    def _partition_values(self, path):
+        """{column: text} from the key=value folders of a hive-partitioned data set."""
+        if self._hive_root is None:
+            return {}
+        relative = os.path.relpath(os.path.dirname(path), self._hive_root)
+        values = {}
+        for part in Path(relative).parts:
+            key, sep, value = part.partition("=")
+            if sep and key in self._input_schema:
+                values[key] = unquote(value)
+        return values
+
+
+def table_input(X):
+    """(lazy query, description, Parquet files or None) for a frame, Arrow table or Parquet."""
+    if isinstance(X, pl.LazyFrame):
+        return X, "the LazyFrame", None
+    if isinstance(X, pl.DataFrame):
+        return X.lazy(), "the DataFrame", None
+    if isinstance(X, pa.Table):
+        return pl.from_arrow(X).lazy(), "the Arrow table", None
+    return _scan_parquet(X)
+
+
+def parse_derived(text):
+    """("name", polars expression) from "name = expression" (SQL syntax, e.g. a + b * 2)."""
+    name, sep, expression = str(text).partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier() or not expression.strip():
+        raise DataError(
+            f"cannot read the derived feature '{text}': write it as name = expression, "
+            "e.g. total_spend = mnt_wines + mnt_meat"
+        )
+    try:
+        return name, pl.sql_expr(expression.strip()).alias(name)
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"cannot read the derived feature '{text}': {first}") from None
+
+
+def _scan_parquet(paths):
+    files = resolve_parquet_paths(paths)
+    describe = files[0] if len(files) == 1 else f"{len(files)} Parquet files"
+    with _read_errors(describe):
+        lazy = pl.scan_parquet(
+            files,
+            hive_partitioning=_is_hive(paths),
+            schema=_common_schema(files) if len(files) > 1 else None,
+            extra_columns="ignore",
+            cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
+        )
+    return lazy, describe, files
+
+
+def resolve_parquet_paths(paths):
+    """Expand paths, globs and folders into a sorted list of existing files (or a clear error)."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files = []
+    for item in items:
+        item = os.fspath(item)
+        if glob.has_magic(item):
+            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise DataError(f"no files match '{item}': check the pattern and the folder")
+            files += found
+        elif os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*.parquet") if p.is_file())
+            if not found:
+                raise DataError(f"folder '{item}' holds no .parquet files")
+            files += found
+        elif os.path.isfile(item):
+            if not os.access(item, os.R_OK):
+                raise DataError(f"cannot read '{item}': permission denied")
+            files.append(item)
+        else:
+            raise DataError(f"no such file: '{item}'")
+    return files
+
+
+def _common_schema(files):
+    """One schema for files that differ a little (Int32 here, Int64 there; an extra column).
+
+    Each column gets the type all its files widen to, from the files' metadata only; features
+    are cast to float32 anyway.
+    """
+    scans = [pl.scan_parquet(f).limit(0) for f in files]
+    return pl.concat(scans, how="diagonal_relaxed").collect_schema()
+
+
+def _is_hive(paths):
+    return isinstance(paths, (str, os.PathLike)) and os.path.isdir(paths)
+
+
+def _read_schema(lazy, describe):
+    with _read_errors(describe):
+        return lazy.collect_schema()
+
+
+def _check_columns(schema, columns, describe):
+    names = list(schema.names())
+    if columns is None:
+        columns = names
+    else:
+        columns = [columns] if isinstance(columns, str) else list(columns)
+    if not columns:
+        raise DataError(f"no feature columns selected from {describe}")
+    for col in columns:
+        if col not in schema:
+            close = difflib.get_close_matches(col, names, n=3)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            raise DataError(
+                f"column '{col}' not found in {describe}; {hint}columns are: {', '.join(names)}"
+            )
+    bad = [c for c in columns if not schema[c].is_numeric()]
+    if bad:
+        kinds = ", ".join(f"'{c}' ({schema[c]})" for c in bad)
+        raise DataError(
+            f"feature columns must be numeric, but {kinds} in {describe} are not; "
+            "choose numeric columns as features"
+        )
+    if len(set(columns)) != len(columns):
+        raise DataError(f"feature columns are repeated: {', '.join(columns)}")
+    return columns
+
+
+class _read_errors:
+    """Turn polars/Arrow/OS failures while reading into one readable DataError."""
+
+    def __init__(self, describe):
+        self.describe = describe
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, DataError):
+            return False
+        if isinstance(exc, (pl.exceptions.PolarsError, pa.ArrowException, OSError)):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            schema_problem = isinstance(
+                exc, (pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError)
+            )
+            hint = (
+                "do all files have the same columns?"
+                if schema_problem
+                else ("is it a valid Parquet file?")
+            )
+            raise DataError(f"cannot read {self.describe}: {first} ({hint})") from exc
+        return False
