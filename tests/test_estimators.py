@@ -761,13 +761,14 @@ def test_model_file_round_trip(Est, scale, blobs32, tmp_path):
     est.save(path)
     doc = json.loads(path.read_text())
     assert doc["format_version"] == fastseg.cluster.modelfile.FORMAT_VERSION
-    assert doc["feature_names"] == NAMES
+    pre = doc["preprocessor"]
+    assert pre["feature_names"] == NAMES
     if scale == "none":
-        assert doc["scaling"] is None
+        assert pre["scaling"] is None
     else:
-        assert doc["scaling"]["method"] == "standard"
-        np.testing.assert_array_equal(doc["scaling"]["mean"], est.scale_mean_)
-        np.testing.assert_array_equal(doc["scaling"]["scale"], est.scale_std_)
+        assert pre["settings"]["scale"] == "standard"
+        np.testing.assert_array_equal(pre["scaling"]["centre"], est.scale_mean_)
+        np.testing.assert_array_equal(pre["scaling"]["spread"], est.scale_std_)
     loaded = fastseg.load(path)
     assert type(loaded) is Est
     assert loaded.get_params() == est.get_params()

@@ -46,10 +46,13 @@ def test_predict_with_a_model_fitted_on_an_array(tmp_path, frame, capsys):
 @pytest.mark.parametrize(
     "edit, needle",
     [
-        (lambda d: d["scaling"].update(scale=[0.0, 1.0]), "positive scales"),
-        (lambda d: d["scaling"].update(mean=[0.0]), "scaling needs 2"),
-        (lambda d: d["cluster_centers"][0].__setitem__(0, None), "non-finite"),
-        (lambda d: d.update(feature_names=["a"]), "feature_names"),
+        (lambda d: d["preprocessor"]["scaling"].update(spread=[0.0, 1.0]), "positive spreads"),
+        (lambda d: d["preprocessor"]["scaling"].update(centre=[0.0]), "scaling centre"),
+        (lambda d: d["cluster_centers"][0].__setitem__(0, None), "finite"),
+        (lambda d: d["preprocessor"].update(feature_names=["a"]), "feature_names"),
+        (lambda d: d["preprocessor"].update(log1p_columns=[5]), "log1p_columns"),
+        (lambda d: d["preprocessor"]["settings"].update(scale="odd"), "scale"),
+        (lambda d: d.pop("preprocessor"), "missing 'preprocessor'"),
         (lambda d: d["params"].update(n_clusters="x"), "n_clusters"),
         (lambda d: d["params"].update(n_clusters=0), "n_clusters"),
         (lambda d: d["params"].update(batch_size=True), "batch_size"),

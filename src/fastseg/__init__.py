@@ -1,15 +1,10 @@
 """fastseg: out-of-core customer segmentation with Polars-streamed Parquet and Numba k-means."""
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 
+from ._version import __version__
 from .cluster.modelfile import load
 from .errors import DataError, FastsegError, ModelFileError
-
-try:
-    __version__ = version("fastseg")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
 
 __all__ = [
     "KMeans",

@@ -7,6 +7,7 @@ estimators (``fastseg.estimators``) add its parameter validation, array checks a
 """
 
 import inspect
+import json
 import time
 import warnings
 from contextlib import contextmanager
@@ -17,17 +18,21 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import config
+from .._version import __version__
 from ..errors import DataError, DataWarning, FastsegError
-from ..io.dataset import load_dataset, standardize
+from ..io.dataset import load_dataset
+from ..io.output import atomic_output
 from ..io.sources import ArraySource, open_table
 from ..io.tables import is_table_input, parse_derived, table_input
 from ..preprocess.categories import (
-    DEFAULT_WEIGHT,
     learn_levels,
-    one_hot_columns,
 )
+from ..preprocess.preprocessor import Preprocessor
+from ..preprocess.settings import PreprocessSettings
 from . import initialization, kernels
 from .assign import iter_assign
+from .fileformat import FORMAT, FORMAT_VERSION
+from .step import label_counts
 
 
 @contextmanager
@@ -90,6 +95,8 @@ class Engine:
         """
         if not reset:
             self._check_fitted()
+        else:  # a new fit: the columns to compute come from the parameters, not a past fit
+            self.__dict__.pop("preprocessor_", None)
         table = is_table_input(X)
         if table:
             if not reset and columns is None:
@@ -132,21 +139,26 @@ class Engine:
         columns = [c for c in columns if c not in self.categorical]
         return columns + [name for name, _ in self._one_hot()]
 
+    def _preprocessing(self):
+        """The fitted Preprocessor, or (before the decode pass) one from the parameters and
+        the levels learned so far, which knows the columns every read must compute."""
+        fitted = self.__dict__.get("preprocessor_")
+        if fitted is not None:
+            return fitted
+        names = getattr(self, "feature_names_in_", None)
+        return Preprocessor(
+            PreprocessSettings.of(self),
+            getattr(self, "n_features_in_", 0),
+            None if names is None else list(names),
+            getattr(self, "categories_", None),
+        )
+
     def _one_hot(self):
-        levels = getattr(self, "categories_", None)
-        if not self.categorical or not levels:
-            return []
-        weight = DEFAULT_WEIGHT if self.category_weight is None else self.category_weight
-        return one_hot_columns(levels, weight)
+        return self._preprocessing().one_hot()
 
     def _derivations(self):
         """The derived and one-hot columns every read of the input must compute."""
-        return [*(self.derive or ()), *self._one_hot()]
-
-    def _unscaled_columns(self):
-        """Feature indices of the one-hot columns: they keep their 0/weight values."""
-        one_hot = {name for name, _ in self._one_hot()}
-        return [j for j, n in enumerate(self.feature_names_in_) if str(n) in one_hot]
+        return self._preprocessing().derivations()
 
     def _sample_size(self):
         """Rows of the uniform sample the init runs on; None when ``init`` gives the centres."""
@@ -178,8 +190,8 @@ class Engine:
             source,
             sample_weight,
             scale=self.scale if scale is None else scale,
-            log1p=self._log1p_columns() if log1p else (),
-            unscaled=self._unscaled_columns() if self.categorical else (),
+            log1p=self._preprocessing().resolve_log1p() if log1p else (),
+            unscaled=self._preprocessing().one_hot_indices(),
             pca=self.pca if scale is None else None,
             batch_size=self._stream_rows(),
             memory_budget=self.memory_budget if memory_budget is None else memory_budget,
@@ -218,12 +230,14 @@ class Engine:
             self.timings_[phase] = self.timings_.get(phase, 0.0) + time.perf_counter() - start
 
     def _remember_input(self, data):
-        """Keep what predict must replay (the scaling) and what the fit dropped."""
-        self.scale_mean_ = data.scale_mean
-        self.scale_std_ = data.scale_std
-        self.impute_values_ = data.impute_values  # None unless missing="mean"/"median"
+        """Keep what predict must replay (the fitted Preprocessor) and what the fit dropped."""
+        pre = self._preprocessing()
+        pre.resolve_log1p()
+        pre.fill_values = data.impute_values  # None unless missing="mean"/"median"
+        pre.centre, pre.spread = data.scale_mean, data.scale_std
+        pre.pca = data.pca  # or None: else the centres live in its components
+        self.preprocessor_ = pre
         self.n_imputed_ = data.n_imputed
-        self.pca_ = data.pca  # a dataset.PCA, or None: the centres live in its components
         self.n_rows_dropped_ = data.n_dropped
         self.dropped_rows_ = data.dropped_rows
         if data.constant.size and data.n_rows > 1:
@@ -270,41 +284,20 @@ class Engine:
             )
 
     def _scaled(self, rows):
-        """Rows in the space the centres live in (log1p, filling and scaling replayed, in the
-        fit's order), checked finite."""
-        columns = self._log1p_columns()
-        if columns:
-            rows = rows.copy()
-            for j in columns:
-                if (rows[:, j] <= -1).any():
-                    raise DataError(f"log1p needs values above -1 in feature {j} of X")
-                np.log1p(rows[:, j], out=rows[:, j])  # a NaN (missing) stays NaN
-        fill = getattr(self, "impute_values_", None)
-        if fill is not None and np.isnan(rows).any():
-            rows = np.where(np.isnan(rows), fill.astype(rows.dtype), rows)
-        if not np.isfinite(rows).all():
-            raise DataError("X holds NaN or infinite values; remove or replace them first")
-        if self.scale_std_ is not None:
-            rows = standardize(rows, self.scale_mean_, self.scale_std_, out=np.empty_like(rows))
-        pca = getattr(self, "pca_", None)
-        return rows if pca is None else pca.transform(rows)
+        """Rows in the space the centres live in (see ``Preprocessor.transform``)."""
+        return self.preprocessor_.transform(rows)
 
-    def _log1p_columns(self):
-        """Feature indices that ``log1p`` names (column names, or indices for arrays)."""
-        if not self.log1p:
-            return []
-        names = [str(n) for n in getattr(self, "feature_names_in_", [])]
-        columns = []
-        for item in self.log1p:
-            if isinstance(item, str):
-                if item not in names:
-                    raise DataError(f"log1p names '{item}', which is not a feature")
-                columns.append(names.index(item))
-            elif 0 <= int(item) < self.n_features_in_:
-                columns.append(int(item))
-            else:
-                raise DataError(f"log1p names feature {item}; X has {self.n_features_in_}")
-        return sorted(set(columns))
+    # The fitted preprocessing, as scikit-learn-style attributes (read-only views).
+    scale_mean_ = property(lambda self: self._fitted_preprocessor().centre)
+    scale_std_ = property(lambda self: self._fitted_preprocessor().spread)
+    impute_values_ = property(lambda self: self._fitted_preprocessor().fill_values)
+    pca_ = property(lambda self: self._fitted_preprocessor().pca)
+
+    def _fitted_preprocessor(self):
+        try:
+            return self.__dict__["preprocessor_"]
+        except KeyError:
+            raise AttributeError("not fitted: no preprocessing yet") from None
 
     def _centers64(self):
         return np.ascontiguousarray(self.cluster_centers_, dtype=np.float64)
@@ -351,10 +344,77 @@ class Engine:
             raise DataError(f"sample_weight has {w.shape[0]} values for {start} rows")
         return -total
 
+    # ----- the model file (read back by ``fastseg.cluster.modelfile``) ----------------------
     def save(self, path, *, overwrite=True):
-        """Write the fitted model as JSON (see ``fastseg.modelfile``), atomically."""
-        from .modelfile import save_model
-
+        """Write the fitted model as JSON, atomically (``fastseg.load`` reads it back)."""
         self._check_fitted()
-        save_model(self, path, overwrite=overwrite)
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
         return self
+
+    def to_dict(self):
+        """Everything needed to assign new rows, plus how the model was made and how well it
+        fits. Settings of how a fit ran (threads, memory, temp folder) are left out: the same
+        data and seed give the same file whatever they were."""
+        params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
+        if not isinstance(params["init"], str):
+            params["init"] = np.asarray(params["init"], dtype=np.float64).tolist()
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        sizes = label_counts(self.labels_, self.n_clusters) if hasattr(self, "labels_") else None
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "fastseg_version": __version__,
+            "estimator": self.estimator_name,
+            "params": params,
+            "preprocessor": self.preprocessor_.to_dict(),
+            "dtype": str(self.cluster_centers_.dtype),
+            "cluster_centers": np.asarray(self.cluster_centers_, dtype=np.float64).tolist(),
+            "metrics": {
+                "inertia": _maybe(float, getattr(self, "inertia_", None)),
+                "n_iter": _maybe(int, getattr(self, "n_iter_", None)),
+                "n_rows": None if sizes is None else int(self.labels_.shape[0]),
+                "n_rows_dropped": int(getattr(self, "n_rows_dropped_", 0)),
+                "cluster_sizes": None if sizes is None else sizes.tolist(),
+            },
+        }
+
+    def _restore(self, doc):
+        """Set the fitted attributes from a model document, checking every one (predict
+        trusts them); a ValueError or KeyError says what is wrong."""
+        for name in ("n_clusters", "batch_size"):  # the engines skip scikit-learn's checks
+            value = getattr(self, name, None)
+            if value is not None and not _positive_int(value):
+                raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+        if doc["dtype"] not in ("float32", "float64"):
+            raise ValueError(f"dtype {doc['dtype']!r} is not float32 or float64")
+        pre = Preprocessor.from_dict(doc["preprocessor"])
+        centers = np.asarray(doc["cluster_centers"], dtype=np.float64)
+        if centers.shape != (self.n_clusters, pre.n_components) or not np.isfinite(centers).all():
+            raise ValueError(
+                f"cluster_centers must be {self.n_clusters} x {pre.n_components} finite values"
+            )
+        self.preprocessor_ = pre
+        self.cluster_centers_ = centers.astype(doc["dtype"])
+        self.n_features_in_ = pre.n_features
+        if pre.feature_names is not None:
+            self.feature_names_in_ = np.asarray(pre.feature_names, dtype=object)
+        if pre.levels is not None:
+            self.categories_ = pre.levels
+        metrics = doc["metrics"]
+        for attr in ("inertia", "n_iter"):
+            if metrics[attr] is not None:
+                setattr(self, attr + "_", metrics[attr])
+        self.n_rows_dropped_ = int(metrics["n_rows_dropped"])
+        self._n_features_out = self.n_clusters
+
+
+def _maybe(kind, value):
+    return None if value is None else kind(value)
+
+
+def _positive_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1

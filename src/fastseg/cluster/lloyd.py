@@ -6,10 +6,9 @@ from .. import config
 from ..errors import DataError
 from ..io.dataset import anonymous_array, hand_back_freed_memory
 from ..progress import report
-from ..workflow.segments import label_counts
 from . import kernels
 from .engine import Engine
-from .step import Accumulator, Bounds
+from .step import Accumulator, Bounds, label_counts
 
 
 class LloydEngine(Engine):

@@ -21,7 +21,9 @@ from .. import config
 from ..cluster import kernels
 from ..errors import DataError
 from ..preprocess.pca import PCA, fit_pca
+from ..preprocess.scaling import standardize
 from ..preprocess.settings import IMPUTING, SCALINGS
+from ..preprocess.stats import MinMax, Moments, PresentValues
 from ..progress import report
 from .sources import ArraySource
 
@@ -255,10 +257,9 @@ def load_dataset(
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
     moments = Moments(source.n_features)
-    low = np.full(source.n_features, np.inf)
-    high = np.full(source.n_features, -np.inf)
+    extremes = MinMax(source.n_features)
     imputing = getattr(source, "missing", None) in IMPUTING
-    present = _PresentValues(source.n_features)  # imputing: sums and counts of non-NaN values
+    present = PresentValues(source.n_features)  # imputing: sums and counts of non-NaN values
     start = time.perf_counter()
     try:
         if reuse_array:
@@ -271,12 +272,11 @@ def load_dataset(
             if log1p:
                 _log1p_in_place(batch, log1p, source)
             if imputing:  # NaN marks a value to fill; the moments come after the filling
-                present.add(batch)
-            elif moments.add(batch, w):
+                present.update(batch)
+            elif moments.update(batch, w):
                 _report_not_finite(batch, source)
             if scale == "minmax":
-                low = np.fmin(low, np.nanmin(batch, axis=0))
-                high = np.fmax(high, np.nanmax(batch, axis=0))
+                extremes.update(batch)
             row = first + batch.shape[0]
             report("reading", row + source.n_dropped, n_max)
         if row == 0:
@@ -301,12 +301,14 @@ def load_dataset(
     hand_back_freed_memory()
     read_done = time.perf_counter()
     if imputing:
-        _fill_missing(data, present.fill_values(source.missing, data, source), moments)
+        sample = lambda: _draw_sample(data, QUANTILE_ROWS, 0)[0]  # noqa: E731 (medians only)
+        values = present.fill_values(source.missing, sample, source.feature_names)
+        _fill_missing(data, values, moments)
         data.n_imputed = source.n_imputed
     data.mean, data.var = moments.mean, moments.var
     data.constant = np.flatnonzero(moments.var == 0)
     if scale != "none":
-        data.scale_mean, data.scale_std = _fit_scaling(scale, data, low, high)
+        data.scale_mean, data.scale_std = _fit_scaling(scale, data, extremes)
         data.scale_mean[list(unscaled)], data.scale_std[list(unscaled)] = 0.0, 1.0  # one-hot
         _scale_in_place(store, batch_size, data.scale_mean, data.scale_std)
     if pca is not None:
@@ -324,7 +326,7 @@ def _fill_missing(data, values, moments):
         holes = np.isnan(chunk)
         if holes.any():
             chunk[holes] = np.broadcast_to(values, chunk.shape)[holes]
-        moments.add(chunk, w)
+        moments.update(chunk, w)
 
 
 def _writable_chunks(data):
@@ -333,11 +335,12 @@ def _writable_chunks(data):
         yield chunk, w
 
 
-def _fit_scaling(scale, data, low, high):
+def _fit_scaling(scale, data, extremes):
     """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1."""
     if scale == "standard":
         centre, spread = data.mean, np.sqrt(data.var)
     elif scale == "minmax":
+        low, high = extremes.low, extremes.high
         centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
     else:
         rows = _draw_sample(data, QUANTILE_ROWS, 0)[0].astype(np.float64)
@@ -398,37 +401,6 @@ def _project(data, keep, spill_dir, budget):
     return data
 
 
-class _PresentValues:
-    """Per-feature sums and counts of the values that are there (not NaN): the means that
-    missing values are filled with."""
-
-    def __init__(self, n_features):
-        self.sums = np.zeros(n_features)
-        self.counts = np.zeros(n_features, dtype=np.int64)
-
-    def add(self, batch):
-        for s in range(0, batch.shape[0], config.BLOCK_ROWS):  # in block order: the sums do
-            block = batch[s : s + config.BLOCK_ROWS]  # not depend on the batch size
-            there = ~np.isnan(block)
-            self.sums += np.where(there, block, 0).sum(axis=0, dtype=np.float64)
-            self.counts += there.sum(axis=0)
-
-    def fill_values(self, method, data, source):
-        """The mean of each feature, or its median over a uniform sample of the rows."""
-        if (self.counts == 0).any():
-            j = int(np.flatnonzero(self.counts == 0)[0])
-            name = source.feature_names[j] if source.feature_names else f"feature {j}"
-            raise DataError(
-                f"column '{name}' has no values at all: there is nothing to fill it with"
-            )
-        if method == "mean":
-            return self.sums / self.counts
-        rows = _draw_sample(data, QUANTILE_ROWS, 0)[0].astype(np.float64)
-        with np.errstate(all="ignore"):
-            median = np.nanmedian(rows, axis=0)  # NaN where the sample missed every value:
-        return np.where(np.isnan(median), self.sums / self.counts, median)  # the mean then
-
-
 def _log1p_in_place(batch, columns, source):
     for j in columns:
         column = batch[:, j]
@@ -452,62 +424,6 @@ def _report_not_finite(batch, source):
 def _scale_in_place(store, chunk_rows, mean, std):
     for _, rows in store.chunks(chunk_rows, writable=True):
         standardize(rows, mean, std)
-
-
-def standardize(rows, mean, std, out=None):
-    """Standardised rows, in their own dtype (in place unless ``out`` is given).
-
-    The one definition fit and predict share: ``(x - mean) / std`` rounded as NumPy would.
-    """
-    out = rows if out is None else out
-    kernels.standardize_rows(rows, mean.astype(rows.dtype), std.astype(rows.dtype), out)
-    return out
-
-
-class Moments:
-    """Weighted mean and variance per column in float64, and a check that values are finite.
-
-    Sums are taken around the first row seen (a shift that keeps E[x²] - E[x]² accurate) by a
-    Numba kernel, per block, and added in block order.
-    """
-
-    def __init__(self, n_features):
-        self._shift = None
-        self._sums = np.zeros(2 * n_features + 2)
-        self._ones = np.empty(0)
-
-    def add(self, batch, w=None):
-        """Add a batch; returns the number of NaN/inf values in it."""
-        if self._shift is None:
-            self._shift = np.where(np.isfinite(batch[0]), batch[0], 0).astype(np.float64)
-        if w is None:
-            if self._ones.shape[0] < batch.shape[0]:
-                self._ones = np.ones(batch.shape[0])
-            w = self._ones[: batch.shape[0]]
-        blocks = np.empty((kernels.n_blocks(batch.shape[0]), self._sums.shape[0]))
-        kernels.shifted_moments(batch, w, self._shift, blocks)
-        for row in blocks:  # block order: the result does not depend on threads
-            self._sums += row
-        return int(blocks[:, -1].sum())
-
-    @property
-    def weight(self):
-        return self._sums[-2]
-
-    @property
-    def mean(self):
-        d = (self._sums.shape[0] - 2) // 2
-        if self.weight <= 0:
-            return np.zeros(d)
-        return self._shift + self._sums[:d] / self.weight
-
-    @property
-    def var(self):
-        d = (self._sums.shape[0] - 2) // 2
-        if self.weight <= 0:
-            return np.zeros(d)
-        m = self._sums[:d] / self.weight
-        return np.maximum(self._sums[d : 2 * d] / self.weight - m * m, 0.0)
 
 
 def _draw_sample(data, size, seed):

@@ -71,6 +71,14 @@ class PreprocessSettings:
         },
     )
 
+    def __post_init__(self):
+        for name in ("missing", "scale"):
+            choices = next(f for f in fields(self) if f.name == name).metadata["choices"]
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r}: use one of {', '.join(choices)}"
+                )
+
     @classmethod
     def names(cls):
         """The settings' names, in the order the steps run."""

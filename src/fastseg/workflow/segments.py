@@ -3,8 +3,8 @@
 import numpy as np
 import polars as pl
 
+from ..cluster.step import label_counts
 from ..errors import DataError
-from ..preprocess.categories import DEFAULT_WEIGHT
 
 _CHUNK = 1 << 20  # labels handled at a time: whole-array temporaries would cost 8 bytes a row
 
@@ -82,9 +82,7 @@ def align_to(model, previous):
     for j, name in enumerate(names):  # a level new since then: a share of 0 before
         if name in old_names:
             before[:, j] = old[:, old_names.index(name)]
-    one_hot = [j for j, n in enumerate(names) if n in new_one_hot]
-    before[:, one_hot] *= model.category_weight or DEFAULT_WEIGHT  # shares back to values
-    before = model._scaled(before)
+    before = model.preprocessor_.forward_original(before)
     now = np.asarray(model.cluster_centers_, dtype=np.float64)
     cost = ((now[:, None, :] - before[None, :, :]) ** 2).sum(axis=2)
     new, old_ids = linear_sum_assignment(cost)
@@ -97,27 +95,9 @@ def align_to(model, previous):
     return np.sqrt(cost[new, old_ids][np.argsort(old_ids)])
 
 
-def label_counts(labels, k):
-    """Rows per label, counted a chunk at a time (``np.bincount`` would copy all the labels)."""
-    counts = np.zeros(k, dtype=np.int64)
-    for s in range(0, labels.shape[0], _CHUNK):
-        counts += np.bincount(labels[s : s + _CHUNK], minlength=k)
-    return counts
-
-
 def centers_in_original_units(model):
-    """Centres with the fitted scaling undone: in dollars, years, GB, as in the input."""
-    centers = np.asarray(model.cluster_centers_, dtype=np.float64)
-    if getattr(model, "pca_", None) is not None:
-        centers = model.pca_.inverse(centers)  # back from the components (projected there)
-    if model.scale_std_ is not None:
-        centers = centers * model.scale_std_ + model.scale_mean_
-    columns = model._log1p_columns()
-    centers[:, columns] = np.expm1(centers[:, columns])  # back from log(1 + x)
-    one_hot = model._unscaled_columns() if model.categorical else []
-    if one_hot:  # a one-hot centre / its weight = the share of the segment with that level
-        centers[:, one_hot] /= model.category_weight or DEFAULT_WEIGHT
-    return centers
+    """Centres with the fitted preprocessing undone: in dollars, years, GB, as in the input."""
+    return model.preprocessor_.inverse(model.cluster_centers_)
 
 
 def segment_table(model):

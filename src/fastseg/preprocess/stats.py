@@ -1,0 +1,131 @@
+"""Mergeable statistics the preprocessing is fitted from.
+
+Each has ``update(batch)`` (add a batch, in block order, so the result does not depend on
+threads or batch size) and ``merge(other)`` (add another part's statistic): a worker can run
+``update`` on its fragment and the client merge the parts in a fixed order.
+"""
+
+import numpy as np
+
+from .. import config
+from ..cluster import kernels
+from ..errors import DataError
+
+
+class Moments:
+    """Weighted mean and variance per column in float64, and a check that values are finite.
+
+    Sums are taken around the first row seen (a shift that keeps E[x²] - E[x]² accurate) by a
+    Numba kernel, per block, and added in block order.
+    """
+
+    def __init__(self, n_features):
+        self._shift = None
+        self._sums = np.zeros(2 * n_features + 2)
+        self._ones = np.empty(0)
+
+    def update(self, batch, w=None):
+        """Add a batch; returns the number of NaN/inf values in it."""
+        if self._shift is None:
+            self._shift = np.where(np.isfinite(batch[0]), batch[0], 0).astype(np.float64)
+        if w is None:
+            if self._ones.shape[0] < batch.shape[0]:
+                self._ones = np.ones(batch.shape[0])
+            w = self._ones[: batch.shape[0]]
+        blocks = np.empty((kernels.n_blocks(batch.shape[0]), self._sums.shape[0]))
+        kernels.shifted_moments(batch, w, self._shift, blocks)
+        for row in blocks:  # block order: the result does not depend on threads
+            self._sums += row
+        return int(blocks[:, -1].sum())
+
+    def merge(self, other):
+        """Add another part's moments (taken around its own shift) to these."""
+        if other._shift is None:
+            return self
+        if self._shift is None:
+            self._shift, self._sums = other._shift.copy(), other._sums.copy()
+            return self
+        d = self._shift.shape[0]
+        delta = other._shift - self._shift  # x - s1 = (x - s2) + delta
+        sums, squares, weight = other._sums[:d], other._sums[d : 2 * d], other._sums[2 * d]
+        self._sums[:d] += sums + weight * delta
+        self._sums[d : 2 * d] += squares + 2 * delta * sums + weight * delta * delta
+        self._sums[2 * d :] += other._sums[2 * d :]
+        return self
+
+    @property
+    def weight(self):
+        return self._sums[-2]
+
+    @property
+    def mean(self):
+        d = (self._sums.shape[0] - 2) // 2
+        if self.weight <= 0:
+            return np.zeros(d)
+        return self._shift + self._sums[:d] / self.weight
+
+    @property
+    def var(self):
+        d = (self._sums.shape[0] - 2) // 2
+        if self.weight <= 0:
+            return np.zeros(d)
+        m = self._sums[:d] / self.weight
+        return np.maximum(self._sums[d : 2 * d] / self.weight - m * m, 0.0)
+
+
+
+
+class PresentValues:
+    """Per-feature sums and counts of the values that are there (not NaN): the means that
+    missing values are filled with."""
+
+    def __init__(self, n_features):
+        self.sums = np.zeros(n_features)
+        self.counts = np.zeros(n_features, dtype=np.int64)
+
+    def update(self, batch):
+        for s in range(0, batch.shape[0], config.BLOCK_ROWS):  # in block order: the sums do
+            block = batch[s : s + config.BLOCK_ROWS]  # not depend on the batch size
+            there = ~np.isnan(block)
+            self.sums += np.where(there, block, 0).sum(axis=0, dtype=np.float64)
+            self.counts += there.sum(axis=0)
+
+    def merge(self, other):
+        self.sums += other.sums
+        self.counts += other.counts
+        return self
+
+    def fill_values(self, method, sample, feature_names=None):
+        """The mean of each feature, or (``method="median"``) its median over the rows that
+        ``sample()`` gives (a uniform sample)."""
+        if (self.counts == 0).any():
+            j = int(np.flatnonzero(self.counts == 0)[0])
+            name = feature_names[j] if feature_names else f"feature {j}"
+            raise DataError(
+                f"column '{name}' has no values at all: there is nothing to fill it with"
+            )
+        if method == "mean":
+            return self.sums / self.counts
+        rows = sample().astype(np.float64)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(rows, axis=0)  # NaN where the sample missed every value:
+        return np.where(np.isnan(median), self.sums / self.counts, median)  # the mean then
+
+
+
+
+class MinMax:
+    """Per-feature minimum and maximum (NaN ignored): what minmax scaling needs."""
+
+    def __init__(self, n_features):
+        self.low = np.full(n_features, np.inf)
+        self.high = np.full(n_features, -np.inf)
+
+    def update(self, batch):
+        self.low = np.fmin(self.low, np.nanmin(batch, axis=0))
+        self.high = np.fmax(self.high, np.nanmax(batch, axis=0))
+
+    def merge(self, other):
+        self.low = np.fmin(self.low, other.low)
+        self.high = np.fmax(self.high, other.high)
+        return self
