@@ -1,4 +1,5 @@
-"""One E-step's totals (per-centre sums and weights, inertia, label changes), in block order."""
+"""The per-partition step of Lloyd and mini-batch k-means: a function of (rows, centres,
+per-row state) whose totals (sums, weights, inertia, changes) merge in a fixed order."""
 
 import numpy as np
 
@@ -7,24 +8,19 @@ from ..io.dataset import anonymous_array
 from . import kernels
 
 
-class Accumulator:
-    """Buffers for ``kernels.assign_accumulate``, made once and reused by every pass.
+class Totals:
+    """What one E-step over some rows adds up to: per-centre weighted sums and weights, the
+    weighted inertia and the number of labels changed, all float64.
 
-    Rows go to the kernel in waves of whole blocks, so the per-block buffers hold at most
-    ``config.accumulator_bytes`` however large the chunk or k × d; the blocks are reduced in
-    order, so totals do not depend on threads, waves or chunk size.
+    The step over a partition folds its blocks into a ``Totals`` in block order; totals of
+    several partitions ``merge`` in partition order. On one machine the whole data is one
+    partition, so the result does not depend on threads or batch size; a distributed backend
+    runs the same ``step`` on each fragment and merges the totals it gets back.
     """
 
-    def __init__(self, n_clusters, n_features, max_rows):
-        k, d = n_clusters, n_features
-        fit = max(1, config.accumulator_bytes // (8 * (k * d + k + 2)))
-        blocks = min(kernels.n_blocks(max(1, max_rows)), fit)
-        self.wave_rows = blocks * config.BLOCK_ROWS
-        self.block_sums = np.empty((blocks, k, d))
-        self.block_weights = np.empty((blocks, k))
-        self.block_stats = np.empty((blocks, 2))
-        self.sums = np.zeros((k, d))
-        self.weight_sums = np.zeros(k)
+    def __init__(self, n_clusters, n_features):
+        self.sums = np.zeros((n_clusters, n_features))
+        self.weight_sums = np.zeros(n_clusters)
         self.stats = np.zeros(2)  # weighted inertia, labels changed
 
     @property
@@ -42,66 +38,114 @@ class Accumulator:
             self.weight_sums[:] = 0.0
         self.stats[:] = 0.0
 
-    def add(self, rows, weights, centers, labels, bounds=None, full=True, search_all=False):
-        """Assign ``rows`` (labels INOUT) and add their sums to the totals.
+    def merge(self, other):
+        """Add another partition's totals (call in a fixed partition order)."""
+        self.sums += other.sums
+        self.weight_sums += other.weight_sums
+        self.stats += other.stats
+        return self
 
-        With ``bounds`` (a ``Bounds`` over these rows), rows whose label cannot change skip
-        the search; with ``full=False`` only the rows that changed centre update the sums.
-        """
-        for s in range(0, rows.shape[0], self.wave_rows):
-            e = s + self.wave_rows
-            if bounds is None:
-                kernels.assign_accumulate(
-                    rows[s:e],
-                    weights[s:e],
-                    centers,
-                    labels[s:e],
-                    self.block_sums,
-                    self.block_weights,
-                    self.block_stats,
-                )
-            else:
-                kernels.assign_accumulate_bounded(
-                    rows[s:e],
-                    weights[s:e],
-                    centers,
-                    bounds.half_gap,
-                    bounds.drift_max,
-                    labels[s:e],
-                    bounds.lower[s:e],
-                    self.block_sums,
-                    self.block_weights,
-                    self.block_stats,
-                    full,
-                    search_all,
-                )
-            kernels.reduce_blocks(
-                self.block_sums,
-                self.block_weights,
-                self.block_stats,
-                kernels.n_blocks(rows[s:e].shape[0]),
-                self.sums,
-                self.weight_sums,
-                self.stats,
+
+class Workspace:
+    """Per-block buffers for the step kernels, made once and reused by every call.
+
+    Rows go to the kernel in waves of whole blocks, so the buffers hold at most
+    ``config.accumulator_bytes`` however large the chunk or k × d.
+    """
+
+    def __init__(self, n_clusters, n_features, max_rows):
+        k, d = n_clusters, n_features
+        fit = max(1, config.accumulator_bytes // (8 * (k * d + k + 2)))
+        blocks = min(kernels.n_blocks(max(1, max_rows)), fit)
+        self.wave_rows = blocks * config.BLOCK_ROWS
+        self.block_sums = np.empty((blocks, k, d))
+        self.block_weights = np.empty((blocks, k))
+        self.block_stats = np.empty((blocks, 2))
+
+
+def step(rows, weights, centers, labels, totals, work, bounds=None, full=True, search_all=False):
+    """The E-step of one partition's rows: a function of (rows, centres, per-row state).
+
+    rows (n, d), weights (n,), centers (k, d) IN; labels (n,) INOUT (the per-row state, with
+    ``bounds``, a ``Bounds`` over these rows); the rows' partial sums are folded into
+    ``totals`` (INOUT) block by block, in order. With bounds, rows whose label cannot change
+    skip the search, and ``full=False`` adds only the changes (rows that moved leave one
+    centre's sums for another's) to the previous totals; ``search_all`` searches every row.
+    """
+    for s in range(0, rows.shape[0], work.wave_rows):
+        e = s + work.wave_rows
+        if bounds is None:
+            kernels.assign_accumulate(
+                rows[s:e],
+                weights[s:e],
+                centers,
+                labels[s:e],
+                work.block_sums,
+                work.block_weights,
+                work.block_stats,
             )
+        else:
+            kernels.assign_accumulate_bounded(
+                rows[s:e],
+                weights[s:e],
+                centers,
+                bounds.half_gap,
+                bounds.drift_max,
+                labels[s:e],
+                bounds.lower[s:e],
+                work.block_sums,
+                work.block_weights,
+                work.block_stats,
+                full,
+                search_all,
+            )
+        kernels.reduce_blocks(
+            work.block_sums,
+            work.block_weights,
+            work.block_stats,
+            kernels.n_blocks(rows[s:e].shape[0]),
+            totals.sums,
+            totals.weight_sums,
+            totals.stats,
+        )
+    return totals
+
+
+def labelled_inertia(rows, weights, centers, labels, work, total=0.0):
+    """``total`` plus the weighted inertia of rows already labelled with their nearest centre
+    (no search), added block by block in order."""
+    for s in range(0, rows.shape[0], work.wave_rows):
+        part = rows[s : s + work.wave_rows]
+        nb = kernels.n_blocks(part.shape[0])
+        kernels.labelled_inertia(
+            part,
+            weights[s : s + work.wave_rows],
+            centers,
+            labels[s : s + part.shape[0]],
+            work.block_stats[:nb, 0],
+        )
+        for b in range(nb):
+            total += work.block_stats[b, 0]
+    return total
+
+
+class Accumulator(Totals):
+    """Totals over a whole decoded dataset, with the workspace its passes reuse."""
+
+    def __init__(self, n_clusters, n_features, max_rows):
+        super().__init__(n_clusters, n_features)
+        self.work = Workspace(n_clusters, n_features, max_rows)
+
+    def add(self, rows, weights, centers, labels, bounds=None, full=True, search_all=False):
+        """Assign ``rows`` (labels INOUT) and fold their sums into these totals."""
+        step(rows, weights, centers, labels, self, self.work, bounds, full, search_all)
 
     def measure(self, data, centers, labels):
         """Set the inertia of ``labels`` (already nearest) without searching: one cheap pass."""
         self.stats[0] = 0.0
         for start, rows, w in data.chunks():
-            for s in range(0, rows.shape[0], self.wave_rows):
-                part = rows[s : s + self.wave_rows]
-                nb = kernels.n_blocks(part.shape[0])
-                at = start + s
-                kernels.labelled_inertia(
-                    part,
-                    w[s : s + self.wave_rows],
-                    centers,
-                    labels[at : at + part.shape[0]],
-                    self.block_stats[:nb, 0],
-                )
-                for b in range(nb):
-                    self.stats[0] += self.block_stats[b, 0]
+            at = labels[start : start + rows.shape[0]]
+            self.stats[0] = labelled_inertia(rows, w, centers, at, self.work, self.stats[0])
 
     def e_step(self, data, centers, labels, bounds=None, full=True, search_all=False):
         """Assign every row of ``data``; the totals then describe the whole pass.

@@ -1,0 +1,66 @@
+"""The per-partition step: totals of partitions merged in order equal one pass over all rows,
+and equal the NumPy reference."""
+
+import numpy as np
+import pytest
+from naive import nearest
+
+from fastseg.cluster.step import Totals, Workspace, labelled_inertia, step
+from fastseg.config import BLOCK_ROWS
+from fastseg.preprocess.stats import MinMax, Moments, PresentValues
+
+
+def run_step(X, w, centers, labels):
+    totals = Totals(*centers.shape)
+    return step(X, w, centers, labels, totals, Workspace(*centers.shape, X.shape[0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_partitions_merged_in_order_equal_one_pass(dtype):
+    rng = np.random.default_rng(0)
+    # whole numbers: every sum is exact, so the merged totals must equal to the last bit
+    X = rng.integers(-50, 50, size=(3 * BLOCK_ROWS + 123, 5)).astype(dtype)
+    w = rng.integers(1, 4, size=X.shape[0]).astype(np.float64)
+    centers = X[rng.choice(X.shape[0], 6, replace=False)].astype(np.float64)
+    whole_labels = np.full(X.shape[0], -1, np.int32)
+    whole = run_step(X, w, centers, whole_labels)
+    cut = 2 * BLOCK_ROWS + 17  # partitions need not end on a block
+    labels = np.full(X.shape[0], -1, np.int32)
+    parts = [run_step(X[a:b], w[a:b], centers, labels[a:b]) for a, b in [(0, cut), (cut, None)]]
+    merged = Totals(*centers.shape).merge(parts[0]).merge(parts[1])
+    np.testing.assert_array_equal(labels, whole_labels)
+    np.testing.assert_array_equal(merged.sums, whole.sums)
+    np.testing.assert_array_equal(merged.weight_sums, whole.weight_sums)
+    assert merged.changed == whole.changed == X.shape[0]
+    # against the reference: nearest centres, weighted sums, inertia
+    ref, d2 = nearest(X.astype(np.float64), centers)
+    np.testing.assert_array_equal(labels, ref)
+    for c in range(centers.shape[0]):
+        np.testing.assert_allclose(merged.sums[c], (w[ref == c, None] * X[ref == c]).sum(axis=0))
+    np.testing.assert_allclose(merged.inertia, w @ d2)
+    work = Workspace(*centers.shape, X.shape[0])
+    np.testing.assert_allclose(labelled_inertia(X, w, centers, labels, work), w @ d2)
+
+
+def test_preprocessing_statistics_merge_as_one_pass():
+    rng = np.random.default_rng(1)
+    X = rng.normal(5, 3, size=(10_000, 4))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    a, b = X[:3_000], X[3_000:]
+    whole, left, right = PresentValues(4), PresentValues(4), PresentValues(4)
+    whole.update(X), left.update(a), right.update(b)
+    merged = left.merge(right)
+    np.testing.assert_allclose(merged.sums, whole.sums)
+    np.testing.assert_array_equal(merged.counts, whole.counts)
+    Y = np.nan_to_num(X, nan=1.0)
+    whole_m, left_m, right_m = Moments(4), Moments(4), Moments(4)
+    whole_m.update(Y), left_m.update(Y[:3_000]), right_m.update(Y[3_000:])
+    left_m.merge(right_m)
+    np.testing.assert_allclose(left_m.mean, Y.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(left_m.var, Y.var(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(left_m.var, whole_m.var, rtol=1e-10)
+    lo, hi = MinMax(4), MinMax(4)
+    lo.update(a), hi.update(b)
+    lo.merge(hi)
+    np.testing.assert_array_equal(lo.low, np.nanmin(X, axis=0))
+    np.testing.assert_array_equal(lo.high, np.nanmax(X, axis=0))
