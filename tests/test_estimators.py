@@ -19,8 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 import fastseg
-from fastseg.io import dataset as fs_dataset
-from fastseg.io.dataset import sample_positions
+from fastseg.io import store as fs_dataset
+from fastseg.io.store import sample_positions
 
 B = fastseg.config.BLOCK_ROWS
 

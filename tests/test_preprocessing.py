@@ -64,7 +64,8 @@ def test_log1p_by_name_round_trips_through_the_model_file(X, tmp_path):
     path = tmp_path / "m.json"
     model.save(path)
     doc = json.loads(path.read_text())
-    assert doc["params"]["log1p"] == ["income"] and doc["preprocessor"]["settings"]["scale"] == "robust"
+    assert doc["params"]["log1p"] == ["income"]
+    assert doc["preprocessor"]["settings"]["scale"] == "robust"
     loaded = fastseg.load(path)
     assert np.array_equal(loaded.predict(frame), model.labels_)
 
@@ -111,7 +112,8 @@ def test_fit_command_with_robust_scaling_and_log1p(X, tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     doc = json.loads(model_path.read_text())
-    assert doc["preprocessor"]["settings"]["scale"] == "robust" and doc["params"]["log1p"] == ["income"]
+    assert doc["preprocessor"]["settings"]["scale"] == "robust"
+    assert doc["params"]["log1p"] == ["income"]
     incomes = [float(v.replace(",", "")) for v in out.split("income")[1].split("\n")[0].split()]
     assert all(5_000 < v < 500_000 for v in incomes)  # centres shown in dollars, not logs
 

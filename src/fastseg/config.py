@@ -25,6 +25,9 @@ _DEFAULTS = {
     "memory_fraction": 0.5,
     # Rows of the uniform sample k-means++ runs on when the data is larger.
     "init_size": 1_000_000,
+    # Rows of the uniform sample robust scaling's quantiles and median filling come from
+    # (exact below it).
+    "quantile_rows": 1_000_000,
     # Most bytes the per-block partial sums of one kernel call may take (large k × d).
     "accumulator_bytes": 32 << 20,
     # With Hamerly bounds, Lloyd updates the centre sums with the rows that changed centre and
@@ -38,6 +41,7 @@ _DEFAULTS = {
 batch_size = _DEFAULTS["batch_size"]
 memory_fraction = _DEFAULTS["memory_fraction"]
 init_size = _DEFAULTS["init_size"]
+quantile_rows = _DEFAULTS["quantile_rows"]
 accumulator_bytes = _DEFAULTS["accumulator_bytes"]
 exact_sums_every = _DEFAULTS["exact_sums_every"]
 busy_fraction = _DEFAULTS["busy_fraction"]

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from .. import config
 from .._version import __version__
 from ..errors import DataError, DataWarning, FastsegError
-from ..io.dataset import load_dataset
+from ..io.decode import load_dataset
 from ..io.output import atomic_output
 from ..io.sources import ArraySource, open_table
 from ..io.tables import is_table_input, parse_derived, table_input

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import config
 from ..errors import DataError
-from ..io.dataset import anonymous_array, hand_back_freed_memory
+from ..io.store import anonymous_array, hand_back_freed_memory
 from ..progress import report
 from . import kernels
 from .engine import Engine

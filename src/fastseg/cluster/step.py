@@ -4,7 +4,7 @@ per-row state) whose totals (sums, weights, inertia, changes) merge in a fixed o
 import numpy as np
 
 from .. import config
-from ..io.dataset import anonymous_array
+from ..io.store import anonymous_array
 from . import kernels
 
 

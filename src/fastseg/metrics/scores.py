@@ -14,7 +14,7 @@ from ..cluster.engine import random_stream, thread_limit
 from ..cluster.kernels import n_blocks
 from ..config import BLOCK_ROWS, FASTMATH_ORDERED
 from ..errors import DataError
-from ..io.dataset import sample_positions
+from ..io.store import sample_positions
 
 
 # ----- kernels ------------------------------------------------------------------------------

@@ -11,5 +11,3 @@ def standardize(rows, mean, std, out=None):
     out = rows if out is None else out
     kernels.standardize_rows(rows, mean.astype(rows.dtype), std.astype(rows.dtype), out)
     return out
-
-

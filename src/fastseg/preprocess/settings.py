@@ -75,9 +75,7 @@ class PreprocessSettings:
         for name in ("missing", "scale"):
             choices = next(f for f in fields(self) if f.name == name).metadata["choices"]
             if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r}: use one of {', '.join(choices)}"
-                )
+                raise ValueError(f"{name}={getattr(self, name)!r}: use one of {', '.join(choices)}")
 
     @classmethod
     def names(cls):

@@ -73,8 +73,6 @@ class Moments:
         return np.maximum(self._sums[d : 2 * d] / self.weight - m * m, 0.0)
 
 
-
-
 class PresentValues:
     """Per-feature sums and counts of the values that are there (not NaN): the means that
     missing values are filled with."""
@@ -110,8 +108,6 @@ class PresentValues:
         with np.errstate(all="ignore"):
             median = np.nanmedian(rows, axis=0)  # NaN where the sample missed every value:
         return np.where(np.isnan(median), self.sums / self.counts, median)  # the mean then
-
-
 
 
 class MinMax:

@@ -1,17 +1,13 @@
-"""The decode pass: read the input once into a float cache, with what later passes need.
+"""The decoded store: rows decoded once, in RAM within the memory budget, else in a spill file.
 
-One streaming pass over the source checks that values are finite, accumulates weighted means and
-variances in float64 (for scaling and for ``tol``), and stores the rows for the Lloyd passes: in
-RAM when they fit the memory budget, else in a spill file on local disk. A uniform sample of the
-stored rows for initialisation is drawn afterwards. The spill file is unlinked as soon as it
-is created, so it disappears with the process however the process ends.
+The spill file is unlinked as soon as it is created, so it disappears with the process however
+the process ends. ``Dataset`` is the store plus what the fit needs to know about its rows.
 """
 
 import ctypes
 import ctypes.util
 import mmap
 import tempfile
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,14 +16,7 @@ import pyarrow as pa
 from .. import config
 from ..cluster import kernels
 from ..errors import DataError
-from ..preprocess.pca import PCA, fit_pca
-from ..preprocess.scaling import standardize
-from ..preprocess.settings import IMPUTING, SCALINGS
-from ..preprocess.stats import MinMax, Moments, PresentValues
-from ..progress import report
-from .sources import ArraySource
-
-QUANTILE_ROWS = 1_000_000  # robust scaling: quantiles of a uniform sample of this many rows
+from ..preprocess.pca import PCA
 
 
 def anonymous_array(shape, dtype):
@@ -212,144 +201,6 @@ def aligned_chunk_rows(batch_size):
     return blocks * config.BLOCK_ROWS
 
 
-def load_dataset(
-    source,
-    sample_weight=None,
-    *,
-    scale="none",
-    log1p=(),
-    unscaled=(),
-    pca=None,
-    batch_size=None,
-    memory_budget=None,
-    spill_dir=None,
-    sample_size=None,
-    random_state=None,
-):
-    """Run the decode pass over ``source`` and return a Dataset (close it when done).
-
-    ``log1p`` (feature indices) takes log(1 + x) of those columns first; ``scale`` then maps
-    every feature to ``(x - centre) / spread``: mean and standard deviation ("standard"),
-    minimum and range ("minmax"), or median and interquartile range ("robust", from a uniform
-    sample of ``QUANTILE_ROWS`` rows: exact below it), except the ``unscaled`` ones (one-hot
-    columns keep their values). ``pca`` (a number of components, or
-    the share of variance to keep) then replaces the rows by their principal components.
-    """
-    if scale not in SCALINGS:
-        raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
-    batch_size = aligned_chunk_rows(batch_size or config.batch_size)
-    budget = config.default_memory_budget() if memory_budget is None else int(memory_budget)
-    n_max = source.count_rows()
-    if n_max == 0:
-        raise DataError(f"{getattr(source, 'describe', 'the data')} has no rows")
-    weights = _check_weights(sample_weight, n_max, source)
-
-    log1p = list(log1p)
-    reuse_array = isinstance(source, ArraySource) and scale == "none" and not log1p
-    if reuse_array:
-        store = RowStore(n_max, source.n_features, source.dtype, in_memory=True, array=source.X)
-    else:
-        fits = n_max * source.n_features * source.dtype.itemsize <= budget
-        store = RowStore(
-            n_max, source.n_features, source.dtype, in_memory=fits, spill_dir=spill_dir
-        )
-    # The sample's seed is drawn whether or not a sample is needed, so the random stream that
-    # follows (k-means++) is the same in RAM and spilled.
-    seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
-    moments = Moments(source.n_features)
-    extremes = MinMax(source.n_features)
-    imputing = getattr(source, "missing", None) in IMPUTING
-    present = PresentValues(source.n_features)  # imputing: sums and counts of non-NaN values
-    start = time.perf_counter()
-    try:
-        if reuse_array:
-            chunks = store.chunks(batch_size)
-        else:
-            chunks = store.fill(source.column_batches(batch_size), batch_size)
-        row = 0  # rows read so far
-        for first, batch in chunks:
-            w = None if weights is None else weights[first : first + batch.shape[0]]
-            if log1p:
-                _log1p_in_place(batch, log1p, source)
-            if imputing:  # NaN marks a value to fill; the moments come after the filling
-                present.update(batch)
-            elif moments.update(batch, w):
-                _report_not_finite(batch, source)
-            if scale == "minmax":
-                extremes.update(batch)
-            row = first + batch.shape[0]
-            report("reading", row + source.n_dropped, n_max)
-        if row == 0:
-            raise DataError(
-                f"no rows left in {getattr(source, 'describe', 'the data')} "
-                f"after dropping {source.n_dropped} with missing values"
-            )
-    except BaseException:
-        store.close()
-        raise
-
-    data = Dataset(
-        store=store,
-        weights=weights,
-        feature_names=source.feature_names,
-        n_dropped=source.n_dropped,
-        dropped_rows=source.dropped_rows,
-        mean=None,
-        var=None,
-        chunk_rows=batch_size,
-    )
-    hand_back_freed_memory()
-    read_done = time.perf_counter()
-    if imputing:
-        sample = lambda: _draw_sample(data, QUANTILE_ROWS, 0)[0]  # noqa: E731 (medians only)
-        values = present.fill_values(source.missing, sample, source.feature_names)
-        _fill_missing(data, values, moments)
-        data.n_imputed = source.n_imputed
-    data.mean, data.var = moments.mean, moments.var
-    data.constant = np.flatnonzero(moments.var == 0)
-    if scale != "none":
-        data.scale_mean, data.scale_std = _fit_scaling(scale, data, extremes)
-        data.scale_mean[list(unscaled)], data.scale_std[list(unscaled)] = 0.0, 1.0  # one-hot
-        _scale_in_place(store, batch_size, data.scale_mean, data.scale_std)
-    if pca is not None:
-        data = _project(data, pca, spill_dir, budget)
-    if sample_size is not None and (data.n_rows > sample_size or not data.store.in_memory):
-        data.sample, data.sample_weights = _draw_sample(data, sample_size, seed)
-    data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
-    return data
-
-
-def _fill_missing(data, values, moments):
-    """Fill the NaN the decode pass left for missing values; the moments come from this pass."""
-    data.impute_values = values
-    for chunk, w in _writable_chunks(data):
-        holes = np.isnan(chunk)
-        if holes.any():
-            chunk[holes] = np.broadcast_to(values, chunk.shape)[holes]
-        moments.update(chunk, w)
-
-
-def _writable_chunks(data):
-    for first, chunk in data.store.chunks(data.chunk_rows, writable=True):
-        w = None if data.weights is None else data.weights[first : first + chunk.shape[0]]
-        yield chunk, w
-
-
-def _fit_scaling(scale, data, extremes):
-    """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1."""
-    if scale == "standard":
-        centre, spread = data.mean, np.sqrt(data.var)
-    elif scale == "minmax":
-        low, high = extremes.low, extremes.high
-        centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
-    else:
-        rows = _draw_sample(data, QUANTILE_ROWS, 0)[0].astype(np.float64)
-        q25, centre, q75 = np.quantile(rows, [0.25, 0.5, 0.75], axis=0)
-        spread = q75 - q25
-    spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
-    return np.array(centre, dtype=np.float64), spread  # a copy: callers change it
-
-
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
@@ -365,68 +216,7 @@ def hand_back_freed_memory():
         _LIBC.malloc_trim(0)
 
 
-def _check_weights(sample_weight, n_rows, source):
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if w.shape[0] != n_rows:
-        raise DataError(f"sample_weight has {w.shape[0]} values for {n_rows} rows")
-    if getattr(source, "missing", "error") == "drop":
-        raise DataError("sample_weight cannot be combined with dropping rows (missing='drop')")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise DataError("sample_weight must be finite and non-negative")
-    if w.sum() <= 0:
-        raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
-    return w
-
-
-def _project(data, keep, spill_dir, budget):
-    """The dataset with its rows replaced by their first principal components."""
-    pca = fit_pca(data, keep)
-    p = pca.components.shape[0]
-    n, dtype = data.n_rows, data.dtype
-    store = RowStore(n, p, dtype, in_memory=n * p * dtype.itemsize <= budget, spill_dir=spill_dir)
-    try:
-        for _, rows, _ in data.chunks():
-            store.append(pca.transform(rows))
-    except BaseException:
-        store.close()
-        raise
-    data.store.close()
-    data.store, data.pca = store, pca
-    data.mean = np.zeros(p)
-    data.var = pca.explained_variance.copy()  # what tol is relative to
-    if data.weights is None and n > 1:
-        data.var *= (n - 1) / n  # the population variance, as for the features
-    return data
-
-
-def _log1p_in_place(batch, columns, source):
-    for j in columns:
-        column = batch[:, j]
-        if (column <= -1).any():
-            name = source.feature_names[j] if source.feature_names else f"feature {j}"
-            raise DataError(
-                f"log1p needs values above -1, and column '{name}' has {column.min():g}: "
-                "leave it out of log1p or shift it first"
-            )
-        np.log1p(column, out=column)
-
-
-def _report_not_finite(batch, source):
-    bad = int(np.flatnonzero(~np.isfinite(batch).all(axis=0))[0])
-    name = source.feature_names[bad] if source.feature_names else f"feature {bad}"
-    raise DataError(
-        f"column '{name}' holds NaN or infinite values; remove or replace them before clustering"
-    )
-
-
-def _scale_in_place(store, chunk_rows, mean, std):
-    for _, rows in store.chunks(chunk_rows, writable=True):
-        standardize(rows, mean, std)
-
-
-def _draw_sample(data, size, seed):
+def draw_sample(data, size, seed):
     """A uniform sample of ``size`` stored rows (rows of zero weight excluded), in row order.
 
     Drawn after the decode pass, when the row count is known, from stored (scaled) rows, so RAM

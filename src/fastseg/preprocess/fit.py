@@ -1,0 +1,151 @@
+"""Fitting the preprocessing in the decode pass: log1p and the mergeable statistics per batch
+(``update``), then filling, scaling and PCA on the stored rows (``finish``).
+
+The statistics are the mergeable ones of ``preprocess.stats``; the values they give become the
+model's ``Preprocessor``. The arithmetic and its order are those the model files pin down.
+"""
+
+import numpy as np
+
+from .. import config
+from ..errors import DataError
+from ..io.store import RowStore, draw_sample
+from .pca import fit_pca
+from .scaling import standardize
+from .settings import IMPUTING
+from .stats import MinMax, Moments, PresentValues
+
+
+class PreprocessFit:
+    """The decode pass's preprocessing: ``update`` each stored batch in place, in row order,
+    then ``finish`` the dataset.
+
+    ``log1p`` (feature indices) takes log(1 + x) of those columns first; ``scale`` then maps
+    every feature to ``(x - centre) / spread``: mean and standard deviation ("standard"),
+    minimum and range ("minmax"), or median and interquartile range ("robust", from a uniform
+    sample of ``config.quantile_rows`` rows: exact below it), except the ``unscaled`` ones
+    (one-hot columns keep their values). ``pca`` (a number of components, or the share of
+    variance to keep) then replaces the rows by their principal components.
+    """
+
+    def __init__(self, source, *, scale="none", log1p=(), unscaled=(), pca=None):
+        d = source.n_features
+        self.source = source
+        self.scale, self.log1p, self.unscaled, self.pca = scale, list(log1p), unscaled, pca
+        self.imputing = getattr(source, "missing", None) in IMPUTING
+        self.moments = Moments(d)
+        self.extremes = MinMax(d) if scale == "minmax" else None
+        self.present = PresentValues(d)  # imputing: sums and counts of non-NaN values
+
+    @property
+    def changes_rows(self):
+        """Whether the decode pass changes rows in place (else an array is used as it is; PCA
+        writes a store of its own)."""
+        return self.scale != "none" or bool(self.log1p) or self.imputing
+
+    def update(self, batch, w=None):
+        """Take one decoded batch (changed in place: log1p) into the statistics."""
+        if self.log1p:
+            _log1p_in_place(batch, self.log1p, self.source)
+        if self.imputing:  # NaN marks a value to fill; the moments come after the filling
+            self.present.update(batch)
+        elif self.moments.update(batch, w):
+            _report_not_finite(batch, self.source)
+        if self.extremes is not None:
+            self.extremes.update(batch)
+
+    def finish(self, data, spill_dir, budget):
+        """Fill, scale and project the stored rows; returns the dataset (a new one with PCA)."""
+        if self.imputing:
+            source = self.source
+            sample = lambda: draw_sample(data, config.quantile_rows, 0)[0]  # noqa: E731
+            values = self.present.fill_values(source.missing, sample, source.feature_names)
+            _fill_missing(data, values, self.moments)
+            data.n_imputed = source.n_imputed
+        data.mean, data.var = self.moments.mean, self.moments.var
+        data.constant = np.flatnonzero(self.moments.var == 0)
+        if self.scale != "none":
+            data.scale_mean, data.scale_std = _fit_scaling(self.scale, data, self.extremes)
+            unscaled = list(self.unscaled)
+            data.scale_mean[unscaled], data.scale_std[unscaled] = 0.0, 1.0  # one-hot
+            _scale_in_place(data.store, data.chunk_rows, data.scale_mean, data.scale_std)
+        if self.pca is not None:
+            data = _project(data, self.pca, spill_dir, budget)
+        return data
+
+
+def _fill_missing(data, values, moments):
+    """Fill the NaN the decode pass left for missing values; the moments come from this pass."""
+    data.impute_values = values
+    for chunk, w in _writable_chunks(data):
+        holes = np.isnan(chunk)
+        if holes.any():
+            chunk[holes] = np.broadcast_to(values, chunk.shape)[holes]
+        moments.update(chunk, w)
+
+
+def _writable_chunks(data):
+    for first, chunk in data.store.chunks(data.chunk_rows, writable=True):
+        w = None if data.weights is None else data.weights[first : first + chunk.shape[0]]
+        yield chunk, w
+
+
+def _fit_scaling(scale, data, extremes):
+    """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1."""
+    if scale == "standard":
+        centre, spread = data.mean, np.sqrt(data.var)
+    elif scale == "minmax":
+        low, high = extremes.low, extremes.high
+        centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
+    else:
+        rows = draw_sample(data, config.quantile_rows, 0)[0].astype(np.float64)
+        q25, centre, q75 = np.quantile(rows, [0.25, 0.5, 0.75], axis=0)
+        spread = q75 - q25
+    spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
+    return np.array(centre, dtype=np.float64), spread  # a copy: callers change it
+
+
+def _project(data, keep, spill_dir, budget):
+    """The dataset with its rows replaced by their first principal components."""
+    pca = fit_pca(data, keep)
+    p = pca.components.shape[0]
+    n, dtype = data.n_rows, data.dtype
+    store = RowStore(n, p, dtype, in_memory=n * p * dtype.itemsize <= budget, spill_dir=spill_dir)
+    try:
+        for _, rows, _ in data.chunks():
+            store.append(pca.transform(rows))
+    except BaseException:
+        store.close()
+        raise
+    data.store.close()
+    data.store, data.pca = store, pca
+    data.mean = np.zeros(p)
+    data.var = pca.explained_variance.copy()  # what tol is relative to
+    if data.weights is None and n > 1:
+        data.var *= (n - 1) / n  # the population variance, as for the features
+    return data
+
+
+def _log1p_in_place(batch, columns, source):
+    for j in columns:
+        column = batch[:, j]
+        if (column <= -1).any():
+            name = source.feature_names[j] if source.feature_names else f"feature {j}"
+            raise DataError(
+                f"log1p needs values above -1, and column '{name}' has {column.min():g}: "
+                "leave it out of log1p or shift it first"
+            )
+        np.log1p(column, out=column)
+
+
+def _report_not_finite(batch, source):
+    bad = int(np.flatnonzero(~np.isfinite(batch).all(axis=0))[0])
+    name = source.feature_names[bad] if source.feature_names else f"feature {bad}"
+    raise DataError(
+        f"column '{name}' holds NaN or infinite values; remove or replace them before clustering"
+    )
+
+
+def _scale_in_place(store, chunk_rows, mean, std):
+    for _, rows in store.chunks(chunk_rows, writable=True):
+        standardize(rows, mean, std)
