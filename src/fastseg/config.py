@@ -21,6 +21,17 @@ TILE_ROWS = 128
 _DEFAULTS = {
     # Rows per streamed batch (rounded up to a multiple of BLOCK_ROWS inside the engine).
     "batch_size": 1 << 18,
+    # Labels renumbered or counted this many at a time (whole-array temporaries would cost
+    # 8 bytes a row).
+    "label_chunk_rows": 1 << 20,
+    # A categorical column with more distinct values than this is an id, not a category.
+    "max_category_levels": 100,
+    # The profile breaks down text columns with at most this many values (more: an id).
+    "profile_max_categories": 50,
+    # A feature sets a segment apart when its mean is this many stds from the population's.
+    "notable_z": 0.5,
+    # Points in the report's PCA scatter, shared between segments by size.
+    "report_scatter_points": 4000,
     # Share of physical memory the decoded float cache may take before it spills to disk.
     "memory_fraction": 0.5,
     # Rows of the uniform sample k-means++ runs on when the data is larger.
@@ -42,6 +53,11 @@ batch_size = _DEFAULTS["batch_size"]
 memory_fraction = _DEFAULTS["memory_fraction"]
 init_size = _DEFAULTS["init_size"]
 quantile_rows = _DEFAULTS["quantile_rows"]
+label_chunk_rows = _DEFAULTS["label_chunk_rows"]
+max_category_levels = _DEFAULTS["max_category_levels"]
+profile_max_categories = _DEFAULTS["profile_max_categories"]
+notable_z = _DEFAULTS["notable_z"]
+report_scatter_points = _DEFAULTS["report_scatter_points"]
 accumulator_bytes = _DEFAULTS["accumulator_bytes"]
 exact_sums_every = _DEFAULTS["exact_sums_every"]
 busy_fraction = _DEFAULTS["busy_fraction"]

@@ -200,12 +200,10 @@ class Bounds:
         self.half_gap[:] = 0.5 * gaps.min(axis=1)
 
 
-_CHUNK = 1 << 20  # labels counted this many at a time
-
-
 def label_counts(labels, k):
     """Rows per label, counted a chunk at a time (``np.bincount`` would copy all the labels)."""
     counts = np.zeros(k, dtype=np.int64)
-    for s in range(0, labels.shape[0], _CHUNK):
-        counts += np.bincount(labels[s : s + _CHUNK], minlength=k)
+    chunk = config.label_chunk_rows
+    for s in range(0, labels.shape[0], chunk):
+        counts += np.bincount(labels[s : s + chunk], minlength=k)
     return counts

@@ -7,10 +7,10 @@ import warnings
 
 import polars as pl
 
+from .. import config
 from ..errors import DataError
 from ..io.tables import _read_errors
 
-MAX_LEVELS = 100  # more distinct values than this is an id, not a category
 # Two rows in different categories are then as far apart (squared) as one standard deviation.
 DEFAULT_WEIGHT = 1 / math.sqrt(2)
 
@@ -37,10 +37,11 @@ def learn_levels(lazy, columns, describe):
         values = sorted(found[c][0].to_list())
         if not values:
             raise DataError(f"categorical column '{c}' of {describe} has no values")
-        if len(values) > MAX_LEVELS:
+        if len(values) > config.max_category_levels:
             raise DataError(
                 f"categorical column '{c}' has {len(values)} distinct values (at most "
-                f"{MAX_LEVELS}): is it an id? leave it out of the categorical columns"
+                f"{config.max_category_levels}): is it an id? leave it out of the categorical "
+                "columns"
             )
         levels[c] = values
     return levels

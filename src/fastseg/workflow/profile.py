@@ -9,13 +9,11 @@ medians come: exact for segments no larger than the sample, estimates above.
 import numpy as np
 import polars as pl
 
+from .. import config
 from ..cluster.engine import random_stream
 from ..errors import DataError
 from ..io.tables import TableReader
 from .segments import aligned, number_text
-
-MAX_CATEGORIES = 50  # a text column with more distinct values is an id, not a category
-NOTABLE_Z = 0.5  # a feature sets a segment apart when its mean is this many stds from the mean
 
 
 def profile(model, data, *, categories=None, sample_size=20_000, random_state=0):
@@ -28,7 +26,7 @@ def profile(model, data, *, categories=None, sample_size=20_000, random_state=0)
     the segment apart, strongest first) and ``label`` (a short name made from them, e.g.
     "high income · low bandwidth gb year"). Rows with a missing feature are left out.
     ``categories`` names the categorical columns (default: every text, categorical or boolean
-    column with at most ``MAX_CATEGORIES`` values).
+    column with at most ``config.profile_max_categories`` values).
     """
     return segment_stats(model, data, categories, sample_size, random_state).table()
 
@@ -154,7 +152,7 @@ class SegmentStats:
             columns[f"{f}_z"] = z[present, j]
         for column, seen in self.category_counts.items():
             values = sorted({v for _, v in seen}, key=lambda v: (v is None, str(v)))
-            if len(values) > MAX_CATEGORIES:
+            if len(values) > config.profile_max_categories:
                 continue  # an id-like column: not worth a share per value
             for value in values:
                 shares = [seen.get((c, value), 0) / max(self.counts[c], 1) for c in range(self.k)]
@@ -171,7 +169,7 @@ def _apart(z, features):
     return [
         f"{'high' if z[j] > 0 else 'low'} {features[j].replace('_', ' ')}"
         for j in order
-        if abs(z[j]) >= NOTABLE_Z
+        if abs(z[j]) >= config.notable_z
     ]
 
 

@@ -7,12 +7,12 @@ import io
 
 import numpy as np
 
+from .. import config
 from ..errors import FastsegError
 from ..io.output import atomic_output
+from ..preprocess.settings import PreprocessSettings
 from .profile import format_profile, segment_stats
 from .select_k import select_k
-
-SCATTER_POINTS = 4000  # points in the PCA scatter, shared between segments by size
 
 
 def write_report(
@@ -39,19 +39,23 @@ def write_report(
         data,
         ks,
         columns=features,
-        scale=model.scale,
-        log1p=model.log1p,
-        derive=model.derive,
-        pca=model.pca,
-        categorical=model.categorical,
-        category_weight=model.category_weight,
-        missing=model.missing,
         sample_size=sample_size,
         random_state=random_state,
         memory_budget=memory_budget,
         spill_dir=spill_dir,
         n_threads=model.n_threads,
+        **PreprocessSettings.of(model).as_params(),
     )
+    page = _page(plt, model, selection, stats, table)
+    with atomic_output(out, overwrite=overwrite) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+    return selection, table
+
+
+def _page(plt, model, selection, stats, table):
+    """The report's HTML: each section a title, a plot and a table."""
+    features = stats.features
     sections = [
         ("Choosing k", _elbow(plt, selection, model.n_clusters), _selection_html(selection)),
         ("Segment sizes", _sizes(plt, table), ""),
@@ -73,11 +77,7 @@ def write_report(
         if image is not None:
             body.append(f'<img alt="{html.escape(title)}" src="data:image/png;base64,{image}">')
         body.append(extra)
-    page = _PAGE.format(body="\n".join(body))
-    with atomic_output(out, overwrite=overwrite) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-    return selection, table
+    return _PAGE.format(body="\n".join(body))
 
 
 def _pyplot():
@@ -196,11 +196,11 @@ def _scatter(plt, model, stats):
 
 
 def _scatter_sample(stats):
-    """Up to ``SCATTER_POINTS`` sampled rows, shared between segments by their sizes."""
+    """Up to ``config.report_scatter_points`` sampled rows, shared between segments by size."""
     share = stats.counts / max(stats.counts.sum(), 1)
     rows, labels = [], []
     for c, sample in enumerate(stats.sample):
-        take = min(sample.shape[0], max(20, int(SCATTER_POINTS * share[c])))
+        take = min(sample.shape[0], max(20, int(config.report_scatter_points * share[c])))
         first = np.argsort(stats.sample_keys[c], kind="stable")[:take]  # uniform, not file order
         rows.append(sample[first])
         labels.append(np.full(take, c))

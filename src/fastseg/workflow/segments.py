@@ -3,10 +3,9 @@
 import numpy as np
 import polars as pl
 
+from .. import config
 from ..cluster.step import label_counts
 from ..errors import DataError
-
-_CHUNK = 1 << 20  # labels handled at a time: whole-array temporaries would cost 8 bytes a row
 
 
 def order_by_size(model):
@@ -31,8 +30,9 @@ def renumber(model, order):
     new_id[order] = np.arange(order.size)
     model.cluster_centers_ = model.cluster_centers_[order]
     labels = model.labels_
-    for s in range(0, labels.shape[0], _CHUNK):  # in place: no full-size temporary
-        labels[s : s + _CHUNK] = new_id[labels[s : s + _CHUNK]]
+    chunk = config.label_chunk_rows
+    for s in range(0, labels.shape[0], chunk):  # in place: no full-size temporary
+        labels[s : s + chunk] = new_id[labels[s : s + chunk]]
     for state in ("_centers", "_counts"):  # MiniBatchKMeans: so partial_fit keeps the order
         if hasattr(model, state):
             setattr(model, state, getattr(model, state)[order])

@@ -10,6 +10,7 @@ from ..cluster.engine import random_stream
 from ..cluster.lloyd import LloydEngine
 from ..errors import DataError
 from ..metrics.scores import score_chunks
+from ..preprocess.settings import CLI_DEFAULTS, PreprocessSettings
 from ..progress import report
 
 CRITERIA = {  # criterion: (result field, best is the largest?)
@@ -82,13 +83,6 @@ def select_k(
     ks,
     *,
     columns=None,
-    scale="standard",
-    log1p=None,
-    derive=None,
-    pca=None,
-    categorical=None,
-    category_weight=None,
-    missing="drop",
     sample_size=10_000,
     random_state=0,
     max_iter=300,
@@ -96,61 +90,40 @@ def select_k(
     memory_budget=None,
     spill_dir=None,
     n_threads=None,
+    **preprocessing,
 ):
     """Fit k-means for every k in ``ks`` and score each fit (see ``fastseg.metrics``).
 
     The data (array, frame or Parquet) is decoded once; each k's model is the one
-    ``KMeans(k, random_state=random_state, ...)`` would fit on its own. Silhouettes are
-    taken on a sample of ``sample_size`` rows stratified by segment; Davies-Bouldin and
-    Calinski-Harabasz are exact. Returns a ``Selection``.
+    ``KMeans(k, random_state=random_state, ...)`` would fit on its own. ``preprocessing``
+    takes the ``PreprocessSettings`` (scale, missing, log1p, derive, categorical,
+    category_weight, pca; by default standardised, rows with nulls dropped, as the CLI).
+    Silhouettes are taken on a sample of ``sample_size`` rows stratified by segment;
+    Davies-Bouldin and Calinski-Harabasz are exact. Returns a ``Selection``.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 2:
         raise DataError("choose k from 2 up: one segment cannot be scored")
+    unknown = set(preprocessing) - set(PreprocessSettings.names())
+    if unknown:
+        raise TypeError(f"select_k() got unexpected keyword(s): {', '.join(sorted(unknown))}")
+    settings = CLI_DEFAULTS.with_changes(**preprocessing)
     engine = LloydEngine(
         n_clusters=ks[-1],
         random_state=random_state,
-        scale=scale,
-        log1p=log1p,
-        derive=derive,
-        pca=pca,
-        categorical=categorical,
-        category_weight=category_weight,
-        missing=missing,
         max_iter=max_iter,
         tol=tol,
         memory_budget=memory_budget,
         spill_dir=spill_dir,
         n_threads=n_threads,
+        **settings.as_params(),
     )
     sampler = random_stream(random_state)  # the silhouette samples
-    scores = []
     with engine._decoded(data, None, columns) as (decoded, stream):
         after_decode = stream.get_state()  # each k starts from here, as a lone fit would
+        scores = []
         for done, k in enumerate(ks):
-            start = time.perf_counter()
-            engine.n_clusters = k
-            stream = np.random.RandomState()
-            stream.set_state(after_decode)
-            engine._fit_data(decoded, stream, keep_sample=True)
-            labels = engine.labels_
-
-            def chunks(_pass, labels=labels):
-                for first, rows, _ in decoded.chunks():
-                    yield rows, labels[first : first + rows.shape[0]]
-
-            quality = score_chunks(chunks, k, decoded.n_features, sample_size, sampler)
-            scores.append(
-                KScore(
-                    k=k,
-                    inertia=engine.inertia_,
-                    silhouette=quality["silhouette"],
-                    davies_bouldin=quality["davies_bouldin"],
-                    calinski_harabasz=quality["calinski_harabasz"],
-                    n_iter=engine.n_iter_,
-                    seconds=time.perf_counter() - start,
-                )
-            )
+            scores.append(_score_k(engine, decoded, k, after_decode, sample_size, sampler))
             report("select-k", done + 1, len(ks))
         n_rows = decoded.n_rows
     knee = find_knee([s.k for s in scores], [s.inertia for s in scores])
@@ -159,6 +132,31 @@ def select_k(
         values = np.array([getattr(s, field) for s in scores])
         picks[name] = scores[int(np.argmax(values) if largest else np.argmin(values))].k
     return Selection(scores=scores, knee=knee, picks=picks, n_rows=n_rows)
+
+
+def _score_k(engine, decoded, k, random_state, sample_size, sampler):
+    """Fit k clusters on the decoded rows from the random state after the decode; score it."""
+    start = time.perf_counter()
+    engine.n_clusters = k
+    stream = np.random.RandomState()
+    stream.set_state(random_state)
+    engine._fit_data(decoded, stream, keep_sample=True)
+    labels = engine.labels_
+
+    def chunks(_pass):
+        for first, rows, _ in decoded.chunks():
+            yield rows, labels[first : first + rows.shape[0]]
+
+    quality = score_chunks(chunks, k, decoded.n_features, sample_size, sampler)
+    return KScore(
+        k=k,
+        inertia=engine.inertia_,
+        silhouette=quality["silhouette"],
+        davies_bouldin=quality["davies_bouldin"],
+        calinski_harabasz=quality["calinski_harabasz"],
+        n_iter=engine.n_iter_,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def find_knee(x, y, sensitivity=1.0):
