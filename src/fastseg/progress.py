@@ -7,7 +7,6 @@ through every function.
 
 import contextvars
 import sys
-import time
 from contextlib import contextmanager
 
 _current = contextvars.ContextVar("fastseg_progress", default=None)
@@ -21,39 +20,38 @@ def report(stage, done, total=None):
 
 
 class _Bar:
+    """One tqdm bar per stage (rate and time left come with it), on a terminal only."""
+
     def __init__(self, stream, min_interval=0.1):
         self.stream = stream
         self.tty = stream.isatty()
         self.min_interval = min_interval
         self.stage = None
-        self._last = 0.0
-        self._line = ""
+        self._bar = None
 
     def update(self, stage, done, total):
-        if stage != self.stage:
+        if not self.tty:
+            return
+        if stage != self.stage or self._bar is None:
+            from tqdm import tqdm  # 50 ms: only where a bar is drawn
+
             self._finish_line()
             self.stage = stage
-            self._last = 0.0
-        now = time.monotonic()
-        finished = total is not None and done >= total
-        if not self.tty or (now - self._last < self.min_interval and not finished):
-            return
-        self._last = now
-        if total:
-            frac = min(1.0, done / total)
-            filled = int(frac * 30)
-            text = f"{stage:<14} [{'#' * filled}{'.' * (30 - filled)}] {frac:6.1%}"
-        else:
-            text = f"{stage:<14} {done:,}"
-        self._line = text
-        self.stream.write("\r" + text)
-        self.stream.flush()
+            self._bar = tqdm(
+                total=total,
+                desc=f"{stage:<14}",
+                file=self.stream,
+                leave=False,
+                mininterval=self.min_interval,
+                dynamic_ncols=True,
+                unit_scale=total is not None and total >= 10_000,
+            )
+        self._bar.update(max(0, done - self._bar.n))
 
     def _finish_line(self):
-        if self.tty and self._line:
-            self.stream.write("\r" + " " * len(self._line) + "\r")
-            self.stream.flush()
-        self._line = ""
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the line is wiped
+            self._bar = None
 
     def close(self):
         self._finish_line()
