@@ -84,12 +84,12 @@ def info_worker(_args):
     from compare import machine_info  # benchmarks/compare.py, next to this file
 
     from fastseg import config
-    from fastseg.cli import build_parser
+    from fastseg.cli import main
     from fastseg.datasets import FEATURES
 
     text = io.StringIO()
     with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
-        build_parser().parse_args(["fit", "--help"])
+        main(["fit", "--help"])
     print(json.dumps({"features": list(FEATURES), "machine": machine_info(),
                       "default_budget_bytes": config.default_memory_budget(),
                       "cli_has_spill_dir": "--spill-dir" in text.getvalue()}), flush=True)

@@ -74,7 +74,7 @@ def test_fit_prints_segments_largest_first_and_writes_model_and_labels(customers
     doc = json.loads(model_path.read_text())
     sizes = doc["metrics"]["cluster_sizes"]
     assert sizes == sorted(sizes, reverse=True)
-    assert doc["scaling"]["method"] == "standard"
+    assert doc["preprocessor"]["settings"]["scale"] == "standard"
     labels = pl.read_parquet(labels_path)
     assert labels.columns == ["customer_id", "segment"]
     assert labels.height == 20_000
@@ -345,11 +345,140 @@ def test_unknown_option_is_one_line(capsys):
     assert len(err.strip().splitlines()) == 1 and "--features" in err
 
 
-def test_console_entry_point(tmp_path):
+@pytest.mark.parametrize("module", ["fastseg.cli", "fastseg"])
+def test_console_entry_point(module):
     done = subprocess.run(
-        [sys.executable, "-m", "fastseg.cli", "--version"], capture_output=True, text=True
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True
     )
-    assert done.returncode == 0 and done.stdout.startswith("fastseg ")
+    assert done.returncode == 0 and done.stdout == f"fastseg {fastseg.__version__}\n"
+
+
+FIT_OPTIONS = [
+    "--k", "--k-range", "--align-to", "--features", "--derive", "--log1p", "--missing", "--scale",
+    "--categorical", "--category-weight", "--pca", "--algorithm", "--seed", "--n-init",
+    "--max-iter", "--memory-budget", "--spill-dir", "--threads", "--model", "--labels", "--keep",
+    "--quiet", "--overwrite",
+]  # fmt: skip
+
+
+def test_fit_help_shows_every_option_and_the_example(capsys):
+    assert main(["fit", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: fastseg fit ")
+    for option in FIT_OPTIONS:
+        assert f"  {option} " in out, option
+    assert (
+        "example: fastseg fit customers.parquet --k 6 --features age,income,tenure_months "
+        "--model model.json --labels labeled.parquet"
+    ) in out
+
+
+@pytest.mark.parametrize("command", ["fit", "select-k"])
+def test_preprocessing_options_are_the_settings_fields(command, capsys):
+    from dataclasses import fields
+
+    from fastseg.preprocess.settings import PreprocessSettings
+
+    assert main([command, "--help"]) == 0
+    out = "".join(capsys.readouterr().out.split())  # help text wraps anywhere
+    for field in fields(PreprocessSettings):
+        assert "--" + field.name.replace("_", "-") in out
+        assert "".join(field.metadata["help"].split()) in out
+    assert "(defaultstandard)" in out and "(defaultdrop)" in out  # the CLI's own defaults
+
+
+def test_algorithms_are_the_registry_s(capsys):
+    from fastseg.cluster import registry
+
+    code, _, err = run(capsys, "fit", "x.parquet", "--k", 2, "--features", "a", "--algorithm", "x")
+    assert_one_line_error(code, err, "--algorithm", *registry.NAMES)
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        ([], ["Missing command", "(see fastseg --help)"]),
+        (["segment"], ["No such command 'segment'", "(see fastseg --help)"]),
+        (["fit", "x.parquet", "--k", "2", "--features", "a", "--kk"], ["(see fastseg fit --help)"]),
+        (["select-k", "x.parquet", "--features", "a"], ["--k-range", "(see fastseg select-k"]),
+        (["report", "m.json", "x.parquet"], ["Missing option '--out'"]),
+        (["fit", "x.parquet", "--k", "2", "--features", "a", "--pca", "0"], ["--pca"]),
+    ],
+)
+def test_usage_errors_point_to_the_command_s_help(argv, needles, capsys):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *needles)
+
+
+def test_help_and_usage_errors_do_not_load_the_library():
+    """The commands import the library (Numba, Polars) in their bodies: --help and a typo
+    answer at once."""
+    script = """
+import sys
+from fastseg.cli import main
+assert main(["--help"]) == 0 and main(["fit", "--help"]) == 0
+assert main(["fit", "x.parquet", "--k", "two", "--features", "a"]) == 2
+print(sorted({m.split(".")[0] for m in sys.modules} & {"numba", "polars", "pyarrow"}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_bug_is_a_traceback_and_a_request_to_report_it(customers, capsys, monkeypatch):
+    from fastseg.workflow import fit as workflow
+
+    def broken(*args, **kwargs):
+        raise ValueError("not a user's mistake")
+
+    monkeypatch.setattr(workflow, "fit_segments", broken)
+    code, _, err = run(capsys, "fit", customers, "--k", 2, "--features", "age")
+    assert code == 1
+    assert "Traceback" in err and "ValueError: not a user's mistake" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fastseg: internal error: this is a bug in fastseg") and "report" in last
+
+
+@pytest.mark.parametrize(
+    "parse, text, value",
+    [
+        ("parse_size", "512MB", 512 * 2**20),
+        ("parse_size", "1.5G", int(1.5 * 2**30)),
+        ("parse_size", "64KiB", 64 * 1024),
+        ("parse_size", "100000", 100_000),
+        ("parse_k_range", "2:5", [2, 3, 4, 5]),
+        ("parse_k_range", "8,3,5,3", [3, 5, 8]),
+        ("parse_columns", " age, income ,", ["age", "income"]),
+        ("parse_pca", "3", 3),
+        ("parse_pca", "0.9", 0.9),
+        ("parse_k", "auto", "auto"),
+        ("parse_seed", str(2**32 - 1), 2**32 - 1),
+    ],
+)
+def test_value_parsers(parse, text, value):
+    from fastseg.cli import options
+
+    parsed = getattr(options, parse)(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize(
+    "parse, text, message",
+    [
+        ("parse_size", "1.2.3GB", "not a size"),
+        ("parse_size", "0MB", "must be positive"),
+        ("parse_k_range", "5:2", "from 2 to 1000"),
+        ("parse_columns", ",", "at least one column"),
+        ("parse_pca", "2.5", "number of components"),
+        ("parse_seed", "-1", "between 0 and"),
+        ("positive_int", "1.5", "not a whole number"),
+    ],
+)
+def test_value_parsers_refuse_with_a_message(parse, text, message):
+    from fastseg.cli import options
+
+    with pytest.raises(ValueError, match=message):
+        getattr(options, parse)(text)
 
 
 def _start_writing(out):
@@ -428,9 +557,10 @@ def test_labels_from_the_fit_line_up_with_the_input_or_are_refused(customers, tm
 
 
 def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):
+    from fastseg import config
     from fastseg.workflow import segments
 
-    monkeypatch.setattr(segments, "_CHUNK", 7)  # many chunks, a partial last one
+    monkeypatch.setattr(config, "label_chunk_rows", 7)  # many chunks, a partial last one
     rng = np.random.default_rng(0)
     X = rng.standard_normal((100, 2))
     model = fastseg.KMeans(4, random_state=0).fit(X)

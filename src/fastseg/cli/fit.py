@@ -1,0 +1,119 @@
+"""``fastseg fit``: segment the rows of Parquet file(s) and print the segments, largest first."""
+
+import click
+
+from ..cluster import registry
+from . import options as o
+
+MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
+
+
+@o.command(
+    "fit",
+    short_help="segment customers in Parquet files",
+    help="Cluster the rows of Parquet file(s) and print the segments, largest first.",
+    example="fastseg fit customers.parquet --k 6 --features age,income,tenure_months "
+    "--model model.json --labels labeled.parquet",
+)
+@o.inputs()
+@click.option(
+    "--k",
+    type=o.K,
+    required=True,
+    metavar="K",
+    help="number of segments, e.g. 6; or 'auto': run select-k over --k-range and take "
+    "the knee of its inertia curve",
+)
+@o.k_range(
+    "values of k that --k auto tries (default 2:12), e.g. 3:8",
+    default="2:12",
+)
+@click.option(
+    "--align-to",
+    metavar="MODEL",
+    help="a previous model file of the same features: its segment numbers are kept "
+    "(segments paired by centre distance), e.g. --align-to last_quarter.json",
+)
+@o.features
+@o.preprocessing
+@click.option(
+    "--algorithm",
+    type=click.Choice(registry.NAMES),
+    default=registry.NAMES[0],
+    help="exact Lloyd k-means (default) or mini-batch k-means",
+)
+@o.seed()
+@click.option(
+    "--n-init",
+    type=o.POSITIVE,
+    default=1,
+    metavar="N",
+    help="initialisations tried, the best kept (default 1), e.g. 5",
+)
+@click.option(
+    "--max-iter",
+    type=o.POSITIVE,
+    metavar="N",
+    help=f"Lloyd iterations (default {MAX_ITER['lloyd']}) or mini-batch passes over the data "
+    f"(default {MAX_ITER['minibatch']}), e.g. 50",
+)
+@o.memory
+@o.threads
+@click.option("--model", metavar="FILE", help="write the model (JSON) here, e.g. model.json")
+@click.option(
+    "--labels",
+    metavar="FILE",
+    help="write the input rows plus a 'segment' column here, e.g. labeled.parquet",
+)
+@click.option(
+    "--keep",
+    type=o.COLUMNS,
+    metavar="COLUMNS",
+    help="with --labels: only these input columns, e.g. customer_id",
+)
+@o.quiet_overwrite
+def fit(data, k, *, align_to, labels, model, say, **request):
+    from ..workflow.fit import fit_segments
+    from ..workflow.segments import format_segment_table, segment_table
+
+    result = fit_segments(
+        data, k, align_to=align_to, labels=labels, model=model, say=say, **request
+    )
+    for note in fit_notes(result, align_to):
+        say(note)
+    print(format_segment_table(segment_table(result.model)))
+    if labels:
+        say(labels_written(result.rows_written, result.rows_unlabelled, labels))
+    if model:
+        say(f"model written to {model}")
+
+
+def fit_notes(result, align_to=None):
+    """What a fit did, a line each: the alignment, the fit, the rows filled or dropped."""
+    fitted = result.model
+    if result.moved is not None:
+        yield (
+            f"segments numbered as in {align_to}: their centres moved "
+            f"{result.moved.min():.2f}-{result.moved.max():.2f} "
+            "(in standard deviations when scaled)"
+        )
+    yield (
+        f"clustered {fitted.labels_.shape[0]:,} rows into {result.k} segments in "
+        f"{result.seconds:.1f} s (inertia {fitted.inertia_:.6g}, {fitted.n_iter_} iterations)"
+    )
+    if fitted.n_imputed_:
+        yield (
+            f"filled {fitted.n_imputed_:,} missing feature values with the feature "
+            f"{fitted.missing}s"
+        )
+    if fitted.n_rows_dropped_:
+        yield (
+            f"dropped {fitted.n_rows_dropped_:,} rows with missing values in the features "
+            "(they get no segment)"
+        )
+
+
+def labels_written(written, unlabelled, out):
+    """The note on a labels file just written (fit and predict)."""
+    note = f" ({unlabelled:,} without a segment: missing features)" if unlabelled else ""
+    return f"labels for {written:,} rows written to {out}{note}"

@@ -1,0 +1,59 @@
+"""``fastseg profile``: describe each segment of a model in business units."""
+
+import click
+
+from . import options as o
+
+
+@o.command(
+    "profile",
+    short_help="describe each segment of a model in business units",
+    help="Per segment: size and share; mean, median, min and max of every feature in original "
+    "units; z-scores against the whole population; category shares; the features that set it "
+    "apart and a short label made from them.",
+    example="fastseg profile model.json customers.parquet --format markdown --out profile.md",
+)
+@o.inputs(model=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "markdown"]),
+    default="table",
+    help="output format (default table), e.g. --format csv",
+)
+@click.option(
+    "--out", metavar="FILE", help="write the profile here instead of printing it, e.g. profile.md"
+)
+@click.option(
+    "--categories",
+    type=o.COLUMNS,
+    metavar="COLUMNS",
+    help="categorical columns to break down, e.g. region,gender "
+    "(default: every text, categorical or boolean column with at most 50 values)",
+)
+@click.option(
+    "--sample",
+    type=o.POSITIVE,
+    default=20_000,
+    metavar="N",
+    help="rows kept per segment for the medians (default 20000; exact below it)",
+)
+@o.seed("random seed of the sample (default 0), e.g. 7")
+@o.quiet_overwrite
+def profile(model, data, fmt, out, categories, sample, seed, overwrite, say):
+    from ..cluster.modelfile import load_engine
+    from ..io.output import atomic_output, check_output_path
+    from ..workflow import profile as profiling
+
+    if out:
+        check_output_path(out, overwrite=overwrite)
+    table = profiling.profile(
+        load_engine(model), data, categories=categories, sample_size=sample, random_state=seed
+    )
+    text = profiling.format_profile(table, fmt)
+    if not out:
+        print(text)
+        return
+    with atomic_output(out, overwrite=overwrite) as tmp, open(tmp, "w") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    say(f"profile of {table.height} segments written to {out}")

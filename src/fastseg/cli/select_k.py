@@ -1,0 +1,59 @@
+"""``fastseg select-k``: fit and score a range of k, and recommend one."""
+
+import json
+
+import click
+
+from ..cluster import registry
+from . import options as o
+
+
+@o.command(
+    "select-k",
+    short_help="fit and score a range of k, and recommend one",
+    help="Fit k-means for each k (data decoded once) and score it: inertia, silhouette "
+    "(stratified sample), Davies-Bouldin, Calinski-Harabasz; the knee of the inertia curve is "
+    "the recommendation.",
+    example="fastseg select-k customers.parquet --k-range 2:12 "
+    "--features age,income,tenure_months --sample 20000",
+)
+@o.inputs()
+@o.k_range("values of k, e.g. 2:12 or 3,5,8")
+@o.features
+@o.preprocessing
+@click.option(
+    "--sample",
+    type=o.POSITIVE,
+    default=10_000,
+    metavar="N",
+    help="rows the silhouette is taken on, stratified by segment (default 10000), e.g. 20000",
+)
+@o.seed()
+@click.option(
+    "--max-iter",
+    type=o.POSITIVE,
+    default=registry.by_name("lloyd").max_iter,
+    metavar="N",
+    help=f"Lloyd iterations (default {registry.by_name('lloyd').max_iter}), e.g. 50",
+)
+@o.memory
+@o.threads
+@click.option("--json", "as_json", is_flag=True, help="print the scores as JSON, e.g. for jq")
+@o.quiet()
+def select_k(data, k_range, features, settings, sample, seed, as_json, say, **run):
+    from ..workflow import select_k as selection
+
+    scores = selection.select_k(
+        data,
+        k_range,
+        columns=features,
+        sample_size=sample,
+        random_state=seed,
+        **settings.as_params(),
+        **run,
+    )
+    if as_json:
+        print(json.dumps(scores.to_dict(), indent=1))
+    else:
+        say(f"scored {len(k_range)} values of k on {scores.n_rows:,} rows")
+        print(scores.table())

@@ -1,0 +1,143 @@
+"""The main job, as ``fastseg fit`` runs it: segment the rows of Parquet file(s), number the
+segments largest first (or as a previous model numbered them), write the labelled rows and
+the model file.
+
+Every output path and the labels request are checked before any long work, and the model is
+written last, so a model on disk means the whole run succeeded. It runs the engines under the
+estimators, so it never imports scikit-learn.
+"""
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cluster import registry
+from ..cluster.modelfile import load_engine
+from ..errors import FastsegError
+from ..io.output import check_output_path
+from ..preprocess.settings import PreprocessSettings
+from . import segments
+from .labels import check_labels_request, write_labels
+
+DEFAULT_K_RANGE = tuple(range(2, 13))
+
+
+@dataclass
+class FitResult:
+    model: object  # the fitted engine, segments numbered largest first or as the previous model
+    k: int  # its number of segments (chosen by select-k when k="auto")
+    seconds: float  # the fit alone
+    moved: np.ndarray | None = None  # with align_to: how far each previous centre moved
+    rows_written: int = 0  # with labels: rows in the labels file
+    rows_unlabelled: int = 0  # ... of which without a segment (missing features)
+
+
+def _silent(text):
+    pass
+
+
+def fit_segments(
+    data,
+    k,
+    *,
+    features,
+    settings=None,
+    algorithm="lloyd",
+    k_range=DEFAULT_K_RANGE,
+    align_to=None,
+    labels=None,
+    keep=None,
+    model=None,
+    overwrite=False,
+    seed=0,
+    n_init=1,
+    max_iter=None,
+    memory_budget=None,
+    spill_dir=None,
+    n_threads=None,
+    say=_silent,
+):
+    """Fit ``k`` segments (or ``k="auto"``: the knee of select-k over ``k_range``) on the
+    ``features`` columns of ``data`` and return a ``FitResult``.
+
+    ``settings`` is a ``PreprocessSettings`` (default: the library's). ``align_to``, a model
+    file or a fitted model of the same features, keeps its segment numbers. ``labels`` is a
+    Parquet file to write the input rows (or the ``keep`` columns) plus a segment to;
+    ``model`` a model file to write. ``say`` is told which k ``k="auto"`` chose.
+    """
+    settings = settings or PreprocessSettings()
+    _check_outputs(data, features, settings, labels, keep, model, overwrite)
+    previous = _previous_model(align_to)
+    memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
+    _check_alignment(previous, features, max(k_range) if k == "auto" else k, settings)
+    if k == "auto":
+        k = choose_k(data, k_range, features, settings, seed, max_iter, say=say, **memory)
+        _check_alignment(previous, features, k, settings)
+    engine = registry.by_name(algorithm).engine()(
+        n_clusters=k,
+        random_state=seed,
+        n_init=n_init,
+        max_iter=max_iter or registry.by_name(algorithm).max_iter,
+        **memory,
+        **settings.as_params(),
+    )
+    start = time.perf_counter()
+    engine.fit(data, columns=features)
+    result = FitResult(engine, k, time.perf_counter() - start)
+    segments.order_by_size(engine)
+    if previous is not None:
+        result.moved = segments.align_to(engine, previous)
+    if labels:
+        written = write_labels(engine, data, labels, keep=keep, overwrite=overwrite, fitted=True)
+        result.rows_written, result.rows_unlabelled = written
+    if model:  # last: a model on disk means the whole run succeeded
+        engine.save(model, overwrite=overwrite)
+    return result
+
+
+def _check_outputs(data, features, settings, labels, keep, model, overwrite):
+    """Fail before any work if the outputs cannot be written or the labels not made."""
+    for path in (model, labels):
+        if path:
+            check_output_path(path, overwrite=overwrite)
+    if keep and not labels:
+        raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
+    if labels:
+        check_labels_request(data, features, keep, settings.derive)
+
+
+def _check_alignment(previous, features, k, settings):
+    """Before any work, whether the previous model's numbers can be kept (if there is one)."""
+    if previous is not None:
+        segments.check_alignment(previous, features, k, settings.categorical)
+
+
+def _previous_model(align_to):
+    """The model whose segment numbers to keep: loaded if given as a file."""
+    if align_to is None or not isinstance(align_to, str | os.PathLike):
+        return align_to
+    return load_engine(align_to)
+
+
+def choose_k(data, k_range, features, settings, seed=0, max_iter=None, *, say=_silent, **memory):
+    """``k="auto"``: the knee of select-k's inertia curve over ``k_range``, else the k of the
+    best silhouette; ``say`` is told which. ``memory``: memory_budget, spill_dir, n_threads."""
+    from .select_k import select_k  # scores: imported only when asked for
+
+    selection = select_k(
+        data,
+        k_range,
+        columns=features,
+        random_state=seed,
+        max_iter=max_iter or registry.by_name("lloyd").max_iter,
+        **settings.as_params(),
+        **memory,
+    )
+    if selection.knee is not None:
+        say(f"--k auto: k = {selection.knee}, the knee of the inertia curve")
+        return selection.knee
+    k = selection.picks["silhouette"]
+    say(f"--k auto: the inertia curve has no clear knee; k = {k}, the best silhouette")
+    return k
