@@ -85,7 +85,9 @@ def table(name, rows, n):
     lines = [f"\n### {name}: peak RSS MB (ratio to {n:,} rows)\n",
              "| rows | predict | fit --labels |", "|---:|---:|---:|"]  # fmt: skip
     for copies, r in rows.items():
-        cells = [f"{r[k][0]:.0f} ({r[k][0] / rows[1][k][0]:.2f}x)" for k in ("predict", "fit_labels")]
+        cells = [
+            f"{r[k][0]:.0f} ({r[k][0] / rows[1][k][0]:.2f}x)" for k in ("predict", "fit_labels")
+        ]
         lines.append(f"| {copies * n:,} | {' | '.join(cells)} |")
     return "\n".join(lines)
 

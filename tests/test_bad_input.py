@@ -187,3 +187,19 @@ def test_predict(files, capsys, tmp_path, data, needles):
     argv = ["predict", files / "model.json", files / data, "--out", out, "--quiet"]
     one_line_error(argv, capsys, needles)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, needles",
+    [
+        (["--category-weight", "0"], ["--category-weight", "above 0"]),
+        (["--category-weight", "nan"], ["--category-weight", "above 0"]),
+        (["--category-weight", "-1"], ["--category-weight", "above 0"]),
+        (["--keep", "a,a", "--labels", "L.parquet"], ["--keep names a more than once"]),
+    ],
+)
+def test_fit_options_out_of_range(files, capsys, tmp_path, extra, needles):
+    extra = [str(tmp_path / e) if e.endswith(".parquet") else e for e in extra]
+    argv = ["fit", files / "good.parquet", "--k", "2", "--features", "a,b", *extra]
+    one_line_error(argv, capsys, needles)
+    assert not (tmp_path / "L.parquet").exists()

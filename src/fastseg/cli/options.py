@@ -91,6 +91,17 @@ def parse_pca(text):
     )
 
 
+def positive_number(text):
+    """A finite number above 0, e.g. 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"must be a number above 0, got {text}")
+    return value
+
+
 def writable_folder(text):
     if not os.path.isdir(text) or not os.access(text, os.W_OK | os.X_OK):
         raise ValueError(f"'{text}' is not a folder this user can write to")
@@ -116,6 +127,7 @@ class Parsed(click.ParamType):
 SIZE, SEED, K = Parsed(parse_size), Parsed(parse_seed), Parsed(parse_k)
 K_RANGE, COLUMNS, PCA = Parsed(parse_k_range), Parsed(parse_columns), Parsed(parse_pca)
 POSITIVE, FOLDER = Parsed(positive_int), Parsed(writable_folder)
+POSITIVE_NUMBER = Parsed(positive_number)
 
 
 # ----- help layout ------------------------------------------------------------------------
@@ -193,7 +205,7 @@ features = click.option(
 
 
 # the parser of a settings field without choices: by its name, else by its type
-_SETTING_TYPES = {"pca": PCA, list | None: COLUMNS, float | None: click.FLOAT}
+_SETTING_TYPES = {"pca": PCA, "category_weight": POSITIVE_NUMBER, list | None: COLUMNS}
 
 
 def _preprocess_option(f):

@@ -38,7 +38,7 @@ class PreprocessSettings:
         metadata={
             "choices": MISSING_POLICIES,
             "help": "rows with a missing feature: drop them (counted), fill the gaps with the "
-            "feature's mean or median, or stop with an error",
+            "feature's mean or median, or stop with an error; e.g. median",
         },
     )
     scale: str = field(
@@ -46,7 +46,7 @@ class PreprocessSettings:
         metadata={
             "choices": SCALINGS,
             "help": "map features to (x - centre) / spread: standard (mean, std), minmax (min, "
-            "range), robust (median, interquartile range) or none",
+            "range), robust (median, interquartile range) or none; e.g. robust",
         },
     )
     categorical: list | None = field(

@@ -97,6 +97,9 @@ def check_labels_request(data, features, keep=None, derive=None):
         unknown = [c for c in keep if c not in every]
         if unknown:
             raise DataError(f"--keep names columns not in the input: {', '.join(unknown)}")
+        repeated = sorted({c for c in keep if list(keep).count(c) > 1})
+        if repeated:
+            raise DataError(f"--keep names {', '.join(repeated)} more than once")
         columns = list(keep)
     if SEGMENT in columns:
         raise DataError(f"the input already has a '{SEGMENT}' column: leave it out with --keep")
