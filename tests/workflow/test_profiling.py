@@ -13,7 +13,7 @@ from fastseg.workflow.profile import format_profile, profile
 
 
 @pytest.fixture(scope="module")
-def customers(tmp_path_factory):
+def profile_data(tmp_path_factory):
     rng = np.random.default_rng(5)
     n = 3000
     group = rng.integers(0, 3, n)
@@ -38,8 +38,8 @@ def customers(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(customers):
-    path, _ = customers
+def model(profile_data):
+    path, _ = profile_data
     return fastseg.KMeans(3, random_state=0, scale="standard", missing="drop").fit(
         path, columns=["income", "age"]
     )
@@ -50,8 +50,8 @@ def expected(frame, model):
     return kept.with_columns(segment=pl.Series(model.predict(kept.select("income", "age"))))
 
 
-def test_statistics_are_exact_per_segment(customers, model):
-    path, frame = customers
+def test_statistics_are_exact_per_segment(profile_data, model):
+    path, frame = profile_data
     table = profile(model, path)
     data = expected(frame, model)
     assert table["size"].sum() == data.height == 3000 - 31
@@ -72,8 +72,8 @@ def test_statistics_are_exact_per_segment(customers, model):
     assert not any(c.startswith("customer_id=") for c in table.columns)
 
 
-def test_labels_name_what_sets_a_segment_apart(customers, model):
-    table = profile(model, customers[0])
+def test_labels_name_what_sets_a_segment_apart(profile_data, model):
+    table = profile(model, profile_data[0])
     richest = table.sort("income_mean")[-1]
     assert richest["label"][0].startswith("high income") or richest["label"][0].startswith(
         "high age"
@@ -83,8 +83,8 @@ def test_labels_name_what_sets_a_segment_apart(customers, model):
     assert "low income" in poorest["apart"][0]
 
 
-def test_medians_come_from_a_uniform_sample_above_its_size(customers, model):
-    path, frame = customers
+def test_medians_come_from_a_uniform_sample_above_its_size(profile_data, model):
+    path, frame = profile_data
     small = profile(model, path, sample_size=50, random_state=1)
     data = expected(frame, model)
     for row in small.iter_rows(named=True):
@@ -94,8 +94,8 @@ def test_medians_come_from_a_uniform_sample_above_its_size(customers, model):
     assert small["income_mean"].to_list() == profile(model, path)["income_mean"].to_list()
 
 
-def test_chosen_categories_and_bad_requests(customers, model):
-    path, _ = customers
+def test_chosen_categories_and_bad_requests(profile_data, model):
+    path, _ = profile_data
     table = profile(model, path, categories=["region"])
     assert [c for c in table.columns if "=" in c] == ["region=north", "region=south", "region=west"]
     with pytest.raises(DataError, match="no such column"):
@@ -106,8 +106,8 @@ def test_chosen_categories_and_bad_requests(customers, model):
 
 
 @pytest.mark.parametrize("how", ["table", "markdown", "csv", "json"])
-def test_formats(customers, model, how):
-    text = format_profile(profile(model, customers[0]), how)
+def test_formats(profile_data, model, how):
+    text = format_profile(profile(model, profile_data[0]), how)
     if how == "json":
         assert len(json.loads(text)) == 3
     elif how == "csv":
@@ -116,8 +116,8 @@ def test_formats(customers, model, how):
         assert "segment 0" in text and "income (z)" in text and "region=west" in text
 
 
-def test_profile_command(customers, model, tmp_path, capsys):
-    path, _ = customers
+def test_profile_command(profile_data, model, tmp_path, capsys):
+    path, _ = profile_data
     model_path = tmp_path / "m.json"
     model.save(model_path)
     assert main(["profile", str(model_path), str(path), "--quiet"]) == 0

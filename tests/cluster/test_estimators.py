@@ -61,13 +61,6 @@ def _assert_matches_sklearn(fs, sk, X, n_iter_slack=0):
     assert abs(fs.n_iter_ - sk.n_iter_) <= n_iter_slack
 
 
-@pytest.fixture(scope="module")
-def blobs32():
-    """Float32 blobs with feature names, shared by the input-container tests."""
-    X, _ = _blobs(3000, 3, 4, np.float32, seed=3)
-    return X
-
-
 # ----- KMeans vs scikit-learn ------------------------------------------------------------------
 @pytest.mark.parametrize("tol", [0.0, 1e-4])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

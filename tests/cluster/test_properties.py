@@ -99,10 +99,13 @@ def test_metrics_match_scikit_learn(data, seed):
     labels = rng.permutation(np.arange(X.shape[0]) % n_labels)
     if len(np.unique(labels)) < 2:
         return
+    # The index is a ratio of between- to within-cluster dispersion: where the latter is
+    # tiny (duplicated rows of magnitude 1e-3 gave 45,921), both libraries' float64 rounding
+    # of it shows (5e-7 apart in that example).
     np.testing.assert_allclose(
         metrics.calinski_harabasz_score(X, labels),
         skm.calinski_harabasz_score(X, labels),
-        rtol=1e-7,
+        rtol=2e-6,
         atol=1e-9,
     )
     centroids = np.array([X[labels == c].mean(axis=0) for c in np.unique(labels)])

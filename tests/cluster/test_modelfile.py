@@ -13,7 +13,7 @@ from fastseg.cli import main
 from fastseg.cluster.fileformat import FORMAT_VERSION
 from fastseg.cluster.modelfile import load_engine
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CUSTOMERS = DATA / "format1_customers.parquet"
 # How each format-1 fixture was made (tests/data/README.md), by the code before this format.
 FITS = {

@@ -14,19 +14,12 @@ import pytest
 import fastseg
 from fastseg import load
 from fastseg.cli import main
-from fastseg.datasets import FEATURES, write_customers
+from fastseg.datasets import FEATURES
 from fastseg.errors import DataError
 from fastseg.workflow.labels import write_labels
 from fastseg.workflow.segments import order_by_size
 
 FEATURE_ARG = ",".join(FEATURES)
-
-
-@pytest.fixture(scope="module")
-def customers(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "customers.parquet"
-    write_customers(path, 20_000, seed=3, row_group_size=5_000)
-    return path
 
 
 def run(capsys, *argv):
