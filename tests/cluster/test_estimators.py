@@ -899,3 +899,17 @@ def test_fit_reports_where_its_time_went(blobs32):
     mb = fastseg.MiniBatchKMeans(4, random_state=0).fit(blobs32)
     assert set(mb.timings_) == {"read", "preprocess", "init", "iterations", "labels"}
     assert all(t >= 0 for t in [*km.timings_.values(), *mb.timings_.values()])
+
+
+@pytest.mark.parametrize("Est", [fastseg.KMeans, fastseg.MiniBatchKMeans])
+def test_preprocessing_parameters_are_the_settings_declared_once(Est):
+    """scikit-learn needs explicit __init__ parameters; they must stay the settings' fields,
+    with the settings' (library) defaults, each with a parameter constraint."""
+    from fastseg.preprocess.settings import PreprocessSettings
+
+    params = Est().get_params()
+    library = PreprocessSettings()
+    for name in PreprocessSettings.names():
+        assert params[name] == getattr(library, name), name
+        assert name in Est._parameter_constraints, name
+    assert PreprocessSettings.of(Est(scale="robust")).scale == "robust"
