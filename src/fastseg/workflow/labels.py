@@ -1,5 +1,8 @@
 """Label a table of any size: stream it, add a ``segment`` column, write Parquet atomically."""
 
+import tempfile
+from contextlib import contextmanager
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -7,6 +10,7 @@ import pyarrow.parquet as pq
 from .. import config
 from ..errors import DataError
 from ..io.output import atomic_output
+from ..io.store import anonymous_array, hand_back_freed_memory
 from ..io.tables import TableReader, _check_columns, _read_errors
 from ..progress import report
 
@@ -27,13 +31,20 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     reader, columns = _labels_request(data, model, keep)
     total = reader.count_rows()
     batch_size = batch_size or config.batch_size
-    if fitted:
-        batches = _fitted_batches(model, reader, columns, batch_size)
-    else:
+    if not fitted:
         batches = (
             (b.kept, b.segment, b.missing)
             for b in model.iter_assign(data, keep=columns, nulls="skip", batch_size=batch_size)
         )
+        return _write(batches, out, overwrite, total)
+    with _labels_set_aside(model) as stored:
+        return _write(
+            _fitted_batches(model, reader, columns, batch_size, stored), out, overwrite, total
+        )
+
+
+def _write(batches, out, overwrite, total):
+    """Write (kept columns, segment, missing) batches as one Parquet file, atomically."""
     written = unlabelled = 0
     with atomic_output(out, overwrite=overwrite) as tmp:
         writer = None
@@ -59,18 +70,61 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     return written, unlabelled
 
 
-def _fitted_batches(model, reader, columns, batch_size):
-    """(kept columns, segment, missing) per batch from the fit's own labels, in input order."""
-    used = written = 0
+def _fitted_batches(model, reader, columns, batch_size, stored):
+    """(kept columns, segment, missing) per batch from the fit's own labels (read in order
+    from ``stored``), in input order."""
+    written = 0
     with _read_errors(reader.describe):
         for frame in reader.frames(columns, batch_size):
             missing = _dropped_in(model.dropped_rows_, written, frame.height)
-            segment = _spread(model.labels_[used:], missing)
-            used += frame.height - int(missing.sum())
+            segment = np.zeros(frame.height, dtype=np.int32)
+            segment[~missing] = stored.read(frame.height - int(missing.sum()))
             written += frame.height
             yield frame, segment, missing
-    if used != len(model.labels_):
+    if stored.left:
         raise DataError(CHANGED)
+
+
+@contextmanager
+def _labels_set_aside(model):
+    """The fit's labels in an unlinked temporary file while the labels pass reads them in
+    order, their memory freed meanwhile (4 bytes a row: 160 MB at 40M rows, which made the
+    peak of ``fit --labels`` grow with the rows), and read back into ``labels_`` after."""
+    n = model.labels_.shape[0]
+    chunk = config.label_chunk_rows
+    with tempfile.TemporaryFile(prefix="fastseg-labels-", dir=model.spill_dir) as f:
+        for s in range(0, n, chunk):
+            f.write(np.ascontiguousarray(model.labels_[s : s + chunk], dtype=np.int32).data)
+        model.labels_ = None  # after a fit, the only reference: its pages go back now
+        try:
+            f.seek(0)
+            yield _InOrder(f, n)
+        finally:
+            hand_back_freed_memory()  # the pass's buffers, before the labels come back
+            model.labels_ = anonymous_array(n, np.int32)
+            f.seek(0)
+            for s in range(0, n, chunk):
+                _read_exactly(f, model.labels_[s : s + chunk])
+
+
+class _InOrder:
+    """Labels read from a file in order, as many as asked each time."""
+
+    def __init__(self, file, n):
+        self.file, self.left = file, n
+
+    def read(self, count):
+        if count > self.left:
+            raise DataError(CHANGED)
+        labels = np.empty(count, dtype=np.int32)
+        _read_exactly(self.file, labels)
+        self.left -= count
+        return labels
+
+
+def _read_exactly(file, array):
+    if array.nbytes and file.readinto(memoryview(array).cast("B")) != array.nbytes:
+        raise DataError("the temporary labels file was cut short: is the disk full?")
 
 
 def _labels_request(data, model, keep=None):
@@ -133,13 +187,3 @@ def _dropped_in(dropped_rows, start, height):
     missing = np.zeros(height, dtype=bool)
     missing[dropped_rows[lo:hi] - start] = True
     return missing
-
-
-def _spread(labels, missing):
-    """Segments for a batch: the next labels in order for rows with every feature, else 0."""
-    need = missing.shape[0] - int(missing.sum())
-    if labels.shape[0] < need:
-        raise DataError(CHANGED)
-    segment = np.zeros(missing.shape[0], dtype=np.int32)
-    segment[~missing] = labels[:need]
-    return segment
