@@ -92,13 +92,17 @@ def table(name, rows, n):
     return "\n".join(lines)
 
 
-def main():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10_000_000, help="N (default 10M)")
     p.add_argument("--data-dir", type=Path, default=HERE / "data")
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--baseline", help="another fastseg's src folder, measured first")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main():
+    args = parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     data = inputs(args.rows, args.data_dir)
     model, out = args.data_dir / "labels_model.json", args.data_dir / "labels_out.parquet"

@@ -40,6 +40,7 @@ if ((quick)); then
   e2e=(--rows 100000 --repeat 1)
   growth=(--rows 100000,200000 --k 4,8 --k-rows 200000 --plot "$out/cost_growth.png")
   spill=(--rows 200000 --memory-budget 2MB)
+  labels=(--rows 200000)
 else
   out=${out:-benchmarks/results}
   data=()  # every size the suite reads, 100M rows included
@@ -48,6 +49,7 @@ else
   e2e=(--rows 1000000,10000000 --repeat 3)
   growth=()  # 1M-20M rows at k=8, k = 4-64 at 10M rows; plot docs/cost_growth.png
   spill=()   # 100M rows, --memory-budget 512MB
+  labels=()  # predict and fit --labels on 10M, 20M and 40M rows
 fi
 ((dry)) || mkdir -p "$out"
 
@@ -59,5 +61,6 @@ run "$PYTHON" benchmarks/compare.py "${minibatch[@]}" --k 8 \
 run "$PYTHON" benchmarks/end_to_end.py "${e2e[@]}" --k 8 --out "$out"
 run "$PYTHON" benchmarks/cost_growth.py ${growth[@]+"${growth[@]}"} --out "$out"
 run "$PYTHON" benchmarks/spill.py ${spill[@]+"${spill[@]}"} --out "$out"
+run "$PYTHON" benchmarks/labels_memory.py ${labels[@]+"${labels[@]}"} --out "$out"
 run "$PYTHON" scripts/refresh_readme_figures.py --results "$out"
 echo "results in $out"

@@ -165,7 +165,8 @@ def test_run_benchmarks_passes_arguments_the_scripts_accept(mode, tmp_path):
     commands = [shlex.split(ln[2:]) for ln in proc.stdout.splitlines() if ln.startswith("+ ")]
     scripts = [Path(cmd[1]).name for cmd in commands]
     assert scripts == ["make_benchmark_data.py", "compare.py", "compare.py", "end_to_end.py",
-                       "cost_growth.py", "spill.py", "refresh_readme_figures.py"]
+                       "cost_growth.py", "spill.py", "labels_memory.py",
+                       "refresh_readme_figures.py"]
     sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks import each other by name
     try:
         for cmd in commands:
