@@ -64,3 +64,34 @@ def test_preprocessing_statistics_merge_as_one_pass():
     lo.merge(hi)
     np.testing.assert_array_equal(lo.low, np.nanmin(X, axis=0))
     np.testing.assert_array_equal(lo.high, np.nanmax(X, axis=0))
+
+
+def test_covariance_and_category_levels_merge_as_one_pass():
+    import polars as pl
+
+    from fastseg.errors import DataError
+    from fastseg.preprocess.stats import CategoryLevels, Covariance
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(0, 2, size=(9_000, 3)).astype(np.float32)
+    w = rng.random(9_000)
+    mean = X.astype(np.float64).mean(axis=0)
+    whole, left, right = Covariance(mean), Covariance(mean), Covariance(mean)
+    whole.update(X, w)
+    left.update(X[:BLOCK_ROWS], w[:BLOCK_ROWS])  # parts split on a block: the same blocks
+    right.update(X[BLOCK_ROWS:], w[BLOCK_ROWS:])
+    merged = left.merge(right)
+    np.testing.assert_allclose(merged.covariance, whole.covariance, rtol=1e-12)
+    centred = X - mean
+    np.testing.assert_allclose(
+        whole.covariance, (centred * w[:, None]).T @ centred / w.sum(), rtol=1e-9
+    )
+    a = pl.DataFrame({"region": ["n", "s", None], "vip": [True, True, False]})
+    b = pl.DataFrame({"region": ["w", "n", "n"], "vip": [True, True, True]})
+    levels = CategoryLevels(["region", "vip"])
+    levels.update(a)
+    other = CategoryLevels(["region", "vip"])
+    other.update(b)
+    assert levels.merge(other).levels() == {"region": ["n", "s", "w"], "vip": [False, True]}
+    with pytest.raises(DataError, match="has no values"):
+        CategoryLevels(["x"]).levels()

@@ -7,9 +7,9 @@ import warnings
 
 import polars as pl
 
-from .. import config
 from ..errors import DataError
 from ..io.tables import _read_errors
+from .stats import CategoryLevels
 
 # Two rows in different categories are then as far apart (squared) as one standard deviation.
 DEFAULT_WEIGHT = 1 / math.sqrt(2)
@@ -30,21 +30,11 @@ def learn_levels(lazy, columns, describe):
                 f"categorical column '{c}' of {describe} is {kind}: use text, boolean or "
                 "integer categories (cast it first)"
             )
-    with _read_errors(describe):
+    levels = CategoryLevels(columns)
+    with _read_errors(describe):  # one polars query: the distinct values of every column
         found = lazy.select(pl.col(c).drop_nulls().unique().implode() for c in columns).collect()
-    levels = {}
-    for c in columns:
-        values = sorted(found[c][0].to_list())
-        if not values:
-            raise DataError(f"categorical column '{c}' of {describe} has no values")
-        if len(values) > config.max_category_levels:
-            raise DataError(
-                f"categorical column '{c}' has {len(values)} distinct values (at most "
-                f"{config.max_category_levels}): is it an id? leave it out of the categorical "
-                "columns"
-            )
-        levels[c] = values
-    return levels
+    levels.update({c: found[c][0] for c in columns})
+    return levels.levels(describe)
 
 
 def level_name(column, value):

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import BLOCK_ROWS
 from ..errors import DataError
+from .stats import Covariance
 
 
 @dataclass
@@ -34,15 +34,10 @@ def fit_pca(data, keep):
     """
     d = data.n_features
     mean = data.mean if data.scale_std is None else (data.mean - data.scale_mean) / data.scale_std
-    covariance, total = np.zeros((d, d)), 0.0
+    scatter = Covariance(mean)
     for _, rows, w in data.chunks():
-        # block by block, in order: the sum does not depend on how the rows were chunked
-        for s in range(0, rows.shape[0], BLOCK_ROWS):
-            centred = rows[s : s + BLOCK_ROWS].astype(np.float64) - mean
-            covariance += (centred * w[s : s + BLOCK_ROWS, None]).T @ centred
-            total += float(w[s : s + BLOCK_ROWS].sum())
-    covariance /= total
-    variance, vectors = np.linalg.eigh(covariance)
+        scatter.update(rows, w)
+    variance, vectors = np.linalg.eigh(scatter.covariance)
     order = np.argsort(variance)[::-1]
     variance, components = np.maximum(variance[order], 0.0), vectors[:, order].T
     biggest = np.argmax(np.abs(components), axis=1)

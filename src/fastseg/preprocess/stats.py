@@ -125,3 +125,63 @@ class MinMax:
         self.low = np.fmin(self.low, other.low)
         self.high = np.fmax(self.high, other.high)
         return self
+
+
+class Covariance:
+    """Weighted float64 scatter of rows around a given mean (PCA's covariance), summed block
+    by block in order, so it does not depend on how the rows were chunked."""
+
+    def __init__(self, mean):
+        d = mean.shape[0]
+        self.mean = mean
+        self.scatter = np.zeros((d, d))
+        self.weight = 0.0
+
+    def update(self, rows, w):
+        for s in range(0, rows.shape[0], config.BLOCK_ROWS):
+            centred = rows[s : s + config.BLOCK_ROWS].astype(np.float64) - self.mean
+            self.scatter += (centred * w[s : s + config.BLOCK_ROWS, None]).T @ centred
+            self.weight += float(w[s : s + config.BLOCK_ROWS].sum())
+
+    def merge(self, other):
+        self.scatter += other.scatter
+        self.weight += other.weight
+        return self
+
+    @property
+    def covariance(self):
+        return self.scatter / self.weight
+
+
+class CategoryLevels:
+    """The distinct non-null values of categorical columns (the one-hot levels)."""
+
+    def __init__(self, columns):
+        self.values = {c: set() for c in columns}
+
+    def update(self, frame):
+        """Add the values of the columns: a polars frame, or {column: polars Series}."""
+        for c, seen in self.values.items():
+            seen.update(frame[c].drop_nulls().unique().to_list())
+
+    def merge(self, other):
+        for c, seen in self.values.items():
+            seen.update(other.values[c])
+        return self
+
+    def levels(self, describe="the data"):
+        """{column: sorted levels}; a column without values, or with more than
+        ``config.max_category_levels`` (an id, not a category), is an error."""
+        levels = {}
+        for c, seen in self.values.items():
+            values = sorted(seen)
+            if not values:
+                raise DataError(f"categorical column '{c}' of {describe} has no values")
+            if len(values) > config.max_category_levels:
+                raise DataError(
+                    f"categorical column '{c}' has {len(values)} distinct values (at most "
+                    f"{config.max_category_levels}): is it an id? leave it out of the "
+                    "categorical columns"
+                )
+            levels[c] = values
+        return levels
