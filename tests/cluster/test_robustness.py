@@ -189,3 +189,76 @@ def test_model_file_is_byte_identical_whatever_threads_and_batches(
         model.fit(frame, columns=["a", "b", "c", "d"]).save(path)
         files.append(path.read_bytes())
     assert files[0] == files[1] == files[2]
+
+
+def test_a_failed_refit_leaves_the_fitted_model_working(frame):
+    model = fastseg.KMeans(2, random_state=0, categorical=None).fit(frame, columns=["a", "b"])
+    before = model.predict(frame)
+    with pytest.raises(fastseg.DataError, match="not found"):
+        model.fit(frame, columns=["a", "nope"])
+    np.testing.assert_array_equal(model.predict(frame), before)
+
+
+def test_a_refit_forgets_what_the_last_fit_learned(frame):
+    with_region = frame.with_columns(r=pl.Series(["x", "y"] * (frame.height // 2)))
+    model = fastseg.KMeans(2, random_state=0, categorical=["r"]).fit(with_region, columns=["a"])
+    assert model.categories_ == {"r": ["x", "y"]}
+    model.set_params(categorical=None).fit(with_region, columns=["a", "b"])
+    assert not hasattr(model, "categories_") and model.preprocessor_.levels is None
+
+
+def test_partial_fit_after_loading_goes_on_from_the_fitted_centres(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(10, 1, (300, 2)), rng.normal(0, 1, (300, 2))]
+    path = tmp_path / "m.json"
+    fastseg.MiniBatchKMeans(2, random_state=0, batch_size=64).fit(X).save(path)
+    loaded = fastseg.load(path)
+    before = loaded.cluster_centers_.copy()
+    loaded.partial_fit(np.array([[3.0, 3.0], [3.0, 3.0]]))
+    # the fit's rows per centre weigh against the two new rows: the centres barely move
+    assert np.abs(loaded.cluster_centers_ - before).max() < 0.05
+
+
+@pytest.mark.parametrize("missing", ["drop", "mean"])
+def test_partial_fit_handles_nulls_as_the_fit_did(missing):
+    rows = pl.DataFrame({"a": [0.0, 1.0, None, 10.0, 11.0, 12.0] * 20,
+                         "b": [0.0, 1.0, 2.0, 10.0, 11.0, None] * 20})  # fmt: skip
+    model = fastseg.MiniBatchKMeans(2, random_state=0, missing=missing, batch_size=16).fit(rows)
+    fill = None if model.impute_values_ is None else model.impute_values_.copy()
+    batch = pl.DataFrame({"a": [None, 100.0, 100.0], "b": [100.0, 100.0, 100.0]})
+    model.partial_fit(batch)
+    model.partial_fit(batch)  # a second batch with nulls too
+    if missing == "mean":  # filled with the fitted means, not the batch's
+        np.testing.assert_array_equal(model.impute_values_, fill)
+        assert model.labels_.shape == (3,)
+    else:
+        assert model.labels_.shape == (2,)
+
+
+def test_labels_of_a_fit_that_kept_none_are_refused(frame, tmp_path):
+    from fastseg.workflow.labels import write_labels
+
+    path = tmp_path / "d.parquet"
+    frame.write_parquet(path)
+    model = fastseg.MiniBatchKMeans(2, random_state=0, compute_labels=False).fit(path)
+    assert not hasattr(model, "labels_")
+    with pytest.raises(fastseg.FastsegError, match="compute_labels=False"):
+        write_labels(model, path, tmp_path / "l.parquet", fitted=True)
+    model.save(tmp_path / "m.json")  # a model without labels still saves
+
+
+def test_a_derived_column_may_not_take_an_input_column_s_name(frame):
+    with pytest.raises(fastseg.DataError, match="has the name of a column"):
+        fastseg.KMeans(2, derive=["a = b * 2"]).fit(frame, columns=["a", "b"])
+
+
+def test_a_hive_folder_with_a_null_partition(frame, tmp_path):
+    for part, rows in (
+        ("year=2024", frame.head(1500)),
+        ("year=__HIVE_DEFAULT_PARTITION__", frame.tail(1500)),
+    ):
+        (tmp_path / part).mkdir()
+        rows.write_parquet(tmp_path / part / "0.parquet")
+    model = fastseg.KMeans(2, random_state=0).fit(str(tmp_path), columns=["a", "b"])
+    years = pl.concat([b.kept for b in model.iter_assign(str(tmp_path), keep=["year"])])["year"]
+    assert years.len() == 3000 and years.null_count() == 1500 and years.max() == 2024

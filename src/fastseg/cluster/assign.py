@@ -13,7 +13,7 @@ import polars as pl
 
 from .. import config
 from ..errors import DataError
-from ..io.tables import TableReader, _check_columns, _read_errors, is_table_input
+from ..io.tables import TableReader, _check_columns, is_table_input
 from ..preprocess.categories import unseen, warn_unseen
 from . import kernels
 
@@ -90,7 +90,7 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
     filling = getattr(model, "impute_values_", None) is not None
     n_unseen = 0
     wanted = list(dict.fromkeys([*keep, *features, *_category_columns(levels)]))
-    with _read_errors(reader.describe):
+    with reader.errors():
         for frame in reader.frames(wanted, batch_size):
             if levels:
                 n_unseen += int(frame.select((unseen(levels) > 0).sum()).item())

@@ -23,7 +23,7 @@ from ..errors import DataError, DataWarning, FastsegError
 from ..io.decode import load_dataset
 from ..io.output import atomic_output
 from ..io.sources import ArraySource, open_table
-from ..io.tables import is_table_input, parse_derived, table_input
+from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import (
     learn_levels,
 )
@@ -95,8 +95,6 @@ class Engine:
         """
         if not reset:
             self._check_fitted()
-        else:  # a new fit: the columns to compute come from the parameters, not a past fit
-            self.__dict__.pop("preprocessor_", None)
         table = is_table_input(X)
         if table:
             if not reset and columns is None:
@@ -130,12 +128,10 @@ class Engine:
 
     def _learn_categories(self, X, columns):
         """Learn the categorical levels; returns the feature columns plus the one-hot ones."""
-        lazy, describe, _ = table_input(X)
-        self.categories_ = learn_levels(lazy, list(self.categorical), describe)
+        reader = TableReader(X, self.derive)
+        self.categories_ = learn_levels(reader, list(self.categorical))
         if columns is None:  # every other column, derived ones included, is a feature
-            derived = [parse_derived(text)[0] for text in self.derive or ()]
-            names = [*lazy.collect_schema().names(), *derived]
-            columns = [c for c in names if c not in self.categorical]
+            columns = [c for c in reader.schema.names() if c not in self.categorical]
         columns = [c for c in columns if c not in self.categorical]
         return columns + [name for name, _ in self._one_hot()]
 
@@ -184,8 +180,9 @@ class Engine:
         memory_budget=None,
         min_rows=None,
         log1p=True,
+        fill_values=None,
     ):
-        """Decode the input once (see ``dataset.load_dataset``); close the result when done."""
+        """Decode the input once (see ``io.decode.load_dataset``); close the result when done."""
         data = load_dataset(
             source,
             sample_weight,
@@ -198,6 +195,7 @@ class Engine:
             spill_dir=self.spill_dir,
             sample_size=sample_size,
             random_state=random_state,
+            fill_values=fill_values,
         )
         min_rows = self.n_clusters if min_rows is None else min_rows
         if data.n_rows < min_rows:
@@ -209,16 +207,31 @@ class Engine:
     def _decoded(self, X, sample_weight, columns):
         """Validate, decode X once, and yield (dataset, random_state) for a fit; then clean up."""
         random_state = self._check_params()
-        source = self._source(X, columns, reset=True)
-        self.timings_ = {}
-        with thread_limit(self.n_threads):
-            data = self._load(source, sample_weight, random_state, self._sample_size())
-            self.timings_.update(data.timings)
-            self._remember_input(data)
-            try:
-                yield data, random_state
-            finally:
-                data.close()
+        with self._new_fit():
+            source = self._source(X, columns, reset=True)
+            self.timings_ = {}
+            with thread_limit(self.n_threads):
+                data = self._load(source, sample_weight, random_state, self._sample_size())
+                self.timings_.update(data.timings)
+                self._remember_input(data)
+                try:
+                    yield data, random_state
+                finally:
+                    data.close()
+
+    # What a fit learns from its data: set aside while a new fit runs (its columns come from
+    # the parameters, not from the past fit), put back if the new fit fails.
+    _learned = ("preprocessor_", "categories_", "labels_", "inertia_")
+
+    @contextmanager
+    def _new_fit(self):
+        before = {name: self.__dict__.pop(name) for name in self._learned if name in self.__dict__}
+        try:
+            yield
+        except BaseException:
+            if "preprocessor_" not in self.__dict__:
+                self.__dict__.update(before)
+            raise
 
     @contextmanager
     def _timed(self, phase):

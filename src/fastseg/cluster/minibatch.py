@@ -109,7 +109,8 @@ class MiniBatchEngine(Engine):
                 )
         if not hasattr(self, "_random_state"):
             self._random_state = random_stream(self.random_state)
-        source = self._source(X, columns, reset=first)
+        # later batches: rows with nulls dropped or filled (with the fitted values) as the fit did
+        source = self._source(X, columns, reset=first, missing=None if first else self.missing)
         with thread_limit(self.n_threads):
             # A partial_fit batch is in memory by definition: no spilling, any size >= 1.
             data = self._load(
@@ -121,13 +122,15 @@ class MiniBatchEngine(Engine):
                 log1p=False,  # replayed with the scaling by _scaled below
                 memory_budget=np.iinfo(np.int64).max,
                 min_rows=self.n_clusters if first else 1,
+                fill_values=None if first else self.impute_values_,
             )
             try:
                 if first:
                     self._remember_input(data)
                     self._start(data, self._random_state)
                 elif not hasattr(self, "_counts"):  # a loaded model: go on from its centres
-                    self._resume(self.cluster_centers_, data.n_features)
+                    self._resume(self.cluster_centers_, self.cluster_centers_.shape[1])
+                    self._counts[:] = getattr(self, "_fitted_counts", 0.0)
                 rows = self._scaled(data.store.array())
                 w = data.weights if data.weights is not None else np.ones(data.n_rows)
                 self._step(rows, w, self._random_state)
@@ -162,6 +165,14 @@ class MiniBatchEngine(Engine):
             if best is None or inertia < best_inertia:
                 best, best_inertia = centers, inertia
         self._resume(best, data.n_features)
+
+    def _restore(self, doc):
+        """A loaded model: partial_fit goes on with the fit's rows per centre as the weights
+        the centres have seen (zero weights would let one batch replace them)."""
+        super()._restore(doc)
+        sizes = doc["metrics"].get("cluster_sizes")
+        if sizes is not None and len(sizes) == self.n_clusters:
+            self._fitted_counts = np.asarray(sizes, dtype=np.float64)
 
     def _resume(self, centers, n_features):
         """Fresh mini-batch state (zero per-centre weights) starting from ``centers``."""
@@ -237,8 +248,6 @@ class MiniBatchEngine(Engine):
         self.labels_ = np.full(data.n_rows, -1, dtype=np.int32)
         work.e_step(data, self._centers, self.labels_)
         self.inertia_ = work.inertia
-        if not hasattr(self, "n_iter_"):
-            self.n_iter_ = 1
 
 
 class _EarlyStopping:

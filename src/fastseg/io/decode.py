@@ -32,12 +32,14 @@ def load_dataset(
     spill_dir=None,
     sample_size=None,
     random_state=None,
+    fill_values=None,
 ):
     """Run the decode pass over ``source`` and return a Dataset (close it when done).
 
     The preprocessing (``scale``, ``log1p``, ``unscaled``, ``pca``) is fitted on the way, as
     ``preprocess.fit.PreprocessFit`` describes; ``sample_size`` rows are then drawn for the
-    initialisation (None: no sample).
+    initialisation (None: no sample). ``fill_values`` fills missing values with those of
+    an earlier fit instead of learning them (``partial_fit`` after ``fit``).
     """
     if scale not in SCALINGS:
         raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
@@ -47,7 +49,9 @@ def load_dataset(
     if n_max == 0:
         raise DataError(f"{getattr(source, 'describe', 'the data')} has no rows")
     weights = _check_weights(sample_weight, n_max, source)
-    fit = PreprocessFit(source, scale=scale, log1p=log1p, unscaled=unscaled, pca=pca)
+    fit = PreprocessFit(
+        source, scale=scale, log1p=log1p, unscaled=unscaled, pca=pca, fill_values=fill_values
+    )
     # The sample's seed is drawn whether or not a sample is needed, so the random stream that
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)

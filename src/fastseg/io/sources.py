@@ -1,9 +1,8 @@
-"""Every kind of input, seen as one thing: a stream of float row batches with feature names.
+"""The fit's view of any input: a stream of float row batches with feature names.
 
-A NumPy array is read in place. A polars DataFrame or LazyFrame, a pyarrow Table, and Parquet
-(a path, glob, folder or list of paths) become a polars lazy query projected to the feature
-columns, cast once to float32, and streamed in bounded batches (Parquet files are read a row
-group at a time with pyarrow, frames with polars' ``collect_batches``).
+A NumPy array is read in place. Tables (polars frames, Arrow tables, Parquet paths, globs and
+folders) are read by the one reader, ``io.tables.TableReader``, the feature columns cast to
+float32 batch by batch, rows with nulls dropped, passed on as NaN to be filled, or refused.
 """
 
 import numpy as np
@@ -11,7 +10,7 @@ import polars as pl
 
 from ..errors import DataError
 from ..preprocess.settings import IMPUTING, MISSING_POLICIES
-from .tables import TableReader, _check_columns, _read_errors, is_table_input
+from .tables import TableReader, _check_columns
 
 
 class ArraySource:
@@ -69,11 +68,6 @@ class FrameSource:
 
     n_imputed = 0  # null values passed on as NaN, to be filled (missing="mean"/"median")
 
-    def batches(self, batch_size):
-        """Row-major float32 arrays of the feature columns, rows with nulls handled."""
-        for frame in self._frames_without_nulls(batch_size):
-            yield frame.to_numpy(order="c")
-
     def column_batches(self, batch_size):
         """The same rows as lists of float32 column arrays (no copy of columns without nulls):
         the decode pass copies them once, straight into its store."""
@@ -83,7 +77,7 @@ class FrameSource:
     def _frames_without_nulls(self, batch_size):
         self.n_dropped = self._seen = self.n_imputed = 0
         self._dropped = []
-        with _read_errors(self.describe):
+        with self.reader.errors():
             for frame in self.reader.frames(self.feature_names, batch_size):
                 frame = self._handle_nulls(frame.select(self._cast))
                 if frame.height:
@@ -129,4 +123,4 @@ def open_table(X, columns=None, *, missing="error", derive=()):
     return FrameSource(TableReader(X, derive), columns, missing=missing)
 
 
-__all__ = ["ArraySource", "FrameSource", "is_table_input", "open_table"]
+__all__ = ["ArraySource", "FrameSource", "open_table"]

@@ -48,6 +48,12 @@ class TableReader:
         self.derived = [name for name, _ in pairs]
         self._expressions = [expression.alias(name) for name, expression in pairs]
         self._input_schema = _read_schema(lazy, self.describe)
+        clash = [name for name in self.derived if name in self._input_schema]
+        if clash:
+            raise DataError(
+                f"the derived feature '{clash[0]}' has the name of a column of {self.describe}: "
+                "give it another name"
+            )
         if pairs:
             lazy = lazy.with_columns(self._expressions)
             try:
@@ -63,7 +69,7 @@ class TableReader:
 
     def count_rows(self):
         """Rows in the input (Parquet answers from its metadata)."""
-        with _read_errors(self.describe):
+        with self.errors():
             if self._files is not None:
                 return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files)
             return int(self.lazy.select(pl.len()).collect().item())
@@ -72,7 +78,7 @@ class TableReader:
         """Polars frames holding ``columns`` (input or derived), at most ``batch_size`` rows
         each, every input row once, in input order."""
         columns = list(columns)
-        with _read_errors(self.describe):
+        with self.errors():
             if self._files is not None:
                 for path in self._files:
                     yield from self._file_frames(path, columns, batch_size)
@@ -82,6 +88,10 @@ class TableReader:
             else:
                 query = self.lazy.select(columns)
                 yield from query.collect_batches(chunk_size=batch_size)
+
+    def errors(self):
+        """A context turning a failure to read this input into one readable DataError."""
+        return _read_errors(self.describe, parquet=self._files is not None)
 
     def _file_frames(self, path, columns, batch_size):
         """Batches of one Parquet file, read by pyarrow: only the columns needed."""
@@ -137,8 +147,8 @@ class TableReader:
         values = {}
         for part in Path(relative).parts:
             key, sep, value = part.partition("=")
-            if sep and key in self._input_schema:
-                values[key] = unquote(value)
+            if sep and key in self._input_schema:  # hive writes a null as this folder name
+                values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
         return values
 
 
@@ -257,8 +267,9 @@ def _check_columns(schema, columns, describe):
 class _read_errors:
     """Turn polars/Arrow/OS failures while reading into one readable DataError."""
 
-    def __init__(self, describe):
+    def __init__(self, describe, parquet=True):
         self.describe = describe
+        self.parquet = parquet  # a file: ask whether it is valid Parquet
 
     def __enter__(self):
         return self
@@ -271,10 +282,10 @@ class _read_errors:
             schema_problem = isinstance(
                 exc, (pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError)
             )
-            hint = (
-                "do all files have the same columns?"
-                if schema_problem
-                else ("is it a valid Parquet file?")
-            )
-            raise DataError(f"cannot read {self.describe}: {first} ({hint})") from exc
+            hint = ""
+            if schema_problem:
+                hint = " (do all files have the same columns?)"
+            elif self.parquet:
+                hint = " (is it a valid Parquet file?)"
+            raise DataError(f"cannot read {self.describe}: {first}{hint}") from exc
         return False

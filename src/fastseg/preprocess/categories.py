@@ -7,17 +7,18 @@ import warnings
 
 import polars as pl
 
+from .. import config
 from ..errors import DataError
-from ..io.tables import _read_errors
 from .stats import CategoryLevels
 
 # Two rows in different categories are then as far apart (squared) as one standard deviation.
 DEFAULT_WEIGHT = 1 / math.sqrt(2)
 
 
-def learn_levels(lazy, columns, describe):
-    """{column: sorted distinct non-null values} from one scan of those columns."""
-    schema = lazy.collect_schema()
+def learn_levels(reader, columns):
+    """{column: sorted distinct non-null values} from one pass of the reader over those
+    columns (``reader``: an ``io.tables.TableReader``)."""
+    schema, describe = reader.schema, reader.describe
     missing = [c for c in columns if c not in schema]
     if missing:
         raise DataError(f"no such categorical column(s) in {describe}: {', '.join(missing)}")
@@ -31,9 +32,8 @@ def learn_levels(lazy, columns, describe):
                 "integer categories (cast it first)"
             )
     levels = CategoryLevels(columns)
-    with _read_errors(describe):  # one polars query: the distinct values of every column
-        found = lazy.select(pl.col(c).drop_nulls().unique().implode() for c in columns).collect()
-    levels.update({c: found[c][0] for c in columns})
+    for frame in reader.frames(columns, config.batch_size):
+        levels.update(frame)
     return levels.levels(describe)
 
 

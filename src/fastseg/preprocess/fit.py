@@ -28,7 +28,7 @@ class PreprocessFit:
     variance to keep) then replaces the rows by their principal components.
     """
 
-    def __init__(self, source, *, scale="none", log1p=(), unscaled=(), pca=None):
+    def __init__(self, source, *, scale="none", log1p=(), unscaled=(), pca=None, fill_values=None):
         d = source.n_features
         self.source = source
         self.scale, self.log1p, self.unscaled, self.pca = scale, list(log1p), unscaled, pca
@@ -36,6 +36,7 @@ class PreprocessFit:
         self.moments = Moments(d)
         self.extremes = MinMax(d) if scale == "minmax" else None
         self.present = PresentValues(d)  # imputing: sums and counts of non-NaN values
+        self.fill_values = fill_values  # given: fill with these rather than learn them
 
     @property
     def changes_rows(self):
@@ -59,7 +60,9 @@ class PreprocessFit:
         if self.imputing:
             source = self.source
             sample = lambda: draw_sample(data, config.quantile_rows, 0)[0]  # noqa: E731
-            values = self.present.fill_values(source.missing, sample, source.feature_names)
+            values = self.fill_values
+            if values is None:
+                values = self.present.fill_values(source.missing, sample, source.feature_names)
             _fill_missing(data, values, self.moments)
             data.n_imputed = source.n_imputed
         data.mean, data.var = self.moments.mean, self.moments.var

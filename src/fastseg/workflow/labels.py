@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import config
-from ..errors import DataError
+from ..errors import DataError, FastsegError
 from ..io.output import atomic_output
 from ..io.store import anonymous_array, hand_back_freed_memory
-from ..io.tables import TableReader, _check_columns, _read_errors
+from ..io.tables import TableReader, _check_columns
 from ..progress import report
 
 SEGMENT = "segment"
@@ -37,6 +37,12 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             for b in model.iter_assign(data, keep=columns, nulls="skip", batch_size=batch_size)
         )
         return _write(batches, out, overwrite, total)
+    labels = getattr(model, "labels_", None)
+    if labels is None:
+        raise FastsegError(
+            "the model holds no labels of its fit (MiniBatchKMeans with compute_labels=False, "
+            "or a loaded model): write labels with fitted=False"
+        )
     with _labels_set_aside(model) as stored:
         return _write(
             _fitted_batches(model, reader, columns, batch_size, stored), out, overwrite, total
@@ -74,7 +80,7 @@ def _fitted_batches(model, reader, columns, batch_size, stored):
     """(kept columns, segment, missing) per batch from the fit's own labels (read in order
     from ``stored``), in input order."""
     written = 0
-    with _read_errors(reader.describe):
+    with reader.errors():
         for frame in reader.frames(columns, batch_size):
             missing = _dropped_in(model.dropped_rows_, written, frame.height)
             segment = np.zeros(frame.height, dtype=np.int32)
