@@ -76,9 +76,13 @@ def test_make_benchmark_data_default_sizes_cover_the_suite(make_data):
 
 # ----- refresh_readme_figures.py ----------------------------------------------------------------
 # The results the READMEs cite; their tables must come out with the README's figures.
-CITED = ["compare-20261125-085534.json", "compare-20261125-085620.json",
-         "end_to_end-20261125-085717.json", "cost_growth-20261125-085830.json",
-         "spill-20261125-085913.json"]
+CITED = [
+    "compare-20261125-085534.json",
+    "compare-20261125-085620.json",
+    "end_to_end-20261125-085717.json",
+    "cost_growth-20261125-085830.json",
+    "spill-20261125-085913.json",
+]
 
 
 @pytest.fixture
@@ -110,17 +114,21 @@ def test_refresh_renders_the_cited_figures(refresh, results):
 
 def test_refresh_write_replaces_only_marked_blocks(refresh, results, tmp_path, capsys):
     readme = tmp_path / "README.md"
-    text = ("# Title\n\nprose before\n\n<!-- figures:spill -->\nold table\n<!-- /figures:spill -->"
-            "\n\nprose between\n\n<!-- figures:cost_growth -->\n<!-- /figures:cost_growth -->\n"
-            "\nprose after\n")
+    text = (
+        "# Title\n\nprose before\n\n<!-- figures:spill -->\nold table\n<!-- /figures:spill -->"
+        "\n\nprose between\n\n<!-- figures:cost_growth -->\n<!-- /figures:cost_growth -->\n"
+        "\nprose after\n"
+    )
     readme.write_text(text)
     argv = ["--results", str(results), "--readme", str(readme)]
     assert refresh.main([*argv, "--write"]) == 0
     new = readme.read_text()
     assert "old table" not in new
-    for kept in ("# Title\n\nprose before\n\n<!-- figures:spill -->\n<!-- from ",
-                 "\n<!-- /figures:spill -->\n\nprose between\n\n<!-- figures:cost_growth -->\n",
-                 "\n<!-- /figures:cost_growth -->\n\nprose after\n"):
+    for kept in (
+        "# Title\n\nprose before\n\n<!-- figures:spill -->\n<!-- from ",
+        "\n<!-- /figures:spill -->\n\nprose between\n\n<!-- figures:cost_growth -->\n",
+        "\n<!-- /figures:cost_growth -->\n\nprose after\n",
+    ):
         assert kept in new
     assert "| in memory | 25.8 | 4,096 | 28 | 231284417 |" in new
     assert "| 1M | 0.35 | 0.10 | 0.00 | 0.12 | 0.11 | 5.4 | 455 |" in new
@@ -133,7 +141,8 @@ def test_refresh_write_replaces_only_marked_blocks(refresh, results, tmp_path, c
 
 def test_refresh_prints_blocks_and_notes_missing_results(refresh, tmp_path, capsys):
     (tmp_path / "spill-20261125-085913.json").write_bytes(
-        (RESULTS / "spill-20261125-085913.json").read_bytes())
+        (RESULTS / "spill-20261125-085913.json").read_bytes()
+    )
     assert refresh.main(["--results", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("<!-- figures:spill -->\n<!-- from ")
@@ -148,8 +157,12 @@ def test_refresh_prints_blocks_and_notes_missing_results(refresh, tmp_path, caps
 
 # ----- run_benchmarks.sh ------------------------------------------------------------------------
 def run_sh(*args):
-    return subprocess.run(["bash", str(SCRIPTS / "run_benchmarks.sh"), *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(SCRIPTS / "run_benchmarks.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_run_benchmarks_parses():
@@ -164,9 +177,16 @@ def test_run_benchmarks_passes_arguments_the_scripts_accept(mode, tmp_path):
     assert proc.returncode == 0, proc.stderr
     commands = [shlex.split(ln[2:]) for ln in proc.stdout.splitlines() if ln.startswith("+ ")]
     scripts = [Path(cmd[1]).name for cmd in commands]
-    assert scripts == ["make_benchmark_data.py", "compare.py", "compare.py", "end_to_end.py",
-                       "cost_growth.py", "spill.py", "labels_memory.py",
-                       "refresh_readme_figures.py"]
+    assert scripts == [
+        "make_benchmark_data.py",
+        "compare.py",
+        "compare.py",
+        "end_to_end.py",
+        "cost_growth.py",
+        "spill.py",
+        "labels_memory.py",
+        "refresh_readme_figures.py",
+    ]
     sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks import each other by name
     try:
         for cmd in commands:

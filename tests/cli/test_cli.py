@@ -579,3 +579,12 @@ def test_labels_file_dictionary_encodes_segments_and_text_not_ids(customers, tmp
     assert "RLE_DICTIONARY" in encodings["segment"] and "RLE_DICTIONARY" in encodings["region"]
     assert "RLE_DICTIONARY" not in encodings["customer_id"]
     assert "RLE_DICTIONARY" not in encodings["income"]
+
+
+def test_quiet_silences_the_library_notes_too(tmp_path, capsys):
+    path = tmp_path / "c.parquet"
+    pl.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 10, "b": [5.0] * 40}).write_parquet(path)
+    code, _, err = run(capsys, "fit", path, "--k", "2", "--features", "a,b")
+    assert code == 0 and "fastseg: note:" in err and "same in every row" in err
+    code, _, err = run(capsys, "fit", path, "--k", "2", "--features", "a,b", "--quiet")
+    assert code == 0 and err == ""

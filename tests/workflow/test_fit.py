@@ -146,3 +146,16 @@ def test_overwrite_replaces_both_outputs(tmp_path):
     fit(path, 3, labels=labels, model=model, overwrite=True)
     assert pl.read_parquet(labels).height == 2000
     assert json.loads(model.read_text())["format"] == "fastseg-model"
+
+
+def test_a_categorical_column_among_the_features_is_one_hot_with_or_without_labels(tmp_path):
+    path = blobs(tmp_path)
+    frame = pl.read_parquet(path).with_columns(r=pl.Series(["x", "y"] * 1000))
+    frame.write_parquet(path)
+    settings = CLI_DEFAULTS.with_changes(categorical=["r"])
+    plain = fit_segments(path, 3, features=["a", "r"], settings=settings)
+    labelled = fit_segments(
+        path, 3, features=["a", "r"], settings=settings, labels=tmp_path / "l.parquet"
+    )
+    np.testing.assert_array_equal(plain.model.labels_, labelled.model.labels_)
+    assert labelled.rows_written == 2000

@@ -130,3 +130,16 @@ def test_profile_command(profile_data, model, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["profile", str(model_path), str(path), "--categories", "nope"]) == 2
     assert "no such column" in capsys.readouterr().err
+
+
+def test_a_model_of_categorical_columns_only_and_integer_categories(tmp_path):
+    frame = pl.DataFrame(
+        {"r": ["a", "b", "c", "a"] * 50, "year": [2023, 2024] * 100, "x": [1.0, 2.0] * 100}
+    )
+    path = tmp_path / "cat.parquet"
+    frame.write_parquet(path)
+    only = fastseg.KMeans(3, random_state=0, categorical=["r"]).fit(path, columns=[])
+    table = fastseg.profile(only, path)
+    assert table["size"].sum() == 200 and "r=a" in table.columns
+    by_year = fastseg.KMeans(2, random_state=0, categorical=["year"]).fit(path, columns=["x"])
+    assert {"year=2023", "year=2024"} <= set(fastseg.profile(by_year, path).columns)

@@ -40,7 +40,8 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
     "--algorithm",
     type=click.Choice(registry.NAMES),
     default=registry.NAMES[0],
-    help="exact Lloyd k-means (default) or mini-batch k-means",
+    help="; ".join(f"{a.name}: {a.summary}" for a in registry.ALGORITHMS)
+    + f" (default {registry.NAMES[0]})",
 )
 @o.seed()
 @click.option(

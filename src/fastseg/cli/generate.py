@@ -16,7 +16,7 @@ from . import options as o
     "--rows", type=o.POSITIVE, required=True, metavar="N", help="number of customers, e.g. 1000000"
 )
 @click.option(
-    "--out", required=True, metavar="FILE", help="output Parquet file, e.g. labeled.parquet"
+    "--out", required=True, metavar="FILE", help="output Parquet file, e.g. customers.parquet"
 )
 @o.seed()
 @o.quiet_overwrite

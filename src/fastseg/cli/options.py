@@ -5,6 +5,7 @@ import functools
 import os
 import re
 import sys
+import warnings
 from dataclasses import fields
 
 import click
@@ -261,7 +262,9 @@ def quiet(help="no progress bar or notes on stderr"):
     def decorate(command):
         @functools.wraps(command)
         def run(*args, quiet, **kwargs):
-            with progress_bar(enabled=not quiet):
+            with progress_bar(enabled=not quiet), warnings.catch_warnings():
+                if quiet:  # the library's notes too
+                    warnings.simplefilter("ignore")
                 return command(*args, say=_silent if quiet else _to_stderr, **kwargs)
 
         return click.option("--quiet", is_flag=True, help=help)(run)

@@ -17,7 +17,7 @@ from . import options as o
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json", "markdown"]),
+    type=click.Choice(["table", "csv", "json", "markdown"]),  # profile.FORMATS (no import here)
     default="table",
     help="output format (default table), e.g. --format csv",
 )

@@ -3,7 +3,8 @@ scikit-learn.
 
 Importing scikit-learn takes about a second and 100 MB (it pulls in SciPy and pandas), a fifth
 of a 10M-row ``fastseg fit``: the CLI fits with these engines directly, and the scikit-learn
-estimators (``fastseg.estimators``) add its parameter validation, array checks and API on top.
+estimators (``fastseg.cluster.estimators``) add its parameter validation, array checks and API
+on top.
 """
 
 import inspect
@@ -348,6 +349,8 @@ class Engine:
         total, start = 0.0, 0
         for batch in self.iter_assign(X, columns=columns):
             dist = batch.distance
+            if w is not None and w.shape[0] < start + dist.shape[0]:
+                raise DataError(f"sample_weight has {w.shape[0]} values for more rows than that")
             if w is None:
                 total += float(dist.sum())
             else:

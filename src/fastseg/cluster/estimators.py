@@ -1,7 +1,8 @@
 """The scikit-learn estimators: the engines with scikit-learn's parameter checks and API.
 
 ``KMeans`` and ``MiniBatchKMeans`` work with ``clone``, pipelines, grid search and
-``check_estimator``; everything they compute is in ``fastseg.lloyd`` and ``fastseg.minibatch``.
+``check_estimator``; everything they compute is in ``fastseg.cluster.lloyd`` and
+``fastseg.cluster.minibatch``.
 """
 
 import os
@@ -118,8 +119,10 @@ class KMeans(ScikitLearnAPI, LloydEngine):
         one pass; equal to scikit-learn's PCA (components signed as it signs them).
         ``pca_`` holds ``components``, ``mean``, ``explained_variance`` and
         ``explained_variance_ratio``; ``cluster_centers_`` are in component space.
-    missing : {"error", "drop"}
-        What to do with rows whose features hold nulls (frames and Parquet).
+    missing : {"error", "drop", "mean", "median"}
+        What to do with rows whose features hold nulls (frames and Parquet): stop, drop them
+        (their positions in ``dropped_rows_``), or fill the gaps with the feature's mean or
+        median (stored; predict fills with them too).
     spill_dir : str, optional
         Folder for the spill file (default: the system temp folder).
     algorithm : {"auto", "lloyd", "hamerly"}
@@ -151,11 +154,11 @@ class KMeans(ScikitLearnAPI, LloydEngine):
 class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
     """Mini-batch k-means (Sculley 2010) as scikit-learn runs it, on data of any size.
 
-    How it runs: :class:`fastseg.minibatch.MiniBatchEngine`.
+    How it runs: :class:`fastseg.cluster.minibatch.MiniBatchEngine`.
 
     Parameters are scikit-learn's (``batch_size`` is the mini-batch size) plus ``memory_budget``,
-    ``n_threads``, ``scale``, ``log1p``, ``derive``, ``missing`` and ``spill_dir`` as in
-    :class:`fastseg.KMeans`.
+    ``n_threads``, ``spill_dir`` and the preprocessing (``scale``, ``log1p``, ``derive``,
+    ``missing``, ``categorical``, ``category_weight``, ``pca``) as in :class:`fastseg.KMeans`.
     ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
     "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
     """

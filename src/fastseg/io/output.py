@@ -1,4 +1,5 @@
-"""Atomic output: write to a temporary file beside the target, rename into place when complete."""
+"""Atomic output: a file without a name (``O_TMPFILE``; elsewhere a hidden temporary file beside
+the target) that becomes the target only once complete."""
 
 import os
 import tempfile

@@ -51,6 +51,11 @@ class Preprocessor:
         """The derived and one-hot columns every read of the input must compute."""
         return [*(self.settings.derive or ()), *self.one_hot()]
 
+    def plain_features(self):
+        """The fitted feature names other than the one-hot columns (the numbers a user chose)."""
+        one_hot = {name for name, _ in self.one_hot()}
+        return [n for n in self.feature_names or [] if n not in one_hot]
+
     def one_hot_indices(self):
         """Feature indices of the one-hot columns: they keep their 0/weight values."""
         names = {name for name, _ in self.one_hot()}

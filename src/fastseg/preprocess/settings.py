@@ -1,5 +1,5 @@
 """The preprocessing settings, declared once: the estimators' parameters, the CLI's options,
-``select_k`` and the report all read them from here.
+``select_k`` and the report (the model's own settings) all read them from here.
 
 Defaults differ on purpose between the library and the command line, and only in two fields:
 a scikit-learn estimator never changes the data it is given unless asked (``scale="none"``,
@@ -94,5 +94,6 @@ class PreprocessSettings:
         return replace(self, **changes)
 
 
-# ``fastseg fit``, ``select-k`` and ``report``: standardised features, rows with nulls dropped.
+# ``fastseg fit``, ``select-k`` and ``fastseg.select_k``: standardised features, rows with nulls
+# dropped.
 CLI_DEFAULTS = PreprocessSettings(scale="standard", missing="drop")

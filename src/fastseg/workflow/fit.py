@@ -104,8 +104,9 @@ def _check_outputs(data, features, settings, labels, keep, model, overwrite):
             check_output_path(path, overwrite=overwrite)
     if keep and not labels:
         raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
-    if labels:
-        check_labels_request(data, features, keep, settings.derive)
+    if labels:  # a categorical column named among the features is one-hot, not a number
+        numeric = [f for f in features if f not in (settings.categorical or [])]
+        check_labels_request(data, numeric, keep, settings.derive)
 
 
 def _check_alignment(previous, features, k, settings):

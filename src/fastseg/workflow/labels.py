@@ -154,6 +154,8 @@ def check_labels_request(data, features, keep=None, derive=None):
     every = list(reader.schema.names())
     columns = [c for c in every if c not in reader.derived]
     if keep is not None:
+        if not keep:
+            raise DataError("keep names no columns: leave it out to keep every input column")
         unknown = [c for c in keep if c not in every]
         if unknown:
             raise DataError(f"--keep names columns not in the input: {', '.join(unknown)}")

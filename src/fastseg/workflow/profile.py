@@ -42,37 +42,41 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
         )
     features = [str(n) for n in names]
     reader = TableReader(data, model._derivations())
-    categories = _category_columns(reader.schema, features, categories)
     # One-hot columns label the rows but are not profiled: their categories' shares are.
-    one_hot = {name for name, _ in model._one_hot()}
-    shown = [f for f in features if f not in one_hot]
+    shown = model._preprocessing().plain_features()
+    categories = _category_columns(reader.schema, features, categories, model.categorical)
     stats = SegmentStats(model.n_clusters, shown, categories, sample_size)
     keys = random_stream(random_state)
     keep = list(dict.fromkeys([*shown, *categories]))
     for batch in model.iter_assign(data, keep=keep, nulls="skip"):
         frame = batch.kept
         # rows with a missing feature are left out, filled by the model or not
-        present = ~batch.missing & frame.select(
-            pl.all_horizontal(pl.col(shown).is_not_null())
-        ).to_series().to_numpy()
+        present = (
+            ~batch.missing
+            & frame.select(pl.all_horizontal(pl.col(shown).is_not_null())).to_series().to_numpy()
+        )
         if not present.any():
             continue
         frame = frame.filter(pl.Series(present))
         rows = frame.select(pl.col(f).cast(pl.Float64) for f in shown).to_numpy(order="c")
+        rows = rows.reshape(frame.height, len(shown))  # no plain feature: no columns, all rows
         stats.add(rows, batch.segment[present], frame.select(categories), keys)
     if stats.counts.sum() == 0:
         raise DataError(f"{reader.describe} has no rows without missing features to profile")
     return stats
 
 
-def _category_columns(schema, features, requested):
+def _category_columns(schema, features, requested, categorical=None):
+    """The columns whose category shares are shown: those requested, else the model's
+    categorical columns and every other text, categorical or boolean column."""
     if requested is not None:
         unknown = [c for c in requested if c not in schema]
         if unknown:
             raise DataError(f"no such column(s) in the data: {', '.join(unknown)}")
         return list(requested)
     kinds = (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
-    return [n for n, t in schema.items() if n not in features and isinstance(t, kinds)]
+    found = [n for n, t in schema.items() if n not in features and isinstance(t, kinds)]
+    return list(dict.fromkeys([*(categorical or []), *found]))
 
 
 class SegmentStats:
@@ -180,6 +184,8 @@ def format_profile(table, how="table"):
     """The profile as text: ``table`` (each segment's label, then a column per segment: means
     with z-scores, medians, category shares), ``markdown`` (the same), ``csv`` or ``json``
     (every column of the profile)."""
+    if how not in FORMATS:
+        raise DataError(f"format {how!r}: use one of {', '.join(FORMATS)}")
     if how == "csv":
         return table.write_csv()
     if how == "json":

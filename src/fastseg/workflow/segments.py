@@ -41,9 +41,7 @@ def renumber(model, order):
 def check_alignment(previous, features, k, categorical=None):
     """Fail before any work if a model of ``k`` segments on ``features`` (and ``categorical``
     columns) cannot take the previous model's segment numbers."""
-    one_hot = {name for name, _ in previous._one_hot()}
-    names = getattr(previous, "feature_names_in_", None)
-    names = [] if names is None else [str(n) for n in names if str(n) not in one_hot]
+    names = previous._preprocessing().plain_features()
     before = sorted(previous.categorical or [])
     if sorted(names) != sorted(features) or before != sorted(categorical or []):
         shown = ", ".join(names + [f"{c} (categorical)" for c in before]) or "unnamed"
@@ -71,11 +69,9 @@ def align_to(model, previous):
     """
     from scipy.optimize import linear_sum_assignment
 
-    new_one_hot = {name for name, _ in model._one_hot()}
     names = [str(n) for n in model.feature_names_in_]
-    check_alignment(
-        previous, [n for n in names if n not in new_one_hot], model.n_clusters, model.categorical
-    )
+    plain = model._preprocessing().plain_features()
+    check_alignment(previous, plain, model.n_clusters, model.categorical)
     old_names = [str(n) for n in previous.feature_names_in_]
     old = centers_in_original_units(previous)
     before = np.zeros((previous.n_clusters, len(names)))
