@@ -13,6 +13,7 @@ import polars as pl
 
 from .. import config
 from ..errors import DataError
+from ..io.sources import missing_values_error, refuse_nan_values
 from ..io.tables import TableReader, _check_columns, is_table_input
 from ..preprocess.categories import unseen, warn_unseen
 from . import kernels
@@ -130,14 +131,8 @@ def _category_columns(levels):
 def _rows_and_gaps(values, filling, nulls, features, describe):
     """The feature rows to assign (float32, row-major) and a mask of rows with a gap."""
     gaps = values.null_count().row(0)
-    if filling:  # filled as the fit filled them; a NaN value would pass as missing
-        bad = values.select((pl.all().is_nan() | pl.all().is_infinite()).any()).row(0)
-        if any(bad):
-            column = features[next(i for i, b in enumerate(bad) if b)]
-            raise DataError(
-                f"column '{column}' of {describe} holds NaN or infinite values; remove or "
-                "replace them before clustering"
-            )
+    if filling:  # filled as the fit filled them
+        refuse_nan_values(values, describe, features)
         rows = values.fill_null(float("nan")).to_numpy(order="c") if any(gaps) else None
         rows = values.to_numpy(order="c") if rows is None else rows
         return rows, np.zeros(values.height, dtype=bool)
@@ -145,11 +140,7 @@ def _rows_and_gaps(values, filling, nulls, features, describe):
     if not any(gaps):
         return values.to_numpy(order="c"), missing
     if nulls == "error":
-        column = features[next(i for i, n in enumerate(gaps) if n)]
-        raise DataError(
-            f"column '{column}' of {describe} has missing values; drop or fill those rows "
-            "first (when fitting, missing='drop' drops them and 'mean' or 'median' fills them)"
-        )
+        raise missing_values_error(features[next(i for i, n in enumerate(gaps) if n)], describe)
     for column in values.get_columns():
         missing |= column.is_null().to_numpy()
     return values.filter(~pl.Series(missing)).to_numpy(order="c"), missing

@@ -69,6 +69,8 @@ def _damaged(path, exc):
     return ModelFileError(f"'{path}' is a damaged fastseg model file: {detail}")
 
 
+# The preprocessing parameters a format-1 file holds: frozen with that format (not
+# PreprocessSettings.names(), which may grow).
 SETTINGS = ("derive", "log1p", "missing", "scale", "categorical", "category_weight", "pca")
 
 

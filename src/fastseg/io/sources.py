@@ -87,7 +87,7 @@ class FrameSource:
         first = self._seen
         self._seen += frame.height
         if self.missing in IMPUTING:
-            _refuse_nan_values(frame, self.describe)  # a NaN left now would pass as missing
+            refuse_nan_values(frame, self.describe)  # a NaN left now would pass as missing
         nulls = frame.null_count().row(0)
         if not any(nulls):
             return frame
@@ -101,16 +101,23 @@ class FrameSource:
             self.n_dropped += frame.height - kept.height
             return kept
         column = self.feature_names[next(i for i, n in enumerate(nulls) if n)]
-        raise DataError(
-            f"column '{column}' of {self.describe} has missing values; drop or fill those rows "
-            "first (when fitting, missing='drop' drops them and 'mean' or 'median' fills them)"
-        )
+        raise missing_values_error(column, self.describe)
 
 
-def _refuse_nan_values(frame, describe):
+def missing_values_error(column, describe):
+    """The error for nulls where none may be (the fit's missing="error", or predicting)."""
+    return DataError(
+        f"column '{column}' of {describe} has missing values; drop or fill those rows "
+        "first (when fitting, missing='drop' drops them and 'mean' or 'median' fills them)"
+    )
+
+
+def refuse_nan_values(frame, describe, names=None):
+    """Stop at the first column of ``frame`` holding NaN or inf (``names``: its columns as
+    the user knows them): where nulls are filled, a NaN would pass for a missing value."""
     bad = frame.select((pl.all().is_nan() | pl.all().is_infinite()).any()).row(0)
     if any(bad):
-        column = frame.columns[next(i for i, b in enumerate(bad) if b)]
+        column = (names or frame.columns)[next(i for i, b in enumerate(bad) if b)]
         raise DataError(
             f"column '{column}' of {describe} holds NaN or infinite values; remove or replace "
             "them before clustering"

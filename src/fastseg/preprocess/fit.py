@@ -11,7 +11,7 @@ from .. import config
 from ..errors import DataError
 from ..io.store import RowStore, draw_sample
 from .pca import fit_pca
-from .scaling import standardize
+from .scaling import log1p_in_place, standardize
 from .settings import IMPUTING
 from .stats import MinMax, Moments, PresentValues
 
@@ -47,7 +47,7 @@ class PreprocessFit:
     def update(self, batch, w=None):
         """Take one decoded batch (changed in place: log1p) into the statistics."""
         if self.log1p:
-            _log1p_in_place(batch, self.log1p, self.source)
+            log1p_in_place(batch, self.log1p, self.source.feature_names)
         if self.imputing:  # NaN marks a value to fill; the moments come after the filling
             self.present.update(batch)
         elif self.moments.update(batch, w):
@@ -127,18 +127,6 @@ def _project(data, keep, spill_dir, budget):
     if data.weights is None and n > 1:
         data.var *= (n - 1) / n  # the population variance, as for the features
     return data
-
-
-def _log1p_in_place(batch, columns, source):
-    for j in columns:
-        column = batch[:, j]
-        if (column <= -1).any():
-            name = source.feature_names[j] if source.feature_names else f"feature {j}"
-            raise DataError(
-                f"log1p needs values above -1, and column '{name}' has {column.min():g}: "
-                "leave it out of log1p or shift it first"
-            )
-        np.log1p(column, out=column)
 
 
 def _report_not_finite(batch, source):

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import DataError
 from .categories import DEFAULT_WEIGHT, one_hot_columns
 from .pca import PCA
-from .scaling import standardize
+from .scaling import log1p_in_place, standardize
 from .settings import PreprocessSettings
 
 
@@ -83,10 +83,7 @@ class Preprocessor:
         the fit's order), checked finite. ``rows`` is not changed."""
         if self.log1p_columns:
             rows = rows.copy()
-            for j in self.log1p_columns:
-                if (rows[:, j] <= -1).any():
-                    raise DataError(f"log1p needs values above -1 in feature {j} of X")
-                np.log1p(rows[:, j], out=rows[:, j])  # a NaN (missing) stays NaN
+            log1p_in_place(rows, self.log1p_columns, self.feature_names)
         if self.fill_values is not None and np.isnan(rows).any():
             rows = np.where(np.isnan(rows), self.fill_values.astype(rows.dtype), rows)
         if not np.isfinite(rows).all():
