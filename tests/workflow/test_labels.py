@@ -37,3 +37,24 @@ def test_a_changed_input_is_an_error_and_the_labels_stay(customers, fitted, tmp_
         write_labels(fitted, shorter, tmp_path / "out.parquet", fitted=True)
     np.testing.assert_array_equal(fitted.labels_, before)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_fit_s_labels_are_out_of_memory_while_the_pass_runs(customers, fitted, tmp_path):
+    import weakref
+
+    from fastseg.workflow import labels as labels_module
+
+    held = weakref.ref(fitted.labels_)
+    write = labels_module._write
+    seen = []
+
+    def watching(batches, *args):
+        seen.append((held() is None, fitted.labels_ is None))  # freed, not just unnamed
+        return write(batches, *args)
+
+    labels_module._write = watching
+    try:
+        write_labels(fitted, customers, tmp_path / "l.parquet", fitted=True)
+    finally:
+        labels_module._write = write
+    assert seen == [(True, True)] and fitted.labels_ is not None

@@ -37,8 +37,7 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             for b in model.iter_assign(data, keep=columns, nulls="skip", batch_size=batch_size)
         )
         return _write(batches, out, overwrite, total)
-    labels = getattr(model, "labels_", None)
-    if labels is None:
+    if getattr(model, "labels_", None) is None:  # (no local name: the labels are freed below)
         raise FastsegError(
             "the model holds no labels of its fit (MiniBatchKMeans with compute_labels=False, "
             "or a loaded model): write labels with fitted=False"
