@@ -444,6 +444,7 @@ def test_a_bug_is_a_traceback_and_a_request_to_report_it(customers, capsys, monk
         ("parse_columns", " age, income ,", ["age", "income"]),
         ("parse_pca", "3", 3),
         ("parse_pca", "0.9", 0.9),
+        ("parse_pca", "1.0", 1.0),  # a share: all the variance, not one component
         ("parse_k", "auto", "auto"),
         ("parse_seed", str(2**32 - 1), 2**32 - 1),
     ],

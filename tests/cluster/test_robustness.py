@@ -53,6 +53,8 @@ def test_predict_with_a_model_fitted_on_an_array(tmp_path, frame, capsys):
         (lambda d: d["preprocessor"].update(log1p_columns=[5]), "log1p_columns"),
         (lambda d: d["preprocessor"]["settings"].update(scale="odd"), "scale"),
         (lambda d: d.pop("preprocessor"), "missing 'preprocessor'"),
+        (lambda d: d["cluster_centers"][0].__setitem__(0, 1e308), "beyond 1e150"),
+        (lambda d: d["preprocessor"].update(categories={"r": ["a", 1]}), "all text"),
         (lambda d: d["params"].update(n_clusters="x"), "n_clusters"),
         (lambda d: d["params"].update(n_clusters=0), "n_clusters"),
         (lambda d: d["params"].update(batch_size=True), "batch_size"),

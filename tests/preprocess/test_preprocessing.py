@@ -343,6 +343,11 @@ def test_bad_pca_settings(wide):
         fastseg.KMeans(3, pca=9).fit(wide)
 
 
+def test_pca_share_one_keeps_every_component_and_one_keeps_one(wide):
+    assert fastseg.KMeans(3, random_state=0, pca=1.0).fit(wide).cluster_centers_.shape[1] == 7
+    assert fastseg.KMeans(3, random_state=0, pca=1).fit(wide).cluster_centers_.shape[1] == 1
+
+
 # ----- one-hot categorical columns -----------------------------------------------------------
 @pytest.fixture()
 def shops():

@@ -78,17 +78,20 @@ def parse_columns(text):
 
 
 def parse_pca(text):
-    """A number of components (3) or a share of variance to keep (0.9)."""
+    """A number of components, written as a whole number (3), or a share of the variance to
+    keep, written with a point (0.9; 1.0 is all of it)."""
     try:
         value = float(text)
     except ValueError:
         raise ValueError(f"'{text}' is not a number") from None
-    if 0 < value < 1:
+    share = any(c in text for c in ".eE")
+    if share and 0 < value <= 1:
         return value
-    if value >= 1 and value == int(value):
+    if not share and value >= 1 and value == int(value):
         return int(value)
     raise ValueError(
-        f"'{text}': give a number of components (1, 2, ...) or a share of variance in (0, 1)"
+        f"'{text}': give a number of components (1, 2, ...) or a share of the variance "
+        "written with a point, from 0 to 1.0 (e.g. 0.9)"
     )
 
 

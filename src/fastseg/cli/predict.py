@@ -25,10 +25,10 @@ from .fit import labels_written
 @o.quiet_overwrite
 def predict(model, data, out, keep, overwrite, say):
     from ..cluster.modelfile import load_engine
-    from ..io.output import check_output_path
+    from ..io.output import check_output_path, input_files
     from ..workflow.labels import write_labels
 
-    check_output_path(out, overwrite=overwrite)
+    check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
     written, unlabelled = write_labels(
         load_engine(model), data, out, keep=keep, overwrite=overwrite
     )

@@ -42,11 +42,11 @@ from . import options as o
 @o.quiet_overwrite
 def profile(model, data, fmt, out, categories, sample, seed, overwrite, say):
     from ..cluster.modelfile import load_engine
-    from ..io.output import atomic_output, check_output_path
+    from ..io.output import atomic_output, check_output_path, input_files
     from ..workflow import profile as profiling
 
     if out:
-        check_output_path(out, overwrite=overwrite)
+        check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
     table = profiling.profile(
         load_engine(model), data, categories=categories, sample_size=sample, random_state=seed
     )

@@ -30,10 +30,10 @@ from . import options as o
 @o.quiet_overwrite
 def report(model, data, out, k_range, sample, seed, overwrite, say, **memory):
     from ..cluster.modelfile import load_engine
-    from ..io.output import check_output_path
+    from ..io.output import check_output_path, input_files
     from ..workflow.report import write_report
 
-    check_output_path(out, overwrite=overwrite)
+    check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
     write_report(
         load_engine(model),
         data,

@@ -413,6 +413,8 @@ class Engine:
             raise ValueError(
                 f"cluster_centers must be {self.n_clusters} x {pre.n_components} finite values"
             )
+        if np.abs(centers).max(initial=0.0) > 1e150:  # squared distances must stay finite
+            raise ValueError("cluster_centers hold values beyond 1e150: no row could be assigned")
         self.preprocessor_ = pre
         self.cluster_centers_ = centers.astype(doc["dtype"])
         self.n_features_in_ = pre.n_features

@@ -41,7 +41,7 @@ class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
         "category_weight": [Interval(Real, 0, None, closed="neither"), None],
         "pca": [
             Interval(Integral, 1, None, closed="left"),
-            Interval(Real, 0, 1, closed="neither"),
+            Interval(Real, 0, 1, closed="right"),
             None,
         ],
         "missing": [StrOptions(set(MISSING_POLICIES))],

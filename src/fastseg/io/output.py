@@ -27,8 +27,9 @@ def _settle(tmp, path):
         os.close(fd)
 
 
-def check_output_path(path, *, overwrite):
-    """Fail before any work if ``path`` cannot be written; returns its folder."""
+def check_output_path(path, *, overwrite, inputs=()):
+    """Fail before any work if ``path`` cannot be written, or is one of the ``inputs`` files
+    (see ``input_files``); returns its folder."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -38,8 +39,35 @@ def check_output_path(path, *, overwrite):
     if os.path.isdir(path):
         raise FastsegError(f"cannot write '{path}': it is a folder; give a file name")
     if os.path.exists(path) and not overwrite:
-        raise FastsegError(f"'{path}' already exists: choose another name or pass --overwrite")
+        raise _exists(path)
+    real = os.path.realpath(path)
+    for item in inputs:
+        if os.path.realpath(item) == real:
+            raise FastsegError(
+                f"'{path}' is an input of this run: write the output elsewhere "
+                "(not even --overwrite replaces an input)"
+            )
     return folder
+
+
+def _exists(path):
+    return FastsegError(f"'{path}' already exists: choose another name or pass --overwrite")
+
+
+def input_files(*inputs):
+    """The files behind inputs (model files, Parquet paths, globs, folders; frames are none)."""
+    from .tables import resolve_parquet_paths
+
+    files = []
+    for item in inputs:
+        if isinstance(item, (str, os.PathLike)) or (
+            isinstance(item, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in item)
+        ):
+            try:
+                files += resolve_parquet_paths(item) if item else []
+            except FastsegError:
+                continue  # a missing input is its reader's error, said there
+    return files
 
 
 @contextmanager
@@ -55,14 +83,14 @@ def atomic_output(path, *, overwrite=True):
     folder = check_output_path(path, overwrite=overwrite)
     fd = _unnamed_file(folder)
     if fd is None:
-        with _named_temporary(path, folder) as tmp:
+        with _named_temporary(path, folder, overwrite) as tmp:
             yield tmp
         return
     try:
         yield f"/proc/self/fd/{fd}"
         os.fchmod(fd, _mode_for(path))
         os.fsync(fd)
-        _publish(fd, path, folder)
+        _publish(fd, path, folder, overwrite)
     finally:
         os.close(fd)
 
@@ -80,11 +108,22 @@ def _unnamed_file(folder):
         return None
 
 
-def _publish(fd, path, folder):
-    """Give the finished file a hidden name beside ``path``, then rename it over ``path``."""
+def _publish(fd, path, folder, overwrite):
+    """Give the finished file its name. Without ``overwrite``, link it to ``path`` directly: the
+    link fails if ``path`` exists, so a run that lost a race to another one writing the same
+    output gets an error, never a clobbered file (a check before the work cannot promise
+    that). With ``overwrite``: a hidden name beside ``path``, renamed over it."""
     # A folder descriptor makes os.link call linkat(AT_SYMLINK_FOLLOW), which can link the
     # file behind /proc/self/fd/N (plain link() refuses it).
     folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    if not overwrite:
+        try:
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(path), dst_dir_fd=folder_fd)
+        except FileExistsError:
+            raise _exists(path) from None
+        finally:
+            os.close(folder_fd)
+        return
     try:
         for attempt in range(100):
             name = f".{os.path.basename(path)}.{os.getpid()}.{attempt}.tmp"
@@ -106,7 +145,7 @@ def _publish(fd, path, folder):
 
 
 @contextmanager
-def _named_temporary(path, folder):
+def _named_temporary(path, folder, overwrite):
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     except PermissionError:
@@ -115,7 +154,14 @@ def _named_temporary(path, folder):
     try:
         yield tmp
         _settle(tmp, path)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # fails if another run published first: never a clobber
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise _exists(path) from None
+            os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

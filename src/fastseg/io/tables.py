@@ -13,6 +13,7 @@ a labels pass): it is used only for a LazyFrame a user hands in.
 import difflib
 import glob
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -20,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 
 
 def is_table_input(X):
@@ -194,28 +195,88 @@ def _scan_parquet(paths):
 
 
 def resolve_parquet_paths(paths):
-    """Expand paths, globs and folders into a sorted list of existing files (or a clear error)."""
+    """Expand paths, globs and folders into the list of files to read (or a clear error).
+
+    A path that exists is taken as it is before it is read as a glob (``cust[1].parquet``).
+    In folders, and in what a glob matches, files and folders whose names start with ``_`` or
+    ``.`` are not data (``_SUCCESS``, ``_temporary/``, ``.crc``), as pyarrow's dataset reader
+    has it; a folder a glob matches is read for its parts. Each file is read once, however
+    many paths name it (the same file twice, a glob and one of its files, a symlink loop):
+    a ``DataWarning`` says so.
+    """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files = []
     for item in items:
         item = os.fspath(item)
-        if glob.has_magic(item):
-            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
-            if not found:
-                raise DataError(f"no files match '{item}': check the pattern and the folder")
-            files += found
-        elif os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).rglob("*.parquet") if p.is_file())
-            if not found:
-                raise DataError(f"folder '{item}' holds no .parquet files")
-            files += found
-        elif os.path.isfile(item):
+        if os.path.isfile(item):
             if not os.access(item, os.R_OK):
                 raise DataError(f"cannot read '{item}': permission denied")
             files.append(item)
+        elif os.path.isdir(item):
+            found = _data_files(item)
+            if not found:
+                raise DataError(f"folder '{item}' holds no .parquet files")
+            files += found
+        elif glob.has_magic(item):
+            files += _glob_files(item)
         else:
             raise DataError(f"no such file: '{item}'")
-    return files
+    return _once_each(files)
+
+
+def _not_data(name):
+    return name.startswith(("_", "."))
+
+
+def _data_files(folder):
+    """The .parquet files under ``folder``, sorted, skipping ``_``/``.`` names at any depth
+    (symlinked folders are not followed: no loops)."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _not_data(d)]
+        found += [
+            os.path.join(root, n) for n in names if n.endswith(".parquet") and not _not_data(n)
+        ]
+    return sorted(found)
+
+
+def _glob_files(pattern):
+    """What a glob matches: files, and the parts of folders (``feb.parquet/``); ``_``/``.``
+    names in the matched part of a path are skipped."""
+    fixed = pattern[: min(i for i, ch in enumerate(pattern + "*") if ch in "*?[")]
+    base = os.path.dirname(fixed)
+    found = []
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        if any(_not_data(part) for part in Path(os.path.relpath(path, base or ".")).parts):
+            continue
+        found += (
+            [path] if os.path.isfile(path) else _data_files(path) if os.path.isdir(path) else []
+        )
+    if not found:
+        raise DataError(f"no files match '{pattern}': check the pattern and the folder")
+    return found
+
+
+_SAID = set()
+
+
+def _once_each(files):
+    """``files`` without repeats of one real file, in first-seen order."""
+    seen, unique = set(), []
+    for path in files:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            unique.append(path)
+    if len(unique) < len(files) and tuple(files) not in _SAID:
+        _SAID.add(tuple(files))  # once, however many passes resolve the same paths
+        warnings.warn(
+            f"{len(files) - len(unique)} of the input paths name files already read: each file "
+            "is read once",
+            DataWarning,
+            stacklevel=4,
+        )
+    return unique
 
 
 def _common_schema(files):

@@ -45,7 +45,7 @@ def fit_pca(data, keep):
     ratio = variance / max(float(variance.sum()), 1e-300)
     if data.weights is None and data.n_rows > 1:  # reported as scikit-learn does: n - 1
         variance = variance * data.n_rows / (data.n_rows - 1)
-    if isinstance(keep, float) and 0 < keep < 1:
+    if isinstance(keep, float) and 0 < keep <= 1:  # a share (1.0: all the variance)
         p = int(np.searchsorted(np.cumsum(ratio), keep - 1e-12) + 1)
     elif isinstance(keep, (int, np.integer)) and 1 <= keep <= d:
         p = int(keep)

@@ -183,6 +183,12 @@ def _checked_levels(levels):
         return None
     if not isinstance(levels, dict) or not all(isinstance(v, list) and v for v in levels.values()):
         raise ValueError("categories must map each categorical column to its levels")
+    for column, values in levels.items():  # one kind per column, as a fit learns them
+        kinds = {bool if isinstance(v, bool) else type(v) for v in values}
+        if len(kinds) != 1 or not kinds <= {str, int, bool}:
+            raise ValueError(
+                f"the levels of '{column}' must be all text, all integers or all booleans"
+            )
     return levels
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..cluster import registry
 from ..cluster.modelfile import load_engine
 from ..errors import FastsegError
-from ..io.output import check_output_path
+from ..io.output import check_output_path, input_files
 from ..preprocess.settings import PreprocessSettings
 from . import segments
 from .labels import check_labels_request, write_labels
@@ -68,7 +68,7 @@ def fit_segments(
     ``model`` a model file to write. ``say`` is told which k ``k="auto"`` chose.
     """
     settings = settings or PreprocessSettings()
-    _check_outputs(data, features, settings, labels, keep, model, overwrite)
+    _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
     previous = _previous_model(align_to)
     memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
     _check_alignment(previous, features, max(k_range) if k == "auto" else k, settings)
@@ -97,11 +97,15 @@ def fit_segments(
     return result
 
 
-def _check_outputs(data, features, settings, labels, keep, model, overwrite):
-    """Fail before any work if the outputs cannot be written or the labels not made."""
+def _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to=None):
+    """Fail before any work if the outputs cannot be written (or are inputs, or one path for
+    two outputs) or the labels not made."""
+    inputs = input_files(data, align_to if isinstance(align_to, str | os.PathLike) else None)
     for path in (model, labels):
         if path:
-            check_output_path(path, overwrite=overwrite)
+            check_output_path(path, overwrite=overwrite, inputs=inputs)
+    if model and labels and os.path.realpath(model) == os.path.realpath(labels):
+        raise FastsegError(f"the model and the labels cannot both be written to '{model}'")
     if keep and not labels:
         raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
     if labels:  # a categorical column named among the features is one-hot, not a number

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from .. import config
 from ..errors import DataError, FastsegError
-from ..io.output import atomic_output
+from ..io.output import atomic_output, check_output_path, input_files
 from ..io.store import anonymous_array, hand_back_freed_memory
 from ..io.tables import TableReader, _check_columns
 from ..progress import report
@@ -28,6 +28,7 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     nothing is searched. Memory follows the batch, whatever the rows and columns. Returns
     (rows written, rows left unlabelled).
     """
+    check_output_path(out, overwrite=overwrite, inputs=input_files(data))
     reader, columns = _labels_request(data, model, keep)
     total = reader.count_rows()
     batch_size = batch_size or config.batch_size

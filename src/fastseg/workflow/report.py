@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import config
 from ..errors import FastsegError
-from ..io.output import atomic_output
+from ..io.output import atomic_output, check_output_path, input_files
 from ..preprocess.settings import PreprocessSettings
 from .profile import format_profile, segment_stats
 from .select_k import select_k
@@ -31,6 +31,7 @@ def write_report(
     ``model`` its segment sizes, centroid z-score heat map, 2-D PCA scatter of a sample,
     feature distributions by segment and profile table. Written atomically.
     """
+    check_output_path(out, overwrite=overwrite, inputs=input_files(data))
     plt = _pyplot()
     stats = segment_stats(model, data, random_state=random_state)
     features = stats.features  # the profiled ones: one-hot columns show as category shares
