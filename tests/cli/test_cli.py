@@ -589,3 +589,15 @@ def test_quiet_silences_the_library_notes_too(tmp_path, capsys):
     assert code == 0 and "fastseg: note:" in err and "same in every row" in err
     code, _, err = run(capsys, "fit", path, "--k", "2", "--features", "a,b", "--quiet")
     assert code == 0 and err == ""
+
+
+def test_a_closed_stdout_ends_the_printing_quietly_with_the_outputs_written(customers, tmp_path):
+    model, labels = tmp_path / "m.json", tmp_path / "l.parquet"
+    argv = [sys.executable, "-m", "fastseg", "fit", str(customers), "--k", "3",
+            "--features", "age,income", "--model", str(model), "--labels", str(labels)]  # fmt: skip
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # as `| head` does, before anything is printed
+    err = child.stderr.read().decode()
+    assert child.wait() == 0, err
+    assert "error" not in err and "Traceback" not in err
+    assert model.exists() and labels.exists()

@@ -509,3 +509,17 @@ def test_labels_can_keep_a_derived_feature(spend, tmp_path):
     ]
     assert main(args) == 0
     assert pl.read_parquet(out).columns == ["total", "segment"]
+
+
+def test_robust_scaling_of_a_mostly_constant_feature_uses_its_std():
+    from fastseg.errors import DataWarning
+
+    rng = np.random.default_rng(0)
+    spend = np.where(rng.random(4000) < 0.8, 0.0, rng.gamma(2, 500, 4000))
+    X = np.c_[spend, rng.normal(40, 10, 4000)]
+    with pytest.warns(DataWarning, match="interquartile range is 0"):
+        model = fastseg.KMeans(3, random_state=0, scale="robust").fit(X)
+    np.testing.assert_allclose(model.scale_std_[0], X[:, 0].std(), rtol=1e-6)
+    assert model.scale_std_[1] == pytest.approx(
+        np.subtract(*np.percentile(X[:, 1], [75, 25])), rel=1e-6
+    )

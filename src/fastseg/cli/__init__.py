@@ -8,6 +8,7 @@ is one line and exit 2; anything else is a bug in fastseg: its traceback, a line
 report, exit 1.
 """
 
+import os
 import sys
 import traceback
 import warnings
@@ -77,6 +78,10 @@ def main(argv=None) -> int:
     except click.ClickException as exc:
         _error(_one_line(exc.format_message()))
         return EXIT_USAGE
+    except BrokenPipeError:  # stdout closed early (| head): the outputs are written; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 0
     except (FastsegError, OSError) as exc:
         _error(_one_line(str(exc)) or type(exc).__name__)
         return EXIT_USAGE

@@ -5,10 +5,12 @@ The statistics are the mergeable ones of ``preprocess.stats``; the values they g
 model's ``Preprocessor``. The arithmetic and its order are those the model files pin down.
 """
 
+import warnings
+
 import numpy as np
 
 from .. import config
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..io.store import RowStore, draw_sample
 from .pca import fit_pca
 from .scaling import log1p_in_place, standardize
@@ -68,7 +70,9 @@ class PreprocessFit:
         data.mean, data.var = self.moments.mean, self.moments.var
         data.constant = np.flatnonzero(self.moments.var == 0)
         if self.scale != "none":
-            data.scale_mean, data.scale_std = _fit_scaling(self.scale, data, self.extremes)
+            data.scale_mean, data.scale_std = _fit_scaling(
+                self.scale, data, self.extremes, self.unscaled, self.source.feature_names
+            )
             unscaled = list(self.unscaled)
             data.scale_mean[unscaled], data.scale_std[unscaled] = 0.0, 1.0  # one-hot
             _scale_in_place(data.store, data.chunk_rows, data.scale_mean, data.scale_std)
@@ -93,8 +97,13 @@ def _writable_chunks(data):
         yield chunk, w
 
 
-def _fit_scaling(scale, data, extremes):
-    """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1."""
+def _fit_scaling(scale, data, extremes, unscaled=(), names=None):
+    """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1.
+
+    A feature whose interquartile range is 0 (mostly one value, e.g. zeros) would stay in
+    its own units under robust scaling and alone decide the segments: its standard
+    deviation is its spread instead, and a ``DataWarning`` says so.
+    """
     if scale == "standard":
         centre, spread = data.mean, np.sqrt(data.var)
     elif scale == "minmax":
@@ -104,6 +113,7 @@ def _fit_scaling(scale, data, extremes):
         rows = draw_sample(data, config.quantile_rows, 0)[0].astype(np.float64)
         q25, centre, q75 = np.quantile(rows, [0.25, 0.5, 0.75], axis=0)
         spread = q75 - q25
+        _fall_back_to_std(spread, np.sqrt(data.var), unscaled, names)
     spread[spread == 0] = 1.0  # a constant column stays constant, as in scikit-learn
     return np.array(centre, dtype=np.float64), spread  # a copy: callers change it
 
@@ -140,3 +150,18 @@ def _report_not_finite(batch, source):
 def _scale_in_place(store, chunk_rows, mean, std):
     for _, rows in store.chunks(chunk_rows, writable=True):
         standardize(rows, mean, std)
+
+
+def _fall_back_to_std(spread, std, unscaled, names):
+    """Robust scaling: the standard deviation as the spread where the quartiles coincide."""
+    flat = [j for j in np.flatnonzero((spread == 0) & (std > 0)) if j not in set(unscaled)]
+    if not flat:
+        return
+    spread[flat] = std[flat]
+    which = ", ".join(names[j] if names else f"feature {j}" for j in flat)
+    warnings.warn(
+        f"{which}: the interquartile range is 0 (mostly one value), so robust scaling divides "
+        "by the standard deviation instead",
+        DataWarning,
+        stacklevel=6,
+    )
