@@ -78,3 +78,12 @@ def test_frames_in_memory(frame, kind):
     got = collected(reader, ["id", "double"])
     assert got.equals(frame.select("id", double=pl.col("spend") * 2))
     assert isinstance(frame.to_arrow(), pa.Table)
+
+
+@pytest.mark.parametrize("text", ["x = spend / avg(spend)", "x = spend - min(spend)"])
+def test_a_derived_feature_must_come_from_its_own_row(frame, text):
+    from fastseg.errors import DataError
+
+    with pytest.raises(DataError, match="not computed from each row alone"):
+        TableReader(frame, [text])
+    TableReader(frame, ["x = spend / (visits + 1) * 2"])  # row-wise: fine

@@ -62,11 +62,40 @@ class TableReader:
             except pl.exceptions.PolarsError as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise DataError(f"cannot derive {', '.join(self.derived)}: {first}") from None
+        written = [
+            name
+            for d, name in zip(derive or (), self.derived, strict=True)
+            if not isinstance(d, tuple)
+        ]
+        if written:
+            self._check_row_wise(lazy, written)
         self.lazy = lazy  # the whole input, derived columns included
         self.schema = _read_schema(lazy, self.describe)
         self._frame = X if isinstance(X, pl.DataFrame) else None
         if isinstance(X, pa.Table):
             self._frame = pl.from_arrow(X)
+
+    def _check_row_wise(self, lazy, names):
+        """Refuse a derived feature that is not computed from its own row alone (an aggregate
+        or a window: ``income / avg(income)``): predict could not replay it on other rows.
+        Seen by computing it on the first rows at once and in two parts."""
+        with self.errors():
+            sample = lazy.head(64).drop(names).collect()
+        if sample.height < 2:
+            return
+        expressions = [self._expressions[self.derived.index(n)] for n in names]
+        whole = sample.select(expressions)
+        half = sample.height // 2
+        parts = pl.concat(
+            [sample.head(half).select(expressions), sample.slice(half).select(expressions)]
+        )
+        for name in names:
+            if not whole[name].equals(parts[name]):
+                raise DataError(
+                    f"the derived feature '{name}' is not computed from each row alone (an "
+                    "aggregate or a window, such as avg() or over()): predict could not replay "
+                    "it on other rows; derive it from the row's own columns"
+                )
 
     def count_rows(self):
         """Rows in the input (Parquet answers from its metadata)."""
