@@ -159,3 +159,18 @@ def test_a_categorical_column_among_the_features_is_one_hot_with_or_without_labe
     )
     np.testing.assert_array_equal(plain.model.labels_, labelled.model.labels_)
     assert labelled.rows_written == 2000
+
+
+def test_features_named_like_the_segment_table_columns_do_not_replace_them(tmp_path):
+    from fastseg.workflow.segments import format_segment_table, segment_table
+
+    path = tmp_path / "named.parquet"
+    rng = np.random.default_rng(0)
+    pl.DataFrame({"size": rng.normal(50, 10, 600), "share": rng.normal(0, 1, 600)}).write_parquet(
+        path
+    )
+    result = fit_segments(path, 3, features=["size", "share"], settings=CLI_DEFAULTS)
+    table = segment_table(result.model)
+    assert table["size"].sum() == 600 and abs(table["share"].sum() - 1) < 1e-9
+    assert {"size (feature)", "share (feature)"} <= set(table.columns)
+    assert "size (feature)" in format_segment_table(table)

@@ -109,7 +109,8 @@ def segment_table(model):
         "share": sizes / max(1, sizes.sum()),
     }
     for j, name in enumerate(names):
-        columns[str(name)] = centers[:, j]
+        # a feature may be called "size", "share" or "segment": its centre must not replace them
+        columns[f"{name} (feature)" if str(name) in columns else str(name)] = centers[:, j]
     return pl.DataFrame(columns)
 
 
