@@ -50,7 +50,9 @@ class AssignedBatch:
 def iter_assign(model, X, *, columns=None, keep=None, nulls="error", batch_size=None):
     """Yield an ``AssignedBatch`` per batch of X (array, frame, Arrow table or Parquet).
 
-    ``keep`` names input columns to carry along (tables only). A row with a missing feature
+    ``keep`` names input columns to carry along (tables only). X may be an
+    ``io.tables.TableReader`` made with the model's derivations (a caller that already has one
+    saves reading the input's schema again). A row with a missing feature
     is filled as the fit filled it; otherwise ``nulls="error"`` stops with a clear error and
     ``"skip"`` gives it no segment. Rows whose categorical level the fit never saw are
     assigned without it and counted in one ``UnseenCategoryWarning`` at the end.
@@ -68,20 +70,13 @@ def iter_assign(model, X, *, columns=None, keep=None, nulls="error", batch_size=
 
 
 def _array_batches(model, X, batch_size):
-    X = model._check_array(X, reset=False)
-    if X.shape[1] != model.n_features_in_:
-        raise DataError(
-            f"X has {X.shape[1]} features, but {type(model).__name__} "
-            f"is expecting {model.n_features_in_} features as input"
-        )
-    for start in range(0, X.shape[0], batch_size):
-        rows = X[start : start + batch_size]
+    for rows in model._source(X, reset=False).batches(batch_size):  # checked as in the fit
         yield _assigned(model, rows, np.zeros(rows.shape[0], dtype=bool))
 
 
 def _table_batches(model, X, columns, keep, nulls, batch_size):
-    features = _feature_names(model, columns)
-    reader = TableReader(X, model._derivations())
+    features = table_features(model, columns)
+    reader = X if isinstance(X, TableReader) else TableReader(X, model._derivations())
     _check_columns(reader.schema, features, reader.describe)
     unknown = [c for c in keep if c not in reader.schema]
     if unknown:
@@ -90,7 +85,7 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
     names = [f"__f{j}" for j in range(len(features))]
     filling = getattr(model, "impute_values_", None) is not None
     n_unseen = 0
-    wanted = list(dict.fromkeys([*keep, *features, *_category_columns(levels)]))
+    wanted = list(dict.fromkeys([*keep, *features, *(levels or [])]))
     with reader.errors():
         for frame in reader.frames(wanted, batch_size):
             if levels:
@@ -106,7 +101,9 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
         warn_unseen(n_unseen, levels)
 
 
-def _feature_names(model, columns):
+def table_features(model, columns=None):
+    """The columns of a table that hold the model's features (its fitted names, or
+    ``columns``), or a clear error for a model fitted on an array."""
     names = getattr(model, "feature_names_in_", None)
     if columns is not None:
         columns = [columns] if isinstance(columns, str) else [str(c) for c in columns]
@@ -122,10 +119,6 @@ def _feature_names(model, columns):
             "found in a table: fit it on a frame or Parquet file, or pass columns="
         )
     return [str(n) for n in names]
-
-
-def _category_columns(levels):
-    return list(levels) if levels else []
 
 
 def _rows_and_gaps(values, filling, nulls, features, describe):

@@ -25,9 +25,7 @@ from ..io.decode import load_dataset
 from ..io.output import atomic_output
 from ..io.sources import ArraySource, open_table
 from ..io.tables import TableReader, is_table_input
-from ..preprocess.categories import (
-    learn_levels,
-)
+from ..preprocess.categories import learn_levels
 from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.settings import PreprocessSettings
 from . import initialization, kernels
@@ -134,7 +132,7 @@ class Engine:
         if columns is None:  # every other column, derived ones included, is a feature
             columns = [c for c in reader.schema.names() if c not in self.categorical]
         columns = [c for c in columns if c not in self.categorical]
-        return columns + [name for name, _ in self._one_hot()]
+        return columns + [name for name, _ in self._preprocessing().one_hot()]
 
     def _preprocessing(self):
         """The fitted Preprocessor, or (before the decode pass) one from the parameters and
@@ -149,9 +147,6 @@ class Engine:
             None if names is None else list(names),
             getattr(self, "categories_", None),
         )
-
-    def _one_hot(self):
-        return self._preprocessing().one_hot()
 
     def _derivations(self):
         """The derived and one-hot columns every read of the input must compute."""

@@ -26,7 +26,7 @@ from ..errors import DataError, DataWarning
 
 def is_table_input(X):
     """True for inputs that are streamed through polars rather than validated as arrays."""
-    if isinstance(X, (str, os.PathLike, pl.DataFrame, pl.LazyFrame, pa.Table)):
+    if isinstance(X, (str, os.PathLike, pl.DataFrame, pl.LazyFrame, pa.Table, TableReader)):
         return True
     return (
         isinstance(X, (list, tuple))
@@ -43,12 +43,20 @@ class TableReader:
     """
 
     def __init__(self, X, derive=()):
-        lazy, self.describe, self._files = table_input(X)
+        self._frame, self._files = None, None
+        if isinstance(X, (pl.DataFrame, pa.Table)):  # in memory: sliced, converted once
+            self._frame = X if isinstance(X, pl.DataFrame) else pl.from_arrow(X)
+            lazy = self._frame.lazy()
+            self.describe = "the DataFrame" if isinstance(X, pl.DataFrame) else "the Arrow table"
+        elif isinstance(X, pl.LazyFrame):
+            lazy, self.describe = X, "the LazyFrame"
+        else:
+            lazy, self.describe, self._files = _scan_parquet(X)
         self._hive_root = os.fspath(X) if self._files is not None and _is_hive(X) else None
         pairs = [d if isinstance(d, tuple) else parse_derived(d) for d in derive or ()]
-        self.derived = [name for name, _ in pairs]
-        self._expressions = [expression.alias(name) for name, expression in pairs]
-        self._input_schema = _read_schema(lazy, self.describe)
+        self._derived = {name: expression.alias(name) for name, expression in pairs}
+        self.derived = list(self._derived)
+        self._input_schema = self.schema = _read_schema(lazy, self.describe)
         clash = [name for name in self.derived if name in self._input_schema]
         if clash:
             raise DataError(
@@ -56,24 +64,17 @@ class TableReader:
                 "give it another name"
             )
         if pairs:
-            lazy = lazy.with_columns(self._expressions)
+            lazy = lazy.with_columns(self._derived.values())
             try:
-                lazy.collect_schema()
+                self.schema = lazy.collect_schema()
             except pl.exceptions.PolarsError as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise DataError(f"cannot derive {', '.join(self.derived)}: {first}") from None
-        written = [
-            name
-            for d, name in zip(derive or (), self.derived, strict=True)
-            if not isinstance(d, tuple)
-        ]
-        if written:
-            self._check_row_wise(lazy, written)
+            # the user's own ("name = SQL"; the one-hot pairs are ours) must be row-wise
+            user = [n for d, (n, _) in zip(derive, pairs, strict=True) if not isinstance(d, tuple)]
+            if user:
+                self._check_row_wise(lazy, user)
         self.lazy = lazy  # the whole input, derived columns included
-        self.schema = _read_schema(lazy, self.describe)
-        self._frame = X if isinstance(X, pl.DataFrame) else None
-        if isinstance(X, pa.Table):
-            self._frame = pl.from_arrow(X)
 
     def _check_row_wise(self, lazy, names):
         """Refuse a derived feature that is not computed from its own row alone (an aggregate
@@ -83,7 +84,7 @@ class TableReader:
             sample = lazy.head(64).drop(names).collect()
         if sample.height < 2:
             return
-        expressions = [self._expressions[self.derived.index(n)] for n in names]
+        expressions = [self._derived[n] for n in names]
         whole = sample.select(expressions)
         half = sample.height // 2
         parts = pl.concat(
@@ -153,19 +154,14 @@ class TableReader:
 
     def _finish(self, frame, columns):
         """The derived columns among ``columns`` computed on this batch, then only ``columns``."""
-        wanted = [
-            e for name, e in zip(self.derived, self._expressions, strict=True) if name in columns
-        ]
+        wanted = [e for name, e in self._derived.items() if name in columns]
         return (frame.with_columns(wanted) if wanted else frame).select(columns)
 
     def _input_columns(self, columns):
         """Input columns that ``columns`` need: themselves, or what their derivations read."""
         needed = []
         for c in columns:
-            if c in self.derived:
-                roots = self._expressions[self.derived.index(c)].meta.root_names()
-            else:
-                roots = [c]
+            roots = self._derived[c].meta.root_names() if c in self._derived else [c]
             needed += [r for r in roots if r not in needed]
         return needed
 
@@ -180,17 +176,6 @@ class TableReader:
             if sep and key in self._input_schema:  # hive writes a null as this folder name
                 values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
         return values
-
-
-def table_input(X):
-    """(lazy query, description, Parquet files or None) for a frame, Arrow table or Parquet."""
-    if isinstance(X, pl.LazyFrame):
-        return X, "the LazyFrame", None
-    if isinstance(X, pl.DataFrame):
-        return X.lazy(), "the DataFrame", None
-    if isinstance(X, pa.Table):
-        return pl.from_arrow(X).lazy(), "the Arrow table", None
-    return _scan_parquet(X)
 
 
 def parse_derived(text):

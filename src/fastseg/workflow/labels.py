@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import config
+from ..cluster.assign import table_features
 from ..errors import DataError, FastsegError
 from ..io.output import atomic_output, check_output_path, input_files
 from ..io.store import anonymous_array, hand_back_freed_memory
@@ -35,7 +36,7 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     if not fitted:
         batches = (
             (b.kept, b.segment, b.missing)
-            for b in model.iter_assign(data, keep=columns, nulls="skip", batch_size=batch_size)
+            for b in model.iter_assign(reader, keep=columns, nulls="skip", batch_size=batch_size)
         )
         return _write(batches, out, overwrite, total)
     if getattr(model, "labels_", None) is None:  # (no local name: the labels are freed below)
@@ -135,13 +136,7 @@ def _read_exactly(file, array):
 
 def _labels_request(data, model, keep=None):
     """``check_labels_request`` for a fitted model."""
-    names = getattr(model, "feature_names_in_", None)
-    if names is None:
-        raise DataError(
-            "the model was fitted on an array without column names, so its features cannot be "
-            "found in Parquet: fit it on a frame or Parquet file"
-        )
-    return check_labels_request(data, [str(n) for n in names], keep, model._derivations())
+    return check_labels_request(data, table_features(model), keep, model._derivations())
 
 
 def check_labels_request(data, features, keep=None, derive=None):

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from .. import config
+from ..cluster.assign import table_features
 from ..cluster.engine import random_stream
 from ..errors import DataError
 from ..io.tables import TableReader
@@ -34,13 +35,7 @@ def profile(model, data, *, categories=None, sample_size=20_000, random_state=0)
 def segment_stats(model, data, categories=None, sample_size=20_000, random_state=0):
     """The streaming pass behind ``profile``: per-segment totals and row samples."""
     model._check_fitted()
-    names = getattr(model, "feature_names_in_", None)
-    if names is None:
-        raise DataError(
-            "the model was fitted on an array without column names: fit it on a frame or "
-            "Parquet file to profile its segments"
-        )
-    features = [str(n) for n in names]
+    features = table_features(model)
     reader = TableReader(data, model._derivations())
     # One-hot columns label the rows but are not profiled: their categories' shares are.
     shown = model._preprocessing().plain_features()
@@ -48,7 +43,7 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
     stats = SegmentStats(model.n_clusters, shown, categories, sample_size)
     keys = random_stream(random_state)
     keep = list(dict.fromkeys([*shown, *categories]))
-    for batch in model.iter_assign(data, keep=keep, nulls="skip"):
+    for batch in model.iter_assign(reader, keep=keep, nulls="skip"):
         frame = batch.kept
         # rows with a missing feature are left out, filled by the model or not
         present = (
