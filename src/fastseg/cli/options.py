@@ -289,6 +289,11 @@ overwrite = click.option(
 quiet_overwrite = compose(quiet(), overwrite)
 
 
+def sample(help, default=10_000):
+    """--sample: rows of the sample a command draws (silhouettes, medians)."""
+    return click.option("--sample", type=POSITIVE, default=default, metavar="N", help=help)
+
+
 def seed(help="random seed (default 0), e.g. 7"):
     return click.option("--seed", type=SEED, default=0, metavar="SEED", help=help)
 

@@ -31,13 +31,7 @@ from . import options as o
     help="categorical columns to break down, e.g. region,gender "
     "(default: every text, categorical or boolean column with at most 50 values)",
 )
-@click.option(
-    "--sample",
-    type=o.POSITIVE,
-    default=20_000,
-    metavar="N",
-    help="rows kept per segment for the medians (default 20000; exact below it)",
-)
+@o.sample("rows kept per segment for the medians (default 20000; exact below it)", default=20_000)
 @o.seed("random seed of the sample (default 0), e.g. 7")
 @o.quiet_overwrite
 def profile(model, data, fmt, out, categories, sample, seed, overwrite, say):

@@ -18,13 +18,7 @@ from . import options as o
     "--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html"
 )
 @o.k_range("values of k for the elbow curve (default 2:12), e.g. 2:8", default="2:12")
-@click.option(
-    "--sample",
-    type=o.POSITIVE,
-    default=10_000,
-    metavar="N",
-    help="rows the silhouettes are taken on (default 10000), e.g. 20000",
-)
+@o.sample("rows the silhouettes are taken on (default 10000), e.g. 20000")
 @o.seed()
 @o.memory
 @o.quiet_overwrite

@@ -21,13 +21,7 @@ from . import options as o
 @o.k_range("values of k, e.g. 2:12 or 3,5,8")
 @o.features
 @o.preprocessing
-@click.option(
-    "--sample",
-    type=o.POSITIVE,
-    default=10_000,
-    metavar="N",
-    help="rows the silhouette is taken on, stratified by segment (default 10000), e.g. 20000",
-)
+@o.sample("rows the silhouette is taken on, stratified by segment (default 10000), e.g. 20000")
 @o.seed()
 @click.option(
     "--max-iter",
