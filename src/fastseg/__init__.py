@@ -2,8 +2,6 @@
 
 from importlib import import_module
 
-from ._version import __version__
-from .cluster.modelfile import load
 from .errors import DataError, FastsegError, ModelFileError
 
 __all__ = [
@@ -19,8 +17,11 @@ __all__ = [
 ]
 
 # Imported on first use: the estimators import scikit-learn (about a second), which the CLI
-# never needs, and everything here loads Numba.
+# never needs, and everything here loads Numba. Even the version (importlib.metadata: 20 ms)
+# waits, so the ``fastseg`` command has its Ctrl-C handler in place almost at once.
 _LAZY = {
+    "__version__": "._version",
+    "load": ".cluster.modelfile",
     "KMeans": ".cluster.estimators",
     "MiniBatchKMeans": ".cluster.estimators",
     "select_k": ".workflow.select_k",

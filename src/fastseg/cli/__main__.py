@@ -1,7 +1,5 @@
 """``python -m fastseg.cli``: the ``fastseg`` command."""
 
-import sys
+from . import entry
 
-from . import main
-
-sys.exit(main())
+entry()

@@ -358,12 +358,16 @@ class Engine:
     # ----- the model file (read back by ``fastseg.cluster.modelfile``) ----------------------
     def save(self, path, *, overwrite=True):
         """Write the fitted model as JSON, atomically (``fastseg.load`` reads it back)."""
-        self._check_fitted()
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        text = self.to_json()
         with atomic_output(path, overwrite=overwrite) as tmp:
             with open(tmp, "w") as f:
-                f.write(text + "\n")
+                f.write(text)
         return self
+
+    def to_json(self):
+        """The model file's text (what ``save`` writes)."""
+        self._check_fitted()
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def to_dict(self):
         """Everything needed to assign new rows, plus how the model was made and how well it

@@ -1,10 +1,11 @@
-"""Atomic output: a file without a name (``O_TMPFILE``; elsewhere a hidden temporary file beside
-the target) that becomes the target only once complete."""
+"""Atomic outputs: each a file without a name (``O_TMPFILE``; elsewhere a hidden temporary file
+beside the target) until complete, the outputs of one run published together or not at all."""
 
 import os
 import tempfile
 from contextlib import contextmanager
 
+from .. import interrupts
 from ..errors import FastsegError
 
 
@@ -17,20 +18,12 @@ def _mode_for(path):
     return 0o666 & ~umask
 
 
-def _settle(tmp, path):
-    """Give the new file the mode a plain open() would (mkstemp makes it 0600), flush to disk."""
-    os.chmod(tmp, _mode_for(path))
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def check_output_path(path, *, overwrite, inputs=()):
     """Fail before any work if ``path`` cannot be written, or is one of the ``inputs`` files
     (see ``input_files``); returns its folder."""
     path = os.fspath(path)
+    if path.endswith(("/", os.sep)):
+        raise FastsegError(f"cannot write '{path}': it names a folder (ends in '/'); give a file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FastsegError(f"cannot write '{path}': folder '{folder}' does not exist")
@@ -70,29 +63,190 @@ def input_files(*inputs):
     return files
 
 
+class Outputs:
+    """The output files of one run, published together or not at all.
+
+    ``check`` each path before any work (a folder that exists and is writable, not an input,
+    not taken without ``overwrite``, not two outputs on one path); write each to the
+    temporary path ``file`` yields; ``publish`` once all are complete. Until then every output
+    is a file without a name (Linux ``O_TMPFILE``; elsewhere a hidden file beside its
+    target): an error, a Ctrl-C or even SIGKILL before ``publish`` leaves nothing behind, and
+    the old files (or none) stay as they were.
+    """
+
+    def __init__(self, *, overwrite=False, inputs=()):
+        self.overwrite = overwrite
+        self.inputs = list(inputs)
+        self._checked = {}  # real path: the path as given
+        self._staged = []
+
+    def check(self, path):
+        """Fail before any work if ``path`` cannot be one of this run's outputs."""
+        path = os.fspath(path)
+        check_output_path(path, overwrite=self.overwrite, inputs=self.inputs)
+        real = os.path.realpath(path)
+        if real in self._checked:
+            raise FastsegError(f"two outputs of this run cannot both be written to '{path}'")
+        self._checked[real] = path
+
+    def _staged_reals(self):
+        return {os.path.realpath(s.path) for s in self._staged}
+
+    @contextmanager
+    def file(self, path):
+        """Yield a temporary path to write ``path`` to; it waits, unnamed, for ``publish``."""
+        path = os.fspath(path)
+        real = os.path.realpath(path)
+        if real not in self._checked:
+            self.check(path)
+        elif real in self._staged_reals():
+            raise FastsegError(f"two outputs of this run cannot both be written to '{path}'")
+        staged = _Staged(path)
+        try:
+            yield staged.tmp
+            staged.finish()
+        except BaseException:
+            staged.discard()
+            raise
+        self._staged.append(staged)
+
+    def publish(self):
+        """Give every finished output its name, all or none (a Ctrl-C that came before this
+        publishes nothing). Without ``overwrite`` each name is made by a hard link, which
+        fails if the name exists: a run that lost a race to another one writing the same
+        output gets an error, never a clobbered file (a check before the work cannot promise
+        that). With ``overwrite`` the old file is kept under a hidden name until all are
+        published, and put back if one fails."""
+        done = []
+        with interrupts.held():
+            try:
+                for staged in self._staged:
+                    done.append(staged.publish(self.overwrite))
+            except BaseException:
+                for path, old in reversed(done):
+                    _put_back(path, old)
+                raise
+            finally:
+                self.discard()
+        for _, old in done:
+            if old is not None:
+                os.unlink(old)
+
+    def discard(self):
+        """Drop every output not published (the end of a failed run)."""
+        for staged in self._staged:
+            staged.discard()
+        self._staged = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.discard()
+
+
+def _put_back(path, old):
+    """Undo one publication: the old file back under its name, or the new one removed."""
+    if old is None:
+        os.unlink(path)
+    else:
+        os.replace(old, path)
+
+
 @contextmanager
 def atomic_output(path, *, overwrite=True):
-    """Yield a temporary path for the output; it becomes ``path`` only once complete.
-
-    Where the file system allows (Linux ``O_TMPFILE``), the file has no name at all while it
-    is written: a run killed even by SIGKILL leaves nothing behind. Elsewhere it is a hidden
-    file beside the target, removed if the write fails or is interrupted. Either way the old
-    file (or none) stays until the new one is whole.
-    """
-    path = os.fspath(path)
-    folder = check_output_path(path, overwrite=overwrite)
-    fd = _unnamed_file(folder)
-    if fd is None:
-        with _named_temporary(path, folder, overwrite) as tmp:
+    """Yield a temporary path for the output; it becomes ``path`` only once complete (an
+    ``Outputs`` of one file)."""
+    with Outputs(overwrite=overwrite) as outputs:
+        with outputs.file(path) as tmp:
             yield tmp
-        return
-    try:
-        yield f"/proc/self/fd/{fd}"
-        os.fchmod(fd, _mode_for(path))
-        os.fsync(fd)
-        _publish(fd, path, folder, overwrite)
-    finally:
+        outputs.publish()
+
+
+class _Staged:
+    """One output while it is written: a file without a name where the file system allows
+    (``O_TMPFILE``: nothing to clean up, even after SIGKILL), else a hidden file beside it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.folder = os.path.dirname(os.path.abspath(path))
+        self.fd = _unnamed_file(self.folder)
+        if self.fd is not None:
+            self.tmp = f"/proc/self/fd/{self.fd}"
+            return
+        try:
+            fd, self.tmp = tempfile.mkstemp(
+                prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=self.folder
+            )
+        except PermissionError:
+            raise FastsegError(
+                f"cannot write '{path}': folder '{self.folder}' is not writable"
+            ) from None
         os.close(fd)
+
+    def finish(self):
+        """The mode a plain open() would give the file (mkstemp makes it 0600), on disk."""
+        fd = self.fd if self.fd is not None else os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fchmod(fd, _mode_for(self.path))
+            os.fsync(fd)
+        finally:
+            if fd != self.fd:
+                os.close(fd)
+
+    def publish(self, overwrite):
+        """Name the file ``path``; returns (path, the old file's hidden name or None)."""
+        name = os.path.basename(self.path)
+        if not overwrite:
+            try:
+                self._link(name)
+            except FileExistsError:
+                raise _exists(self.path) from None
+            return self.path, None
+        old = _hidden_link(self.folder, name, self.path) if os.path.lexists(self.path) else None
+        try:
+            os.replace(_hidden_link(self.folder, name, self._link), self.path)
+        except BaseException:
+            if old is not None:
+                os.unlink(old)
+            raise
+        return self.path, old
+
+    def _link(self, name):
+        """Link the finished file as ``name`` in its folder (fails if ``name`` exists)."""
+        if self.fd is None:
+            os.link(self.tmp, os.path.join(self.folder, name))
+            return
+        # A folder descriptor makes os.link call linkat(AT_SYMLINK_FOLLOW), which can link
+        # the file behind /proc/self/fd/N (plain link() refuses it).
+        folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.link(self.tmp, name, dst_dir_fd=folder_fd)
+        finally:
+            os.close(folder_fd)
+
+    def discard(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+def _hidden_link(folder, name, source):
+    """A new hidden name in ``folder`` for ``source`` (a path, or a function that links to a
+    name it is given); returns its path."""
+    for attempt in range(100):
+        hidden = f".{name}.{os.getpid()}.{attempt}.tmp"
+        try:
+            if callable(source):
+                source(hidden)
+            else:
+                os.link(source, os.path.join(folder, hidden), follow_symlinks=False)
+            return os.path.join(folder, hidden)
+        except FileExistsError:
+            continue
+    raise FastsegError(f"cannot write '{os.path.join(folder, name)}': no free temporary name")
 
 
 def _unnamed_file(folder):
@@ -106,63 +260,3 @@ def _unnamed_file(folder):
         raise FastsegError(f"cannot write in folder '{folder}': it is not writable") from None
     except OSError:  # this file system has no unnamed files
         return None
-
-
-def _publish(fd, path, folder, overwrite):
-    """Give the finished file its name. Without ``overwrite``, link it to ``path`` directly: the
-    link fails if ``path`` exists, so a run that lost a race to another one writing the same
-    output gets an error, never a clobbered file (a check before the work cannot promise
-    that). With ``overwrite``: a hidden name beside ``path``, renamed over it."""
-    # A folder descriptor makes os.link call linkat(AT_SYMLINK_FOLLOW), which can link the
-    # file behind /proc/self/fd/N (plain link() refuses it).
-    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    if not overwrite:
-        try:
-            os.link(f"/proc/self/fd/{fd}", os.path.basename(path), dst_dir_fd=folder_fd)
-        except FileExistsError:
-            raise _exists(path) from None
-        finally:
-            os.close(folder_fd)
-        return
-    try:
-        for attempt in range(100):
-            name = f".{os.path.basename(path)}.{os.getpid()}.{attempt}.tmp"
-            try:
-                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder_fd)
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise FastsegError(f"cannot write '{path}': no free temporary name in '{folder}'")
-    finally:
-        os.close(folder_fd)
-    name = os.path.join(folder, name)
-    try:
-        os.replace(name, path)
-    except BaseException:
-        os.unlink(name)
-        raise
-
-
-@contextmanager
-def _named_temporary(path, folder, overwrite):
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    except PermissionError:
-        raise FastsegError(f"cannot write '{path}': folder '{folder}' is not writable") from None
-    os.close(fd)
-    try:
-        yield tmp
-        _settle(tmp, path)
-        if overwrite:
-            os.replace(tmp, path)
-        else:  # fails if another run published first: never a clobber
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise _exists(path) from None
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

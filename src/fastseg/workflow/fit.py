@@ -2,9 +2,9 @@
 segments largest first (or as a previous model numbered them), write the labelled rows and
 the model file.
 
-Every output path and the labels request are checked before any long work, and the model is
-written last, so a model on disk means the whole run succeeded. It runs the engines under the
-estimators, so it never imports scikit-learn.
+Every output path and the labels request are checked before any long work, and the outputs
+are published together once all are complete: a model on disk means the whole run succeeded.
+It runs the engines under the estimators, so it never imports scikit-learn.
 """
 
 import os
@@ -16,7 +16,7 @@ import numpy as np
 from ..cluster import registry
 from ..cluster.modelfile import load_engine
 from ..errors import FastsegError
-from ..io.output import check_output_path, input_files
+from ..io.output import Outputs, input_files
 from ..preprocess.settings import PreprocessSettings
 from . import segments
 from .labels import check_labels_request, write_labels
@@ -68,7 +68,7 @@ def fit_segments(
     ``model`` a model file to write. ``say`` is told which k ``k="auto"`` chose.
     """
     settings = settings or PreprocessSettings()
-    _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
+    outputs = _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
     previous = _previous_model(align_to)
     memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
     _check_alignment(previous, features, max(k_range) if k == "auto" else k, settings)
@@ -89,28 +89,31 @@ def fit_segments(
     segments.order_by_size(engine)
     if previous is not None:
         result.moved = segments.align_to(engine, previous)
-    if labels:
-        written = write_labels(engine, data, labels, keep=keep, overwrite=overwrite, fitted=True)
-        result.rows_written, result.rows_unlabelled = written
-    if model:  # last: a model on disk means the whole run succeeded
-        engine.save(model, overwrite=overwrite)
+    with outputs:  # published together once both are complete, or neither
+        if labels:
+            written = write_labels(engine, data, labels, keep=keep, fitted=True, outputs=outputs)
+            result.rows_written, result.rows_unlabelled = written
+        if model:
+            with outputs.file(model) as tmp, open(tmp, "w") as f:
+                f.write(engine.to_json())
+        outputs.publish()
     return result
 
 
 def _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to=None):
     """Fail before any work if the outputs cannot be written (or are inputs, or one path for
-    two outputs) or the labels not made."""
+    two outputs) or the labels not made; returns the run's ``Outputs``."""
     inputs = input_files(data, align_to if isinstance(align_to, str | os.PathLike) else None)
-    for path in (model, labels):
+    outputs = Outputs(overwrite=overwrite, inputs=inputs)
+    for path in (labels, model):
         if path:
-            check_output_path(path, overwrite=overwrite, inputs=inputs)
-    if model and labels and os.path.realpath(model) == os.path.realpath(labels):
-        raise FastsegError(f"the model and the labels cannot both be written to '{model}'")
+            outputs.check(path)
     if keep and not labels:
         raise FastsegError("--keep chooses the columns of --labels output: add --labels FILE")
     if labels:  # a categorical column named among the features is one-hot, not a number
         numeric = [f for f in features if f not in (settings.categorical or [])]
         check_labels_request(data, numeric, keep, settings.derive)
+    return outputs
 
 
 def _check_alignment(previous, features, k, settings):

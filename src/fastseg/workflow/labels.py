@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from .. import config
 from ..cluster.assign import table_features
 from ..errors import DataError, FastsegError
-from ..io.output import atomic_output, check_output_path, input_files
+from ..io.output import Outputs, input_files
 from ..io.store import anonymous_array, hand_back_freed_memory
 from ..io.tables import TableReader, _check_columns
 from ..progress import report
@@ -19,7 +19,9 @@ SEGMENT = "segment"
 CHANGED = "the input changed between the fit and the labelling: run again"
 
 
-def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=None, fitted=False):
+def write_labels(
+    model, data, out, *, keep=None, overwrite=False, batch_size=None, fitted=False, outputs=None
+):
     """Write every input row (or the ``keep`` columns) plus its segment to ``out``.
 
     Rows with a missing feature value get a null segment and are counted, never dropped, so
@@ -28,8 +30,17 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
     ``dropped_rows_`` are written as they are, so only the output columns are read again and
     nothing is searched. Memory follows the batch, whatever the rows and columns. Returns
     (rows written, rows left unlabelled).
+
+    ``outputs``, an ``Outputs`` of a run with other outputs, holds the file back until the
+    run publishes them all; without it the file is published when complete.
     """
-    check_output_path(out, overwrite=overwrite, inputs=input_files(data))
+    if outputs is None:
+        with Outputs(overwrite=overwrite, inputs=input_files(data)) as own:
+            counts = write_labels(
+                model, data, out, keep=keep, batch_size=batch_size, fitted=fitted, outputs=own
+            )
+            own.publish()
+        return counts
     reader, columns = _labels_request(data, model, keep)
     total = reader.count_rows()
     batch_size = batch_size or config.batch_size
@@ -38,7 +49,7 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
             (b.kept, b.segment, b.missing)
             for b in model.iter_assign(reader, keep=columns, nulls="skip", batch_size=batch_size)
         )
-        return _write(batches, out, overwrite, total)
+        return _write(batches, out, outputs, total)
     if getattr(model, "labels_", None) is None:  # (no local name: the labels are freed below)
         raise FastsegError(
             "the model holds no labels of its fit (MiniBatchKMeans with compute_labels=False, "
@@ -46,14 +57,14 @@ def write_labels(model, data, out, *, keep=None, overwrite=False, batch_size=Non
         )
     with _labels_set_aside(model) as stored:
         return _write(
-            _fitted_batches(model, reader, columns, batch_size, stored), out, overwrite, total
+            _fitted_batches(model, reader, columns, batch_size, stored), out, outputs, total
         )
 
 
-def _write(batches, out, overwrite, total):
-    """Write (kept columns, segment, missing) batches as one Parquet file, atomically."""
+def _write(batches, out, outputs, total):
+    """Write (kept columns, segment, missing) batches as one Parquet file into ``outputs``."""
     written = unlabelled = 0
-    with atomic_output(out, overwrite=overwrite) as tmp:
+    with outputs.file(out) as tmp:
         writer = None
         try:
             for frame, segment, missing in batches:
