@@ -58,6 +58,12 @@ def files(tmp_path_factory):
         == 0
     )
     pl.DataFrame({"a": [1.0, 2.0]}).write_parquet(folder / "only_a.parquet")
+    pl.DataFrame({"a": [1.0, 1e39, 2.0, 3.0], "b": [1.0, 2.0, 3.0, 4.0]}).write_parquet(
+        folder / "huge.parquet"
+    )
+    (folder / "lacking").mkdir()
+    good.write_parquet(folder / "lacking" / "p1.parquet")
+    good.drop("b").write_parquet(folder / "lacking" / "p2.parquet")
     return folder
 
 
@@ -71,6 +77,8 @@ DATA_PROBLEMS = [  # (data file or pattern, features, k range, what the message 
     ("inf.parquet", "a,b", "2:3", ["'a'", "NaN or infinite"]),
     ("three.parquet", "a,b", "2:5", ["n_samples=3", "n_clusters=5"]),
     ("mixed/*.parquet", "a,b", "2:3", ["'a'", "must be numeric"]),  # string in one file
+    ("huge.parquet", "a,b", "2:3", ["'a'", "1e+39", "beyond the float32 range"]),
+    ("lacking", "a,b", "2:3", ["p2.parquet' has no column 'b'"]),
     ("corrupt.parquet", "a,b", "2:3", ["cannot read"]),
     ("cut.parquet", "a,b", "2:3", ["cannot read"]),
 ]
@@ -177,6 +185,8 @@ def test_a_constant_column_is_a_note_not_an_error(tmp_path, capsys):
         ("*.missing.parquet", ["no files match"]),
         ("only_a.parquet", ["'b' not found"]),
         ("inf.parquet", ["NaN or infinite"]),
+        ("huge.parquet", ["'a'", "beyond the float32 range"]),
+        ("lacking", ["p2.parquet' has no column 'b'"]),
         ("corrupt.parquet", ["cannot read"]),
         ("cut.parquet", ["cannot read"]),
         ("empty.parquet", ["no rows"]),

@@ -97,3 +97,25 @@ def test_predict_may_not_write_over_its_model(folder, capsys):
     code = main(["predict", str(model), str(g), "--out", str(model), "--overwrite", "--quiet"])
     assert code == 2 and "is an input" in capsys.readouterr().err
     assert model.read_bytes() == before
+
+
+def test_a_labels_file_fastseg_wrote_into_the_input_folder_is_not_read_as_input(folder):
+    import fastseg
+
+    data = folder / "data"
+    data.mkdir()
+    os.link(folder / "g.parquet", data / "g.parquet")
+    argv = ["fit", str(data), "--k", "2", "--features", "a,b", "--quiet"]
+    assert main([*argv, "--labels", str(data / "labels.parquet")]) == 0
+    files, notes = resolved(str(data))
+    assert files == [str(data / "g.parquet")]
+    assert "skipped 1 labels file" in notes[0] and "labels.parquet" in notes[0]
+    assert resolved(str(data / "*.parquet"))[0] == [str(data / "g.parquet")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        again = fastseg.KMeans(2, random_state=0).fit(str(data), columns=["a", "b"])
+    assert again.labels_.shape[0] == 40  # not 80
+    named = str(data / "labels.parquet")
+    assert resolved(named)[0] == [named]  # named on its own: read
+    pl.read_parquet(data / "labels.parquet").write_parquet(data / "copy.parquet")
+    assert len(resolved(str(data))[0]) == 2  # a segment column, but not written by fastseg

@@ -87,3 +87,45 @@ def test_a_derived_feature_must_come_from_its_own_row(frame, text):
     with pytest.raises(DataError, match="not computed from each row alone"):
         TableReader(frame, [text])
     TableReader(frame, ["x = spend / (visits + 1) * 2"])  # row-wise: fine
+
+
+def test_decimal256_columns_are_read_as_128_bit_decimals_or_floats(tmp_path):
+    """BigQuery's BIGNUMERIC is Decimal256: Polars panics on it."""
+    import decimal
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    from fastseg.errors import DataWarning
+
+    values = [decimal.Decimal(i) / 4 for i in range(100)]
+    table = pa.table(
+        {
+            "narrow": pa.array(values, type=pa.decimal256(20, 2)),
+            "wide": pa.array(values, type=pa.decimal256(76, 38)),
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    for data in (tmp_path / "d.parquet", table):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = collected(TableReader(data), ["narrow", "wide"], batch_size=30)
+        assert got["narrow"].dtype == pl.Decimal(20, 2)
+        assert got["wide"].dtype == pl.Float64
+        assert got["wide"].to_list() == [float(v) for v in values]
+        if data is not table:
+            assert any(issubclass(w.category, DataWarning) for w in caught)
+
+
+def test_a_file_lacking_a_feature_is_named(frame, tmp_path):
+    from fastseg.errors import DataError
+
+    frame.write_parquet(tmp_path / "a.parquet")
+    frame.drop("visits").write_parquet(tmp_path / "b.parquet")
+    reader = TableReader(str(tmp_path))
+    assert reader.check_features(["spend"]) == ["spend"]
+    with pytest.raises(DataError, match="b.parquet' has no column 'visits'"):
+        reader.check_features(["spend", "visits"])
+    derived = TableReader(str(tmp_path), ["v = visits * 2"])
+    with pytest.raises(DataError, match="no column 'visits'"):
+        derived.check_features(["v"])

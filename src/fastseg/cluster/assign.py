@@ -13,8 +13,8 @@ import polars as pl
 
 from .. import config
 from ..errors import DataError
-from ..io.sources import missing_values_error, refuse_nan_values
-from ..io.tables import TableReader, _check_columns, is_table_input
+from ..io.sources import as_float32, missing_values_error, refuse_nan_values
+from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import unseen, warn_unseen
 from . import kernels
 
@@ -77,7 +77,7 @@ def _array_batches(model, X, batch_size):
 def _table_batches(model, X, columns, keep, nulls, batch_size):
     features = table_features(model, columns)
     reader = X if isinstance(X, TableReader) else TableReader(X, model._derivations())
-    _check_columns(reader.schema, features, reader.describe)
+    reader.check_features(features)
     unknown = [c for c in keep if c not in reader.schema]
     if unknown:
         raise DataError(f"no such column(s) in {reader.describe}: {', '.join(unknown)}")
@@ -90,9 +90,7 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
         for frame in reader.frames(wanted, batch_size):
             if levels:
                 n_unseen += int(frame.select((unseen(levels) > 0).sum()).item())
-            values = frame.select(
-                pl.col(f).cast(pl.Float32).alias(n) for f, n in zip(features, names, strict=True)
-            )
+            values = as_float32(frame, features, reader.describe, names)
             rows, missing = _rows_and_gaps(values, filling, nulls, features, reader.describe)
             batch = _assigned(model, rows, missing)
             batch.kept = frame.select(keep) if keep else None

@@ -10,7 +10,7 @@ import polars as pl
 
 from ..errors import DataError
 from ..preprocess.settings import IMPUTING, MISSING_POLICIES
-from .tables import TableReader, _check_columns
+from .tables import TableReader
 
 
 class ArraySource:
@@ -50,9 +50,8 @@ class FrameSource:
         self.describe = reader.describe
         self.missing = missing
         self.derived = reader.derived
-        self.feature_names = _check_columns(reader.schema, columns, self.describe)
+        self.feature_names = reader.check_features(columns)
         self.n_features = len(self.feature_names)
-        self._cast = [pl.col(c).cast(pl.Float32) for c in self.feature_names]
         self.n_dropped = 0
         self._seen = 0
         self._dropped = []
@@ -79,7 +78,7 @@ class FrameSource:
         self._dropped = []
         with self.reader.errors():
             for frame in self.reader.frames(self.feature_names, batch_size):
-                frame = self._handle_nulls(frame.select(self._cast))
+                frame = self._handle_nulls(as_float32(frame, self.feature_names, self.describe))
                 if frame.height:
                     yield frame
 
@@ -109,6 +108,30 @@ def missing_values_error(column, describe):
     return DataError(
         f"column '{column}' of {describe} has missing values; drop or fill those rows "
         "first (when fitting, missing='drop' drops them and 'mean' or 'median' fills them)"
+    )
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_float32(frame, columns, describe, names=None):
+    """``columns`` of ``frame`` cast to float32 (the type every pass computes in), renamed to
+    ``names`` if given. A value beyond float32's range (±3.4e38) would become infinite:
+    refused, naming the column."""
+    wide = [c for c in dict.fromkeys(columns) if frame.schema[c] == pl.Float64]
+    if wide:
+        over = frame.select(((pl.col(wide).abs() > FLOAT32_MAX) & pl.col(wide).is_finite()).any())
+        for column, beyond in zip(wide, over.row(0), strict=True):
+            if beyond:
+                value = frame.select(pl.col(column).filter(pl.col(column).abs() > FLOAT32_MAX))
+                raise DataError(
+                    f"column '{column}' of {describe} holds {value.item(0, 0):.3g}, beyond the "
+                    f"float32 range fastseg computes in (±{FLOAT32_MAX:.3g}): rescale it, e.g. "
+                    f"derive '{column}_scaled = {column} / 1e30' (--derive) and use that"
+                )
+    names = names or columns
+    return frame.select(
+        pl.col(c).cast(pl.Float32).alias(n) for c, n in zip(columns, names, strict=True)
     )
 
 

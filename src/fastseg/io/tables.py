@@ -11,6 +11,7 @@ a labels pass): it is used only for a LazyFrame a user hands in.
 """
 
 import difflib
+import functools
 import glob
 import os
 import warnings
@@ -45,7 +46,7 @@ class TableReader:
     def __init__(self, X, derive=()):
         self._frame, self._files = None, None
         if isinstance(X, (pl.DataFrame, pa.Table)):  # in memory: sliced, converted once
-            self._frame = X if isinstance(X, pl.DataFrame) else pl.from_arrow(X)
+            self._frame = X if isinstance(X, pl.DataFrame) else pl.from_arrow(_readable(X))
             lazy = self._frame.lazy()
             self.describe = "the DataFrame" if isinstance(X, pl.DataFrame) else "the Arrow table"
         elif isinstance(X, pl.LazyFrame):
@@ -57,6 +58,8 @@ class TableReader:
         self._derived = {name: expression.alias(name) for name, expression in pairs}
         self.derived = list(self._derived)
         self._input_schema = self.schema = _read_schema(lazy, self.describe)
+        if self._files is not None:
+            lazy = self._decimals_as_floats(lazy)
         clash = [name for name in self.derived if name in self._input_schema]
         if clash:
             raise DataError(
@@ -70,18 +73,20 @@ class TableReader:
             except pl.exceptions.PolarsError as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise DataError(f"cannot derive {', '.join(self.derived)}: {first}") from None
-            # the user's own ("name = SQL"; the one-hot pairs are ours) must be row-wise
-            user = [n for d, (n, _) in zip(derive, pairs, strict=True) if not isinstance(d, tuple)]
-            if user:
-                self._check_row_wise(lazy, user)
         self.lazy = lazy  # the whole input, derived columns included
+        # the user's own ("name = SQL"; the one-hot pairs are ours) must be row-wise
+        user = [
+            n for d, (n, _) in zip(derive or (), pairs, strict=True) if not isinstance(d, tuple)
+        ]
+        if user:
+            self._check_row_wise(user)
 
-    def _check_row_wise(self, lazy, names):
+    def _check_row_wise(self, names):
         """Refuse a derived feature that is not computed from its own row alone (an aggregate
         or a window: ``income / avg(income)``): predict could not replay it on other rows.
         Seen by computing it on the first rows at once and in two parts."""
-        with self.errors():
-            sample = lazy.head(64).drop(names).collect()
+        roots = self._input_columns(names)
+        sample = next(iter(self.frames(roots, 64)), pl.DataFrame())
         if sample.height < 2:
             return
         expressions = [self._derived[n] for n in names]
@@ -104,6 +109,23 @@ class TableReader:
             if self._files is not None:
                 return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files)
             return int(self.lazy.select(pl.len()).collect().item())
+
+    def check_features(self, columns):
+        """The feature columns (``None``: all), checked: present, numeric, not repeated, and in
+        every file of a Parquet data set (a file lacking one is named)."""
+        columns = _check_columns(self.schema, columns, self.describe)
+        if self._files is not None and len(self._files) > 1:
+            needed = self._input_columns(columns)
+            with self.errors():
+                for path in self._files:
+                    names = set(pq.read_schema(path).names) | set(self._partition_values(path))
+                    lacking = [c for c in needed if c not in names]
+                    if lacking:
+                        raise DataError(
+                            f"'{path}' has no column '{lacking[0]}' (a feature; other files of "
+                            "the input have it): add it there or leave that file out"
+                        )
+        return columns
 
     def frames(self, columns, batch_size):
         """Polars frames holding ``columns`` (input or derived), at most ``batch_size`` rows
@@ -132,7 +154,7 @@ class TableReader:
         present = set(reader.schema_arrow.names)
         read = [c for c in needed if c in present and c not in partition]
         for batch in reader.iter_batches(batch_size=batch_size, columns=read):
-            frame = pl.from_arrow(batch) if read else pl.DataFrame()
+            frame = pl.from_arrow(_readable(batch)) if read else pl.DataFrame()
             yield self._finish(self._typed(frame, needed, partition, batch.num_rows), columns)
 
     def _typed(self, frame, needed, partition, height):
@@ -161,9 +183,8 @@ class TableReader:
         """Input columns that ``columns`` need: themselves, or what their derivations read."""
         needed = []
         for c in columns:
-            roots = self._derived[c].meta.root_names() if c in self._derived else [c]
-            needed += [r for r in roots if r not in needed]
-        return needed
+            needed += self._derived[c].meta.root_names() if c in self._derived else [c]
+        return list(dict.fromkeys(needed))
 
     def _partition_values(self, path):
         """{column: text} from the key=value folders of a hive-partitioned data set."""
@@ -176,6 +197,48 @@ class TableReader:
             if sep and key in self._input_schema:  # hive writes a null as this folder name
                 values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
         return values
+
+    def _decimals_as_floats(self, lazy):
+        """Decimal columns wider than Polars holds (Decimal256: BigQuery's BIGNUMERIC) are
+        read as Float64 (about 16 significant digits), with a note; those that fit 38 digits
+        as Polars decimals."""
+        wide = [c for c, kind in self._input_schema.items() if _too_wide(kind)]
+        if not wide:
+            return lazy
+        _note_once(
+            f"column(s) {', '.join(wide)} of {self.describe} hold decimals of more than 38 "
+            "digits: read as Float64 (about 16 significant digits)"
+        )
+        self._input_schema = self.schema = pl.Schema(
+            {c: pl.Float64 if c in wide else kind for c, kind in self._input_schema.items()}
+        )
+        return lazy.with_columns(pl.col(wide).cast(pl.Float64))
+
+
+def _too_wide(kind):
+    return isinstance(kind, pl.Decimal) and (kind.precision or 0) > 38
+
+
+def _readable(data):
+    """An Arrow table or batch that Polars can take: Decimal256 columns (Polars panics on
+    them) as 128-bit decimals where 38 digits hold them, else as float64 (through their text:
+    Arrow's direct cast is not correctly rounded, 0.25 became 0.24999999999999997)."""
+    columns, fields = [], []
+    for field, column in zip(data.schema, data.columns, strict=True):
+        t = field.type
+        if pa.types.is_decimal256(t):
+            narrow = t.precision <= 38
+            column = (
+                column.cast(pa.decimal128(t.precision, t.scale))
+                if narrow
+                else column.cast(pa.string()).cast(pa.float64())
+            )
+            field = field.with_type(column.type)
+        columns.append(column)
+        fields.append(field)
+    if fields == list(data.schema):
+        return data
+    return type(data).from_arrays(columns, schema=pa.schema(fields))
 
 
 def parse_derived(text):
@@ -230,12 +293,49 @@ def resolve_parquet_paths(paths):
             found = _data_files(item)
             if not found:
                 raise DataError(f"folder '{item}' holds no .parquet files")
-            files += found
+            files += _without_labels_files(found, item)
         elif glob.has_magic(item):
-            files += _glob_files(item)
+            files += _without_labels_files(_glob_files(item), item)
         else:
             raise DataError(f"no such file: '{item}'")
     return _once_each(files)
+
+
+LABELS_MARK = b"fastseg.labels"  # in the key-value metadata of the labels files fastseg writes
+
+
+def _without_labels_files(files, item):
+    """``files`` less the labels files fastseg wrote among them (a run that wrote its labels
+    into the input folder would read them as input next time: twice the rows); a note names
+    them. Named on their own, they are read."""
+    labels = [f for f in files if _is_labels_file(f)]
+    if not labels:
+        return files
+    if len(labels) == len(files):
+        raise DataError(
+            f"'{item}' holds only labels files written by fastseg ({', '.join(labels[:3])}): "
+            "name a file on its own to read it"
+        )
+    _note_once(
+        f"skipped {len(labels)} labels file(s) fastseg wrote in '{item}' "
+        f"({', '.join(labels[:3])}): name a file on its own to read it"
+    )
+    return [f for f in files if f not in labels]
+
+
+def _is_labels_file(path):
+    stat = os.stat(path)
+    return _marked_as_labels(os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=65536)
+def _marked_as_labels(path, mtime_ns, size):
+    """(Remembered per file version: every pass resolves the input again.)"""
+    try:
+        metadata = pq.read_metadata(path).metadata or {}
+    except (pa.ArrowException, OSError):
+        return False  # not Parquet: its reader will say so
+    return LABELS_MARK in metadata
 
 
 def _not_data(name):
@@ -274,6 +374,15 @@ def _glob_files(pattern):
 _SAID = set()
 
 
+def _note_once(message, key=None):
+    """A DataWarning, once per process for ``key`` (default the message): the passes over
+    one input each resolve and read it again."""
+    key = message if key is None else key
+    if key not in _SAID:
+        _SAID.add(key)
+        warnings.warn(message, DataWarning, stacklevel=4)
+
+
 def _once_each(files):
     """``files`` without repeats of one real file, in first-seen order."""
     seen, unique = set(), []
@@ -282,13 +391,11 @@ def _once_each(files):
         if real not in seen:
             seen.add(real)
             unique.append(path)
-    if len(unique) < len(files) and tuple(files) not in _SAID:
-        _SAID.add(tuple(files))  # once, however many passes resolve the same paths
-        warnings.warn(
+    if len(unique) < len(files):
+        _note_once(
             f"{len(files) - len(unique)} of the input paths name files already read: each file "
             "is read once",
-            DataWarning,
-            stacklevel=4,
+            key=tuple(files),
         )
     return unique
 

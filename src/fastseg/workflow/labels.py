@@ -7,12 +7,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import config
+from .. import _version, config
 from ..cluster.assign import table_features
 from ..errors import DataError, FastsegError
 from ..io.output import Outputs, input_files
 from ..io.store import anonymous_array, hand_back_freed_memory
-from ..io.tables import TableReader, _check_columns
+from ..io.tables import LABELS_MARK, TableReader
 from ..progress import report
 
 SEGMENT = "segment"
@@ -72,7 +72,7 @@ def _write(batches, out, outputs, total):
                 if writer is None:
                     writer = pq.ParquetWriter(
                         tmp,
-                        table.schema,
+                        table.schema.with_metadata({LABELS_MARK: _version.__version__}),
                         compression="zstd",
                         use_dictionary=_dictionary_columns(table.schema),
                     )
@@ -156,7 +156,7 @@ def check_labels_request(data, features, keep=None, derive=None):
     The output keeps the input's columns (derived features are not written unless kept).
     """
     reader = TableReader(data, derive or ())
-    _check_columns(reader.schema, features, reader.describe)
+    reader.check_features(features)
     every = list(reader.schema.names())
     columns = [c for c in every if c not in reader.derived]
     if keep is not None:
