@@ -442,6 +442,8 @@ def test_a_bug_is_a_traceback_and_a_request_to_report_it(customers, capsys, monk
         ("parse_k_range", "2:5", [2, 3, 4, 5]),
         ("parse_k_range", "8,3,5,3", [3, 5, 8]),
         ("parse_columns", " age, income ,", ["age", "income"]),
+        ("parse_columns", 'age,"tenure, months"," Age"', ["age", "tenure, months", " Age"]),
+        ("parse_columns", '"say ""hi""",b', ['say "hi"', "b"]),
         ("parse_pca", "3", 3),
         ("parse_pca", "0.9", 0.9),
         ("parse_pca", "1.0", 1.0),  # a share: all the variance, not one component
@@ -463,6 +465,7 @@ def test_value_parsers(parse, text, value):
         ("parse_size", "0MB", "must be positive"),
         ("parse_k_range", "5:2", "from 2 to 1000"),
         ("parse_columns", ",", "at least one column"),
+        ("parse_columns", 'a,"b', "in double quotes"),
         ("parse_pca", "2.5", "number of components"),
         ("parse_seed", "-1", "between 0 and"),
         ("positive_int", "1.5", "not a whole number"),
@@ -601,3 +604,19 @@ def test_a_closed_stdout_ends_the_printing_quietly_with_the_outputs_written(cust
     assert child.wait() == 0, err
     assert "error" not in err and "Traceback" not in err
     assert model.exists() and labels.exists()
+
+
+def test_columns_named_with_commas_or_spaces_can_be_chosen(tmp_path, capsys):
+    path = tmp_path / "odd.parquet"
+    pl.DataFrame(
+        {" Age": [1.0, 2, 3, 4] * 5, "tenure, months": [1.0, 5, 2, 3] * 5, "x": [3.0, 1] * 10}
+    ).write_parquet(path)
+    code, _, err = run(capsys, "fit", path, "--k", 2, "--features", "tenure,x")
+    assert_one_line_error(code, err, "did you mean '\"tenure, months\"'", '" Age"')
+    code, out, err = run(
+        capsys, "fit", path, "--k", 2, "--features", '" Age","tenure, months"', "--labels",
+        tmp_path / "l.parquet", "--keep", '"tenure, months"',
+    )  # fmt: skip
+    assert code == 0, err
+    assert "tenure, months" in out
+    assert pl.read_parquet(tmp_path / "l.parquet").columns == ["tenure, months", "segment"]

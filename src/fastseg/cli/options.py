@@ -69,9 +69,26 @@ def parse_k_range(text):
     return values
 
 
+_NAME = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^,"]*?))\s*(,|$)')
+
+
 def parse_columns(text):
-    """Column names from 'age,income'."""
-    names = [c.strip() for c in text.split(",") if c.strip()]
+    """Column names from 'age,income'; a name holding a comma, a quote or spaces at its ends
+    is written in double quotes, as in CSV: 'age,"tenure, months"," Age"'."""
+    names, at = [], 0
+    while at < len(text):
+        item = _NAME.match(text, at)
+        if item is None:
+            raise ValueError(
+                f"cannot read the column names '{text}': write them comma-separated, a name "
+                'holding a comma or a quote in double quotes, e.g. age,"tenure, months"'
+            )
+        quoted, plain, comma = item.groups()
+        if quoted is not None or plain:
+            names.append(quoted.replace('""', '"') if quoted is not None else plain)
+        at = item.end()
+        if not comma:
+            break
     if not names:
         raise ValueError("give at least one column name, comma-separated")
     return names
@@ -204,7 +221,8 @@ features = click.option(
     type=COLUMNS,
     required=True,
     metavar="FEATURES",
-    help="comma-separated numeric feature columns, e.g. age,income",
+    help="comma-separated numeric feature columns, e.g. age,income; a name holding a comma "
+    'or spaces at its ends in double quotes, e.g. age,"tenure, months"',
 )
 
 

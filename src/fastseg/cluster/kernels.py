@@ -13,9 +13,12 @@ import numpy as np
 from numba import njit, prange
 
 from ..config import BLOCK_ROWS, FASTMATH, FASTMATH_ORDERED, TILE_ROWS
+from .numba_cache import enable_cache
+
+CACHE = enable_cache(__file__)  # False when no folder is writable: compile on each run
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def n_blocks(n_rows):
     """Number of reduction blocks covering ``n_rows`` rows."""
     return (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
@@ -25,7 +28,7 @@ def n_blocks(n_rows):
 BOUND_MARGIN = 1e-6
 
 
-@njit(fastmath=FASTMATH, cache=True, inline="always")
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def _sq_dist(X, i, point):
     """Squared distance from row i of X to ``point``, in float64 (direct differences)."""
     s = 0.0
@@ -35,7 +38,7 @@ def _sq_dist(X, i, point):
     return s
 
 
-@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=True)
+@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
 def labelled_inertia(X, weights, centers, labels, block_inertia):
     """Weighted squared distance of the rows to their labelled centres, per block (OUT).
 
@@ -50,7 +53,7 @@ def labelled_inertia(X, weights, centers, labels, block_inertia):
         block_inertia[b] = total
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def padded_centers(centers):
     """Centres padded to a multiple of 4 (extra ones at +inf) and d to a multiple of 2 (zeros).
 
@@ -64,7 +67,7 @@ def padded_centers(centers):
     return padded
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _tile_buffers(padded):
     """Per-thread scratch for ``_search_tile``: the tile, labels, best, runner-up, 4 distances."""
     t = TILE_ROWS
@@ -72,7 +75,7 @@ def _tile_buffers(padded):
     return tile, np.empty(t, np.int32), np.empty(t), np.empty(t), np.empty((4, t))
 
 
-@njit(fastmath=FASTMATH, cache=True, inline="always")
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def _load_tile(X, rows, start, m, tile):
     """Copy rows ``rows[start:start + m]`` of X feature-major into ``tile`` as float64."""
     d = X.shape[1]
@@ -82,7 +85,7 @@ def _load_tile(X, rows, start, m, tile):
             tile[j, r] = X[i, j]
 
 
-@njit(fastmath=FASTMATH, cache=True, inline="always")
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def _search_tile(tile, padded, labels, best, runner_up, dist):
     """Nearest centre of each tile row (ties: lowest index), its squared distance, the runner-up's.
 
@@ -129,7 +132,7 @@ def _search_tile(tile, padded, labels, best, runner_up, dist):
             best[r], runner_up[r], labels[r] = b, second, near
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _block_rows(b, n, rows):
     """Fill ``rows`` with the row numbers of block b; returns their count."""
     lo = b * BLOCK_ROWS
@@ -139,7 +142,7 @@ def _block_rows(b, n, rows):
     return m
 
 
-@njit(fastmath=FASTMATH, cache=True, inline="always")
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def _add_row(X, i, w, c, sums, weights, lane):
     """Add row i (weight w) to centre c's sums; four lanes break the add-after-add latency."""
     weights[lane, c] += w
@@ -147,7 +150,7 @@ def _add_row(X, i, w, c, sums, weights, lane):
         sums[lane, c, j] += w * np.float64(X[i, j])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _store_block(b, sums, weights, block_sums, block_weights):
     """Reduce the four lanes of a block's sums into its slot, in a fixed order."""
     k, d = block_weights.shape[1], block_sums.shape[2]
@@ -157,7 +160,7 @@ def _store_block(b, sums, weights, block_sums, block_weights):
             block_sums[b, c, j] = (sums[0, c, j] + sums[1, c, j]) + (sums[2, c, j] + sums[3, c, j])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
 def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, block_stats):
     """One Lloyd E-step over a chunk, with the per-block partial sums of the M-step.
 
@@ -198,7 +201,7 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
         block_stats[b, 1] = changed
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def standardize_rows(X, mean, std, out):
     """out = (X - mean) / std per column, in X's dtype; no fastmath: rounded as NumPy does.
 
@@ -211,7 +214,7 @@ def standardize_rows(X, mean, std, out):
                 out[i, j] = (X[i, j] - mean[j]) / std[j]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def copy_column(column, out, j):
     """out[:, j] = column, in parallel: the decode pass's one copy of each value into its store
     (the threads share the first touch of its fresh pages)."""
@@ -221,7 +224,7 @@ def copy_column(column, out, j):
             out[i, j] = column[i]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_sums, stats):
     """Add the first ``n_used`` blocks into the running totals, in block order.
 
@@ -237,7 +240,7 @@ def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_s
         stats[1] += block_stats[b, 1]
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
 def assign(X, centers, labels, min_dist):
     """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
     n = X.shape[0]
@@ -255,7 +258,7 @@ def assign(X, centers, labels, min_dist):
                 min_dist[rows[s + r]] = best[r]
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
 def distances_to_labels(X, centers, labels, out):
     """Squared distance of every row to the centre it is labelled with (out OUT)."""
     n = X.shape[0]
@@ -264,7 +267,7 @@ def distances_to_labels(X, centers, labels, out):
             out[i] = _sq_dist(X, i, centers[labels[i]])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
 def all_distances(X, centers, out):
     """Euclidean distance of every row to every centre (out (n, k) OUT)."""
     n = X.shape[0]
@@ -275,7 +278,7 @@ def all_distances(X, centers, out):
                 out[i, c] = np.sqrt(_sq_dist(X, i, centers[c]))
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
 def min_sq_dist_update(X, point, closest, out):
     """k-means++ D² step: out[i] = min(closest[i], |X[i] - point|²) (out OUT, float64)."""
     n = X.shape[0]
@@ -284,7 +287,7 @@ def min_sq_dist_update(X, point, closest, out):
             out[i] = min(closest[i], _sq_dist(X, i, point))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def minibatch_update(centers, weight_sums, sums, batch_weights):
     """Move each centre to the weighted mean of its past and this batch's points.
 
@@ -302,7 +305,7 @@ def minibatch_update(centers, weight_sums, sums, batch_weights):
             weight_sums[c] = total
 
 
-@njit(parallel=True, fastmath={"nsz", "arcp", "contract", "afn"}, cache=True)
+@njit(parallel=True, fastmath={"nsz", "arcp", "contract", "afn"}, cache=CACHE)
 def shifted_moments(X, weights, shift, block_moments):
     """Per-block weighted sums of (x - shift) and (x - shift)², and a count of non-finite values.
 
@@ -328,7 +331,7 @@ def shifted_moments(X, weights, shift, block_moments):
             out[2 * d] += w
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
 def assign_accumulate_bounded(
     X,
     weights,

@@ -430,9 +430,15 @@ def _check_columns(schema, columns, describe):
     for col in columns:
         if col not in schema:
             close = difflib.get_close_matches(col, names, n=3)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            hint = f"did you mean {', '.join(_as_written(c) for c in close)}? " if close else ""
+            quoting = (
+                " (a name holding a comma or spaces at its ends is written in double quotes)"
+                if any(_needs_quotes(c) for c in names)
+                else ""
+            )
             raise DataError(
-                f"column '{col}' not found in {describe}; {hint}columns are: {', '.join(names)}"
+                f"column '{col}' not found in {describe}; {hint}columns are: "
+                f"{', '.join(_as_written(c, quote='') for c in names)}{quoting}"
             )
     bad = [c for c in columns if not schema[c].is_numeric()]
     if bad:
@@ -444,6 +450,18 @@ def _check_columns(schema, columns, describe):
     if len(set(columns)) != len(columns):
         raise DataError(f"feature columns are repeated: {', '.join(columns)}")
     return columns
+
+
+def _needs_quotes(name):
+    return any(ch in name for ch in ',"') or name != name.strip()
+
+
+def _as_written(name, quote="'"):
+    """A column name as a list of names (``--features``) takes it: in double quotes, as in
+    CSV, if it holds a comma, a quote or spaces at its ends (so a hint copied works)."""
+    if _needs_quotes(name):
+        name = '"' + name.replace('"', '""') + '"'
+    return f"{quote}{name}{quote}"
 
 
 class _read_errors:

@@ -12,13 +12,16 @@ from numba import njit, prange
 
 from ..cluster.engine import random_stream, thread_limit
 from ..cluster.kernels import n_blocks
+from ..cluster.numba_cache import enable_cache
 from ..config import BLOCK_ROWS, FASTMATH_ORDERED
 from ..errors import DataError
 from ..io.store import sample_positions
 
+CACHE = enable_cache(__file__)  # False when no folder is writable: compile on each run
+
 
 # ----- kernels ------------------------------------------------------------------------------
-@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=True)
+@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
 def label_sums(X, labels, block_sums, block_counts):
     """Per block (OUT): the feature sums and the row count of each label."""
     n, d = X.shape
@@ -32,7 +35,7 @@ def label_sums(X, labels, block_sums, block_counts):
                 block_sums[b, c, j] += np.float64(X[i, j])
 
 
-@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=True)
+@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
 def label_dispersion(X, labels, centroids, block_out):
     """Per block (OUT) and label: the sum of squared distances and of distances to its centroid."""
     n, d = X.shape
@@ -48,7 +51,7 @@ def label_dispersion(X, labels, centroids, block_out):
             block_out[b, c, 1] += np.sqrt(s)
 
 
-@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=True)
+@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
 def silhouette_means(X, labels, counts, own, nearest_other):
     """Per row (OUT): mean distance to the other rows of its label, and the smallest mean
     distance to the rows of another label. O(n² d): run it on a sample."""
