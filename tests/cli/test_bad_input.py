@@ -61,6 +61,10 @@ def files(tmp_path_factory):
     pl.DataFrame({"a": [1.0, 1e39, 2.0, 3.0], "b": [1.0, 2.0, 3.0, 4.0]}).write_parquet(
         folder / "huge.parquet"
     )
+    (folder / "four").mkdir()  # one bad file among several: named
+    for name in ("p1", "p2", "p3"):
+        good.write_parquet(folder / "four" / f"{name}.parquet")
+    (folder / "four" / "p4.parquet").write_bytes(b"PAR1" + b"\x00garbage" * 50)
     (folder / "lacking").mkdir()
     good.write_parquet(folder / "lacking" / "p1.parquet")
     good.drop("b").write_parquet(folder / "lacking" / "p2.parquet")
@@ -79,6 +83,7 @@ DATA_PROBLEMS = [  # (data file or pattern, features, k range, what the message 
     ("mixed/*.parquet", "a,b", "2:3", ["'a'", "must be numeric"]),  # string in one file
     ("huge.parquet", "a,b", "2:3", ["'a'", "1e+39", "beyond the float32 range"]),
     ("lacking", "a,b", "2:3", ["p2.parquet' has no column 'b'"]),
+    ("four", "a,b", "2:3", ["cannot read", "p4.parquet"]),
     ("corrupt.parquet", "a,b", "2:3", ["cannot read"]),
     ("cut.parquet", "a,b", "2:3", ["cannot read"]),
 ]
@@ -187,6 +192,7 @@ def test_a_constant_column_is_a_note_not_an_error(tmp_path, capsys):
         ("inf.parquet", ["NaN or infinite"]),
         ("huge.parquet", ["'a'", "beyond the float32 range"]),
         ("lacking", ["p2.parquet' has no column 'b'"]),
+        ("four", ["cannot read", "p4.parquet"]),
         ("corrupt.parquet", ["cannot read"]),
         ("cut.parquet", ["cannot read"]),
         ("empty.parquet", ["no rows"]),

@@ -138,11 +138,23 @@ def interrupted_child(child, folder):
     assert os.listdir(folder) == []
 
 
-@pytest.mark.parametrize("delay", [0.1, 0.3, 0.6])
-def test_ctrl_c_during_start_up_is_one_line(large, tmp_path, delay):
+@pytest.mark.parametrize("library", ["/numpy/", "_polars_runtime", "/llvmlite/"])
+def test_ctrl_c_during_start_up_is_one_line(large, tmp_path, library):
+    """Interrupted while fastseg imports its libraries (one seen loading in the process's
+    memory map): an interrupt in a library's import used to end in a traceback."""
     child = fit_in_child(large, tmp_path)
-    time.sleep(delay)  # Python is up; fastseg is importing click, polars, Numba
+    deadline = time.time() + 60
+    while time.time() < deadline and not _maps(child.pid, library):
+        time.sleep(0.002)
     interrupted_child(child, tmp_path)
+
+
+def _maps(pid, text):
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return text in f.read()
+    except OSError:
+        return False
 
 
 def test_ctrl_c_while_the_labels_are_written_publishes_nothing(large, tmp_path):
@@ -167,11 +179,14 @@ def test_ctrl_c_at_any_moment_is_all_or_nothing(large, tmp_path):
     """Interrupts spread over the run's second half and its end: exit 130 with nothing
     published, or exit 0 with both outputs whole; never a traceback, never one without the
     other."""
-    start = time.time()
-    child = fit_in_child(large, tmp_path)
-    _, err = child.communicate(timeout=300)
-    took = time.time() - start
-    assert child.returncode == 0, err
+    for _ in range(2):  # the first run may compile the kernels: the second one is timed
+        for name in os.listdir(tmp_path):
+            os.unlink(tmp_path / name)
+        start = time.time()
+        child = fit_in_child(large, tmp_path)
+        _, err = child.communicate(timeout=300)
+        took = time.time() - start
+        assert child.returncode == 0, err
     outcomes = set()
     for share in (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05):
         for name in os.listdir(tmp_path):
@@ -190,3 +205,40 @@ def test_ctrl_c_at_any_moment_is_all_or_nothing(large, tmp_path):
             assert rows == 1_000_000
         outcomes.add(child.returncode)
     assert 130 in outcomes  # (the run's second half was interrupted at least once)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_one_line_naming_the_file_and_what_to_do():
+    with pytest.raises(FastsegError, match="cannot write 'x.parquet': the disk is full; free"):
+        with output.said_if_disk_full("'x.parquet'"), open("/dev/full", "wb") as f:
+            f.write(b"0" * 100_000)
+            f.flush()
+
+
+@pytest.fixture()
+def full_disk(tmp_path):
+    """A 64 kB file system (root only)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_while_writing_labels_or_spilling(full_disk, customers, capsys):
+    big = full_disk / "l.parquet"
+    code = main(["fit", str(customers), *FIT, "--labels", str(big), "--model",
+                 str(full_disk / "m.json")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (
+        f"fastseg: error: cannot write '{big}': the disk is full; free space or write it elsewhere"
+    )
+    assert os.listdir(full_disk) == []
+    code = main(["fit", str(customers), *FIT, "--spill-dir", str(full_disk),
+                 "--memory-budget", "64KB"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "the spill file in" in err and "--spill-dir" in err, err

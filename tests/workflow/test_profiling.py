@@ -8,7 +8,7 @@ import pytest
 
 import fastseg
 from fastseg.cli import main
-from fastseg.errors import DataError
+from fastseg.errors import DataError, DataWarning
 from fastseg.workflow.profile import format_profile, profile
 
 
@@ -100,6 +100,9 @@ def test_chosen_categories_and_bad_requests(profile_data, model):
     assert [c for c in table.columns if "=" in c] == ["region=north", "region=south", "region=west"]
     with pytest.raises(DataError, match="no such column"):
         profile(model, path, categories=["nope"])
+    with pytest.warns(DataWarning, match="leaves out the breakdown of 'customer_id'.*an id"):
+        table = profile(model, path, categories=["region", "customer_id"])
+    assert not any(c.startswith("customer_id=") for c in table.columns)
     on_array = fastseg.KMeans(2, random_state=0).fit(np.random.default_rng(0).random((50, 2)))
     with pytest.raises(DataError, match="without column names"):
         profile(on_array, path)
@@ -143,3 +146,13 @@ def test_a_model_of_categorical_columns_only_and_integer_categories(tmp_path):
     assert table["size"].sum() == 200 and "r=a" in table.columns
     by_year = fastseg.KMeans(2, random_state=0, categorical=["year"]).fit(path, columns=["x"])
     assert {"year=2023", "year=2024"} <= set(fastseg.profile(by_year, path).columns)
+
+
+def test_a_categorical_column_of_another_kind_than_fitted_is_refused(tmp_path):
+    frame = pl.DataFrame({"r": ["a", "b", "c", "a"] * 50, "x": [1.0, 2.0] * 100})
+    model = fastseg.KMeans(2, random_state=0, categorical=["r"]).fit(frame, columns=["x"])
+    as_numbers = frame.with_columns(pl.col("r").rank("dense").cast(pl.Int64))
+    with pytest.raises(DataError, match="'r' of the DataFrame holds integers.*learned it as text"):
+        model.predict(as_numbers)
+    categorical = frame.with_columns(pl.col("r").cast(pl.Categorical))
+    np.testing.assert_array_equal(model.predict(categorical), model.predict(frame))

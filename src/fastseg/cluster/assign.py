@@ -15,7 +15,7 @@ from .. import config
 from ..errors import DataError
 from ..io.sources import as_float32, missing_values_error, refuse_nan_values
 from ..io.tables import TableReader, is_table_input
-from ..preprocess.categories import unseen, warn_unseen
+from ..preprocess.categories import check_level_kinds, unseen, warn_unseen
 from . import kernels
 
 NULLS = ("error", "skip")
@@ -82,6 +82,8 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
     if unknown:
         raise DataError(f"no such column(s) in {reader.describe}: {', '.join(unknown)}")
     levels = getattr(model, "categories_", None) if model.categorical else None
+    if levels:
+        check_level_kinds(reader.schema, levels, reader.describe)
     names = [f"__f{j}" for j in range(len(features))]
     filling = getattr(model, "impute_values_", None) is not None
     n_unseen = 0

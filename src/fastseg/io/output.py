@@ -1,6 +1,7 @@
 """Atomic outputs: each a file without a name (``O_TMPFILE``; elsewhere a hidden temporary file
 beside the target) until complete, the outputs of one run published together or not at all."""
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -41,6 +42,18 @@ def check_output_path(path, *, overwrite, inputs=()):
                 "(not even --overwrite replaces an input)"
             )
     return folder
+
+
+@contextmanager
+def said_if_disk_full(what, remedy="free space or write it elsewhere"):
+    """Turn "No space left on device" (or an exceeded quota) while writing ``what`` into one
+    line naming it and what to do (it surfaced as a failure to read the input, after the fit)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise FastsegError(f"cannot write {what}: the disk is full; {remedy}") from None
 
 
 def _exists(path):
@@ -103,8 +116,9 @@ class Outputs:
             raise FastsegError(f"two outputs of this run cannot both be written to '{path}'")
         staged = _Staged(path)
         try:
-            yield staged.tmp
-            staged.finish()
+            with said_if_disk_full(f"'{path}'"):
+                yield staged.tmp
+                staged.finish()
         except BaseException:
             staged.discard()
             raise

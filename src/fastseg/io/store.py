@@ -17,6 +17,7 @@ from .. import config
 from ..cluster import kernels
 from ..errors import DataError
 from ..preprocess.pca import PCA
+from .output import said_if_disk_full
 
 
 def anonymous_array(shape, dtype):
@@ -39,7 +40,7 @@ class RowStore:
         self.dtype = np.dtype(dtype)
         self.n_rows = 0
         self._row_bytes = n_features * self.dtype.itemsize
-        self._file = None
+        self._file, self._spill_dir = None, spill_dir
         if array is not None:
             self._data = array
             self.n_rows = array.shape[0]
@@ -58,8 +59,16 @@ class RowStore:
         if self._file is None:
             self._data[self.n_rows : self.n_rows + rows.shape[0]] = rows
         else:
-            self._file.write(np.ascontiguousarray(rows, dtype=self.dtype).data)
+            self._spill(np.ascontiguousarray(rows, dtype=self.dtype).data)
         self.n_rows += rows.shape[0]
+
+    def _spill(self, data):
+        folder = self._spill_dir or tempfile.gettempdir()
+        with said_if_disk_full(
+            f"the spill file in '{folder}'",
+            "free space there, choose another --spill-dir, or give a larger --memory-budget",
+        ):
+            self._file.write(data)
 
     def fill(self, column_batches, chunk_rows):
         """Store batches of columns row-major; yield (first row, rows) of each completed chunk.
@@ -89,7 +98,7 @@ class RowStore:
     def _keep(self, chunk):
         yield self.n_rows, chunk
         if self._file is not None:
-            self._file.write(chunk.data)
+            self._spill(chunk.data)
         self.n_rows += chunk.shape[0]
 
     def array(self):
@@ -116,7 +125,7 @@ class RowStore:
             yield start, view
             if writable:
                 self._file.seek(start * self._row_bytes)
-                self._file.write(view.data)
+                self._spill(view.data)
 
     def close(self):
         if self._file is not None:

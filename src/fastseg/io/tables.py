@@ -105,9 +105,9 @@ class TableReader:
 
     def count_rows(self):
         """Rows in the input (Parquet answers from its metadata)."""
+        if self._files is not None:
+            return sum(_in_file(f, _row_count) for f in self._files)
         with self.errors():
-            if self._files is not None:
-                return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files)
             return int(self.lazy.select(pl.len()).collect().item())
 
     def check_features(self, columns):
@@ -116,26 +116,27 @@ class TableReader:
         columns = _check_columns(self.schema, columns, self.describe)
         if self._files is not None and len(self._files) > 1:
             needed = self._input_columns(columns)
-            with self.errors():
-                for path in self._files:
-                    names = set(pq.read_schema(path).names) | set(self._partition_values(path))
-                    lacking = [c for c in needed if c not in names]
-                    if lacking:
-                        raise DataError(
-                            f"'{path}' has no column '{lacking[0]}' (a feature; other files of "
-                            "the input have it): add it there or leave that file out"
-                        )
+            for path in self._files:
+                names = {*_in_file(path, pq.read_schema).names, *self._partition_values(path)}
+                lacking = [c for c in needed if c not in names]
+                if lacking:
+                    raise DataError(
+                        f"'{path}' has no column '{lacking[0]}' (a feature; other files of "
+                        "the input have it): add it there or leave that file out"
+                    )
         return columns
 
     def frames(self, columns, batch_size):
         """Polars frames holding ``columns`` (input or derived), at most ``batch_size`` rows
         each, every input row once, in input order."""
         columns = list(columns)
-        with self.errors():
-            if self._files is not None:
-                for path in self._files:
+        if self._files is not None:
+            for path in self._files:
+                with _read_errors(path):  # the file at fault named, not "4 Parquet files"
                     yield from self._file_frames(path, columns, batch_size)
-            elif self._frame is not None:
+            return
+        with self.errors():
+            if self._frame is not None:
                 for start in range(0, self._frame.height, batch_size):
                     yield self._finish(self._frame.slice(start, batch_size), columns)
             else:
@@ -406,8 +407,19 @@ def _common_schema(files):
     Each column gets the type all its files widen to, from the files' metadata only; features
     are cast to float32 anyway.
     """
-    scans = [pl.scan_parquet(f).limit(0) for f in files]
+    schemas = [_in_file(f, lambda f: pl.scan_parquet(f).collect_schema()) for f in files]
+    scans = [pl.LazyFrame(schema=schema) for schema in schemas]
     return pl.concat(scans, how="diagonal_relaxed").collect_schema()
+
+
+def _row_count(path):
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _in_file(path, read):
+    """``read(path)``, a failure naming the file."""
+    with _read_errors(path):
+        return read(path)
 
 
 def _is_hive(paths):

@@ -37,6 +37,35 @@ def learn_levels(reader, columns):
     return levels.levels(describe)
 
 
+def check_level_kinds(schema, levels, describe):
+    """Each categorical column must hold the kind of values the model learned (text, booleans
+    or integers): compared with the other kind, every row would fail, or match no level."""
+    for column, values in levels.items():
+        if column not in schema:
+            raise DataError(f"categorical column '{column}' not found in {describe}")
+        have, learned = _dtype_kind(schema[column]), _value_kind(values[0])
+        if have != learned:
+            raise DataError(
+                f"categorical column '{column}' of {describe} holds {have} ({schema[column]}), "
+                f"but the model learned it as {learned} (e.g. {values[0]!r}): give the column "
+                "as it was when the model was fitted"
+            )
+
+
+def _dtype_kind(kind):
+    if isinstance(kind, (pl.String, pl.Categorical, pl.Enum)):
+        return "text"
+    if isinstance(kind, pl.Boolean):
+        return "booleans"
+    return "integers" if kind.is_integer() else str(kind)
+
+
+def _value_kind(value):
+    if isinstance(value, bool):
+        return "booleans"
+    return "text" if isinstance(value, str) else "integers"
+
+
 def level_name(column, value):
     return f"{column}={value}"
 

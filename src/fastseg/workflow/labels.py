@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from .. import _version, config
 from ..cluster.assign import table_features
 from ..errors import DataError, FastsegError
-from ..io.output import Outputs, input_files
+from ..io.output import Outputs, input_files, said_if_disk_full
 from ..io.store import anonymous_array, hand_back_freed_memory
 from ..io.tables import LABELS_MARK, TableReader
 from ..progress import report
@@ -110,9 +110,11 @@ def _labels_set_aside(model):
     peak of ``fit --labels`` grow with the rows), and read back into ``labels_`` after."""
     n = model.labels_.shape[0]
     chunk = config.label_chunk_rows
+    folder = model.spill_dir or tempfile.gettempdir()
     with tempfile.TemporaryFile(prefix="fastseg-labels-", dir=model.spill_dir) as f:
-        for s in range(0, n, chunk):
-            f.write(np.ascontiguousarray(model.labels_[s : s + chunk], dtype=np.int32).data)
+        with said_if_disk_full(f"the fit's labels to '{folder}'", "free space or set --spill-dir"):
+            for s in range(0, n, chunk):
+                f.write(np.ascontiguousarray(model.labels_[s : s + chunk], dtype=np.int32).data)
         model.labels_ = None  # after a fit, the only reference: its pages go back now
         try:
             f.seek(0)

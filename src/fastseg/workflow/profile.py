@@ -6,13 +6,15 @@ categorical columns, and a uniform sample of rows (the smallest random keys), fr
 medians come: exact for segments no larger than the sample, estimates above.
 """
 
+import warnings
+
 import numpy as np
 import polars as pl
 
 from .. import config
 from ..cluster.assign import table_features
 from ..cluster.engine import random_stream
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..io.tables import TableReader
 from .segments import aligned, number_text
 
@@ -39,8 +41,10 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
     reader = TableReader(data, model._derivations())
     # One-hot columns label the rows but are not profiled: their categories' shares are.
     shown = model._preprocessing().plain_features()
+    asked = categories is not None
     categories = _category_columns(reader.schema, features, categories, model.categorical)
     stats = SegmentStats(model.n_clusters, shown, categories, sample_size)
+    stats.asked = set(categories) if asked else set()
     keys = random_stream(random_state)
     keep = list(dict.fromkeys([*shown, *categories]))
     for batch in model.iter_assign(reader, keep=keep, nulls="skip"):
@@ -90,6 +94,7 @@ class SegmentStats:
         self.sample = [np.empty((0, d)) for _ in range(k)]
         self.sample_keys = [np.empty(0) for _ in range(k)]
         self.category_counts = {c: {} for c in categories}
+        self.asked = set()  # categorical columns the user named (a skipped one is said)
 
     def add(self, rows, labels, category_frame, keys):
         if self.shift is None:
@@ -151,8 +156,16 @@ class SegmentStats:
             columns[f"{f}_z"] = z[present, j]
         for column, seen in self.category_counts.items():
             values = sorted({v for _, v in seen}, key=lambda v: (v is None, str(v)))
-            if len(values) > config.profile_max_categories:
-                continue  # an id-like column: not worth a share per value
+            if len(values) > config.profile_max_categories:  # an id: not a share per value
+                if column in self.asked:
+                    warnings.warn(
+                        f"the profile leaves out the breakdown of '{column}': it has "
+                        f"{len(values):,} values, more than {config.profile_max_categories} "
+                        "(an id?)",
+                        DataWarning,
+                        stacklevel=2,
+                    )
+                continue
             for value in values:
                 shares = [seen.get((c, value), 0) / max(self.counts[c], 1) for c in range(self.k)]
                 columns[f"{column}={value}"] = np.asarray(shares)[present]
