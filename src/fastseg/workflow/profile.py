@@ -161,7 +161,7 @@ class SegmentStats:
                     warnings.warn(
                         f"the profile leaves out the breakdown of '{column}': it has "
                         f"{len(values):,} values, more than {config.profile_max_categories} "
-                        "(an id?)",
+                        "(an id, or a number?)",
                         DataWarning,
                         stacklevel=2,
                     )
