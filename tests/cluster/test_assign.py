@@ -9,6 +9,7 @@ import pytest
 from naive import nearest
 
 import fastseg
+from fastseg.cli import main
 from fastseg.errors import DataError
 from fastseg.preprocess.categories import UnseenCategoryWarning
 
@@ -52,9 +53,27 @@ def test_batches_line_up_with_the_input_and_match_a_whole_search(table, model, b
     assert np.isnan(distance[missing]).all()
 
 
-def test_nulls_are_an_error_unless_skipped_or_filled(table, model):
+def test_a_row_with_nulls_is_treated_as_the_fit_treated_one(table, model, tmp_path):
+    """missing="drop": -1 from predict (a null segment from the CLI), NaN distances;
+    "error": an error, in the library and the CLI alike; "mean": filled."""
+    labels = model.predict(table)
+    gaps = table["a"].is_null().to_numpy()
+    assert gaps.any() and (labels[gaps] == -1).all() and (labels[~gaps] >= 0).all()
+    np.testing.assert_array_equal(labels[~gaps], model.predict(table.filter(~pl.Series(gaps))))
+    assert np.isnan(model.transform(table)[gaps]).all()
+    strict = fastseg.KMeans(3, random_state=0, missing="error").fit(
+        table.drop_nulls(), columns=["a", "b"]
+    )
     with pytest.raises(DataError, match="column 'a' .* has missing values"):
-        model.predict(table)
+        strict.predict(table)
+    path, out = tmp_path / "t.parquet", tmp_path / "o.parquet"
+    table.write_parquet(path)
+    strict.save(tmp_path / "strict.json")
+    assert main(["predict", str(tmp_path / "strict.json"), str(path), "--out", str(out)]) == 2
+    model.save(tmp_path / "drop.json")
+    assert main(["predict", str(tmp_path / "drop.json"), str(path), "--out", str(out)]) == 0
+    written = pl.read_parquet(out)["segment"]
+    np.testing.assert_array_equal(written.is_null().to_numpy(), gaps)
     filled = fastseg.KMeans(3, random_state=0, missing="mean").fit(table, columns=["a", "b"])
     batches = list(filled.iter_assign(table))
     assert not np.concatenate([b.missing for b in batches]).any()

@@ -174,3 +174,25 @@ def test_features_named_like_the_segment_table_columns_do_not_replace_them(tmp_p
     assert table["size"].sum() == 600 and abs(table["share"].sum() - 1) < 1e-9
     assert {"size (feature)", "share (feature)"} <= set(table.columns)
     assert "size (feature)" in format_segment_table(table)
+
+
+def test_the_fit_table_shows_category_shares_in_percent_and_labels_log1p_centres(tmp_path):
+    from fastseg.workflow.segments import segment_summary
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mixed.parquet"
+    pl.DataFrame(
+        {
+            "income": rng.lognormal(10, 1, 900),
+            "age": rng.normal(40, 10, 900),
+            "region": rng.choice(["north", "south"], 900),
+        }
+    ).write_parquet(path)
+    settings = CLI_DEFAULTS.with_changes(categorical=["region"], log1p=["income"])
+    result = fit_segments(path, 3, features=["income", "age", "region"], settings=settings)
+    text = segment_summary(result.model)
+    rows = {line.split("  ")[0].strip(): line for line in text.splitlines()}
+    assert "income (centre)" in rows and "age" in rows
+    shares = rows["region=north"].split()[1:]
+    assert all(v.endswith("%") for v in shares)
+    assert "geometric mean" in text and "fastseg profile" in text

@@ -107,3 +107,57 @@ def test_select_k_bad_range_is_one_line(blobs_path, capsys, k_range, needle):
     code = main(["select-k", str(blobs_path), "--k-range", k_range, "--features", "a,b,c"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err
+
+
+def test_a_k_is_scored_alike_whatever_other_k_are_scored(blobs_path):
+    """The silhouette sample of a k depends on the seed and k alone (it once changed with
+    the range asked for)."""
+    kwargs = dict(columns=["a", "b", "c"], random_state=1, sample_size=500)
+    scores = [
+        {s.k: s for s in select_k(blobs_path, ks, **kwargs).scores}[5]
+        for ks in ([4, 5, 6], [5], [2, 3, 4, 5, 6, 7])
+    ]
+    assert len({s.silhouette for s in scores}) == 1
+    assert len({s.inertia for s in scores}) == 1
+
+
+def test_dropped_rows_are_counted_and_large_scores_readable(tmp_path, capsys):
+    import polars as pl
+
+    X, _ = make_blobs(3000, n_features=2, centers=3, random_state=0)
+    frame = pl.DataFrame(X * 1e4, schema=["a", "b"]).with_columns(
+        pl.when(pl.int_range(pl.len()) < 7).then(None).otherwise(pl.col("a")).alias("a")
+    )
+    path = tmp_path / "gaps.parquet"
+    frame.write_parquet(path)
+    selection = select_k(path, [2, 3, 4], columns=["a", "b"], scale="none")
+    assert selection.n_dropped == 7 and selection.n_rows == 2993
+    assert main(["select-k", str(path), "--k-range", "2:4", "--features", "a,b", "--scale",
+                 "none"]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    assert "scored 3 values of k on 2,993 rows (7 left out: missing features)" in err
+    assert "e+" not in out and "," in out.splitlines()[1]  # 12,345,678, not 1.23457e+07
+
+
+def test_a_fit_with_k_auto_keeps_its_selection_in_the_model(blobs_path, tmp_path):
+    from fastseg.workflow.select_k import Selection
+
+    model_path = tmp_path / "m.json"
+    argv = ["fit", str(blobs_path), "--k", "auto", "--k-range", "2:7", "--features", "a,b,c"]
+    assert main([*argv, "--model", str(model_path), "--quiet"]) == 0
+    doc = json.loads(model_path.read_text())["k_selection"]
+    assert doc["k_range"] == [2, 3, 4, 5, 6, 7] and doc["decided_by"] == "knee"
+    assert doc["knee"] == 4 and "seconds" not in doc["scores"][0]
+    loaded = fastseg.load(model_path)
+    assert loaded.n_clusters == 4
+    selection = Selection.from_dict(loaded.k_selection_)
+    direct = select_k(blobs_path, range(2, 8), columns=["a", "b", "c"])
+    assert [s.inertia for s in selection.scores] == [s.inertia for s in direct.scores]
+    given = tmp_path / "given.json"
+    assert main([*argv[:3], "4", *argv[6:], "--model", str(given), "--quiet"]) == 0
+    assert "k_selection" not in json.loads(given.read_text())  # k given: nothing chosen
+    broken = json.loads(model_path.read_text())
+    broken["k_selection"]["k_range"] = [2, 3]
+    model_path.write_text(json.dumps(broken))
+    with pytest.raises(fastseg.ModelFileError, match="k_selection"):
+        fastseg.load(model_path)

@@ -29,7 +29,7 @@ def demo(rows, k, seed, say):
     """Generate customers, segment them, show the segments and how well they match the truth."""
     from ..datasets.customers import FEATURES, write_customers
     from ..workflow.fit import fit_segments
-    from ..workflow.segments import format_segment_table, segment_table
+    from ..workflow.segments import segment_summary
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as folder:
         path = os.path.join(folder, "customers.parquet")
@@ -45,14 +45,15 @@ def demo(rows, k, seed, say):
             f"segmented them into {k} segments in {result.seconds:.2f} s "
             f"({result.model.n_rows_dropped_:,} rows with missing values left out)\n"
         )
-        print(format_segment_table(segment_table(result.model)))
+        print(segment_summary(result.model))
         ari = _agreement_with_truth(path, result.model, FEATURES)
         print(f"\nagreement with the hidden true segments (adjusted Rand index): {ari:.3f}")
-    print(
+    features = ",".join(FEATURES)
+    print(  # --k auto: the k select-k recommends on that data, whatever the demo's --k
         "\nnext: fastseg generate --rows 1000000 --out customers.parquet\n"
-        "      fastseg fit customers.parquet --k 6 --features "
-        + ",".join(FEATURES)
-        + " --model model.json --labels labeled.parquet"
+        f"      fastseg select-k customers.parquet --features {features}\n"
+        f"      fastseg fit customers.parquet --k auto --features {features} "
+        "--model model.json --labels labeled.parquet"
     )
 
 

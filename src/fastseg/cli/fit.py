@@ -75,14 +75,14 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
 @o.quiet_overwrite
 def fit(data, k, *, align_to, labels, model, say, **request):
     from ..workflow.fit import fit_segments
-    from ..workflow.segments import format_segment_table, segment_table
+    from ..workflow.segments import segment_summary
 
     result = fit_segments(
         data, k, align_to=align_to, labels=labels, model=model, say=say, **request
     )
     for note in fit_notes(result, align_to):
         say(note)
-    print(format_segment_table(segment_table(result.model)))
+    print(segment_summary(result.model))
     if labels:
         say(labels_written(result.rows_written, result.rows_unlabelled, labels))
     if model:

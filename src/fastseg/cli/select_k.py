@@ -49,5 +49,7 @@ def select_k(data, k_range, features, settings, sample, seed, as_json, say, **ru
     if as_json:
         print(json.dumps(scores.to_dict(), indent=1))
     else:
-        say(f"scored {len(k_range)} values of k on {scores.n_rows:,} rows")
+        dropped = scores.n_dropped
+        left_out = f" ({dropped:,} left out: missing features)" if dropped else ""
+        say(f"scored {len(k_range)} values of k on {scores.n_rows:,} rows{left_out}")
         print(scores.table())

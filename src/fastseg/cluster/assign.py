@@ -15,10 +15,11 @@ from .. import config
 from ..errors import DataError
 from ..io.sources import as_float32, missing_values_error, refuse_nan_values
 from ..io.tables import TableReader, is_table_input
-from ..preprocess.categories import check_level_kinds, unseen, warn_unseen
+from ..preprocess.categories import UnseenLevels, check_level_kinds
 from . import kernels
 
-NULLS = ("error", "skip")
+NULLS = ("model", "error", "skip")
+NO_SEGMENT = -1  # what predict gives a row that gets none (scikit-learn's "no cluster")
 
 
 @dataclass
@@ -47,18 +48,22 @@ class AssignedBatch:
         return self.segment[present], self.distance[present]
 
 
-def iter_assign(model, X, *, columns=None, keep=None, nulls="error", batch_size=None):
+def iter_assign(model, X, *, columns=None, keep=None, nulls="model", batch_size=None):
     """Yield an ``AssignedBatch`` per batch of X (array, frame, Arrow table or Parquet).
 
     ``keep`` names input columns to carry along (tables only). X may be an
     ``io.tables.TableReader`` made with the model's derivations (a caller that already has one
-    saves reading the input's schema again). A row with a missing feature
-    is filled as the fit filled it; otherwise ``nulls="error"`` stops with a clear error and
-    ``"skip"`` gives it no segment. Rows whose categorical level the fit never saw are
+    saves reading the input's schema again). A row with a missing feature is filled as the
+    fit filled it (``missing="mean"`` or ``"median"``); otherwise ``nulls="error"`` stops with
+    a clear error and ``"skip"`` gives it no segment; ``"model"`` (the default) follows the
+    fit's policy: ``missing="drop"`` skips, ``"error"`` stops, in the library and the CLI
+    alike. Rows whose categorical level the fit never saw are
     assigned without it and counted in one ``UnseenCategoryWarning`` at the end.
     """
     if nulls not in NULLS:
         raise ValueError(f"nulls={nulls!r}: use one of {', '.join(NULLS)}")
+    if nulls == "model":
+        nulls = "skip" if getattr(model, "missing", "error") == "drop" else "error"
     model._check_fitted()
     batch_size = batch_size or config.batch_size
     if not is_table_input(X):
@@ -86,19 +91,19 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
         check_level_kinds(reader.schema, levels, reader.describe)
     names = [f"__f{j}" for j in range(len(features))]
     filling = getattr(model, "impute_values_", None) is not None
-    n_unseen = 0
+    unseen = UnseenLevels(levels) if levels else None
     wanted = list(dict.fromkeys([*keep, *features, *(levels or [])]))
     with reader.errors():
         for frame in reader.frames(wanted, batch_size):
-            if levels:
-                n_unseen += int(frame.select((unseen(levels) > 0).sum()).item())
+            if unseen is not None:
+                unseen.count(frame)
             values = as_float32(frame, features, reader.describe, names)
             rows, missing = _rows_and_gaps(values, filling, nulls, features, reader.describe)
             batch = _assigned(model, rows, missing)
             batch.kept = frame.select(keep) if keep else None
             yield batch
-    if n_unseen:
-        warn_unseen(n_unseen, levels)
+    if unseen is not None:
+        unseen.warn()
 
 
 def table_features(model, columns=None):

@@ -29,7 +29,7 @@ from ..preprocess.categories import learn_levels
 from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.settings import PreprocessSettings
 from . import initialization, kernels
-from .assign import iter_assign
+from .assign import NO_SEGMENT, iter_assign
 from .fileformat import FORMAT, FORMAT_VERSION
 from .step import label_counts
 
@@ -283,7 +283,7 @@ class Engine:
         return random_stream(self.random_state)
 
     # ----- prediction --------------------------------------------------------------------
-    def iter_assign(self, X, *, columns=None, keep=None, nulls="error", batch_size=None):
+    def iter_assign(self, X, *, columns=None, keep=None, nulls="model", batch_size=None):
         """Stream X through the model: an ``AssignedBatch`` (segment, squared distance, rows
         with a missing feature, the rows in the centres' space, the ``keep`` columns) per
         bounded batch, every row once, in input order. See ``fastseg.cluster.assign``."""
@@ -314,22 +314,30 @@ class Engine:
     def predict(self, X, *, columns=None):
         """Index of the nearest centre for each row of X (array, frame, or Parquet path).
 
-        Rows with a categorical level the fit never saw are labelled without it, and counted
-        in an ``UnseenCategoryWarning``.
+        A row with a missing feature is treated as the fit treated one (``missing``): filled
+        (``"mean"``, ``"median"``), given no segment, -1 (``"drop"``: the CLI writes a null
+        segment), or an error (``"error"``). Rows with a categorical level the fit never saw
+        are labelled without it, and counted in an ``UnseenCategoryWarning``.
         """
-        labels = [batch.segment for batch in self.iter_assign(X, columns=columns)]
+        labels = [
+            np.where(batch.missing, NO_SEGMENT, batch.segment).astype(np.int32, copy=False)
+            for batch in self.iter_assign(X, columns=columns)
+        ]
         return np.concatenate([np.empty(0, dtype=np.int32), *labels])
 
     def fit_predict(self, X, y=None, sample_weight=None, **kwargs):
         return self.fit(X, sample_weight=sample_weight, **kwargs).labels_
 
     def transform(self, X, *, columns=None):
-        """Euclidean distance of each row to every centre, in the cluster-centre space."""
+        """Euclidean distance of each row to every centre, in the cluster-centre space (NaN
+        for a row with a missing feature the fit's ``missing="drop"`` gives no segment)."""
         out = [np.empty((0, self.n_clusters), dtype=self.cluster_centers_.dtype)]
         centers = self._centers64()
         for batch in self.iter_assign(X, columns=columns):
-            dist = np.empty((batch.n_rows, self.n_clusters), dtype=np.float64)
-            kernels.all_distances(batch.scaled, centers, dist)
+            present = np.empty((batch.scaled.shape[0], self.n_clusters), dtype=np.float64)
+            kernels.all_distances(batch.scaled, centers, present)
+            dist = np.full((batch.n_rows, self.n_clusters), np.nan)
+            dist[~batch.missing] = present
             out.append(dist.astype(batch.scaled.dtype, copy=False))
         return np.concatenate(out) if len(out) > 1 else out[0]
 
@@ -395,6 +403,7 @@ class Engine:
                 "n_rows_dropped": int(getattr(self, "n_rows_dropped_", 0)),
                 "cluster_sizes": None if sizes is None else sizes.tolist(),
             },
+            **_given("k_selection", getattr(self, "k_selection_", None)),
         }
 
     def _restore(self, doc):
@@ -427,6 +436,30 @@ class Engine:
                 setattr(self, attr + "_", metrics[attr])
         self.n_rows_dropped_ = int(metrics["n_rows_dropped"])
         self._n_features_out = self.n_clusters
+        if doc.get("k_selection") is not None:
+            self.k_selection_ = _checked_selection(doc["k_selection"], self.n_clusters)
+
+
+def _given(name, value):
+    """{name: value} if there is a value (a model file has the field only then)."""
+    return {} if value is None else {name: value}
+
+
+SCORES = ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz")
+
+
+def _checked_selection(doc, k):
+    """The selection of k a model file keeps (``k_selection``), checked: the report draws it."""
+    scores = doc["scores"]
+    ks = [s["k"] for s in scores]
+    if not scores or doc["k_range"] != ks or not all(_positive_int(v) for v in ks):
+        raise ValueError("k_selection must score each k of its k_range, in order")
+    if k not in ks or doc["decided_by"] not in ("knee", "silhouette"):
+        raise ValueError(f"k_selection must hold this model's k ({k}) and say what decided")
+    for score in scores:
+        if not all(isinstance(score[f], int | float) for f in SCORES):
+            raise ValueError(f"k_selection scores of k={score['k']} must be numbers")
+    return doc
 
 
 def _maybe(kind, value):

@@ -79,22 +79,42 @@ def one_hot_columns(levels, weight):
     ]
 
 
-def unseen(levels):
-    """A polars expression: how many of a row's categorical values the fit never saw."""
-    return pl.sum_horizontal(
-        (pl.col(c).is_not_null() & ~pl.col(c).is_in(values)).cast(pl.Int32)
-        for c, values in levels.items()
-    )
+class UnseenLevels:
+    """Rows whose categorical value the fit never saw, counted per column with a few of the
+    new values, over the batches of a pass; ``warn`` says so once, at the end."""
+
+    def __init__(self, levels):
+        self.levels = levels
+        self.rows = dict.fromkeys(levels, 0)
+        self.examples = {c: [] for c in levels}
+
+    def count(self, frame):
+        new = {c: pl.col(c).is_not_null() & ~pl.col(c).is_in(v) for c, v in self.levels.items()}
+        counts = frame.select(e.sum().alias(c) for c, e in new.items()).row(0, named=True)
+        for column, n in counts.items():
+            if n:
+                self.rows[column] += n
+                if len(self.examples[column]) < 3:
+                    seen = frame.filter(new[column]).get_column(column).unique(maintain_order=True)
+                    for value in seen.head(3).to_list():
+                        if value not in self.examples[column] and len(self.examples[column]) < 3:
+                            self.examples[column].append(value)
+
+    def warn(self):
+        found = [c for c, n in self.rows.items() if n]
+        if not found:
+            return
+        parts = [
+            f"{c}: {self.rows[c]:,} rows (e.g. {', '.join(repr(v) for v in self.examples[c])})"
+            for c in found
+        ]
+        warnings.warn(
+            f"categories the fit never saw, in {'; '.join(parts)}: those rows were segmented "
+            "without that column",
+            UnseenCategoryWarning,
+            stacklevel=4,
+        )
 
 
 class UnseenCategoryWarning(UserWarning):
     """Rows whose categorical value the model never saw: labelled with that column left out."""
-
-
-def warn_unseen(n_rows, levels):
-    warnings.warn(
-        f"{n_rows:,} rows have a category the fit never saw (in {', '.join(levels)}): "
-        "they were segmented without it",
-        UnseenCategoryWarning,
-        stacklevel=3,
-    )

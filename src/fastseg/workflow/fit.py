@@ -72,8 +72,11 @@ def fit_segments(
     previous = _previous_model(align_to)
     memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
     _check_alignment(previous, features, max(k_range) if k == "auto" else k, settings)
+    selection = None
     if k == "auto":
-        k = choose_k(data, k_range, features, settings, seed, max_iter, say=say, **memory)
+        k, selection = choose_k(
+            data, k_range, features, settings, seed, max_iter, say=say, **memory
+        )
         _check_alignment(previous, features, k, settings)
     engine = registry.by_name(algorithm).engine()(
         n_clusters=k,
@@ -86,6 +89,8 @@ def fit_segments(
     start = time.perf_counter()
     engine.fit(data, columns=features)
     result = FitResult(engine, k, time.perf_counter() - start)
+    if selection is not None:  # the report tells the same story
+        engine.k_selection_ = selection
     segments.order_by_size(engine)
     if previous is not None:
         result.moved = segments.align_to(engine, previous)
@@ -131,7 +136,8 @@ def _previous_model(align_to):
 
 def choose_k(data, k_range, features, settings, seed=0, max_iter=None, *, say=_silent, **memory):
     """``k="auto"``: the knee of select-k's inertia curve over ``k_range``, else the k of the
-    best silhouette; ``say`` is told which. ``memory``: memory_budget, spill_dir, n_threads."""
+    best silhouette; ``say`` is told which. Returns (k, the selection as the model keeps it).
+    ``memory``: memory_budget, spill_dir, n_threads."""
     from .select_k import select_k  # scores: imported only when asked for
 
     selection = select_k(
@@ -145,7 +151,7 @@ def choose_k(data, k_range, features, settings, seed=0, max_iter=None, *, say=_s
     )
     if selection.knee is not None:
         say(f"--k auto: k = {selection.knee}, the knee of the inertia curve")
-        return selection.knee
+        return selection.knee, selection.for_model("knee")
     k = selection.picks["silhouette"]
     say(f"--k auto: the inertia curve has no clear knee; k = {k}, the best silhouette")
-    return k
+    return k, selection.for_model("silhouette")

@@ -47,7 +47,7 @@ def write_labels(
     if not fitted:
         batches = (
             (b.kept, b.segment, b.missing)
-            for b in model.iter_assign(reader, keep=columns, nulls="skip", batch_size=batch_size)
+            for b in model.iter_assign(reader, keep=columns, batch_size=batch_size)
         )
         return _write(batches, out, outputs, total)
     if getattr(model, "labels_", None) is None:  # (no local name: the labels are freed below)

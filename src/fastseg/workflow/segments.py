@@ -114,16 +114,39 @@ def segment_table(model):
     return pl.DataFrame(columns)
 
 
-def format_segment_table(table):
-    """The segment table as text, one column per segment (readable for the usual k <= 12)."""
+def format_segment_table(table, shares=(), centres=()):
+    """The segment table as text, one column per segment (readable for the usual k <= 12).
+
+    ``shares``: features shown as percentages (a category's share of the segment);
+    ``centres``: features whose row is labelled "(centre)" (log1p: not a mean)."""
     rows = [
         ["", *[f"segment {s}" for s in table["segment"]]],
         ["size", *[f"{v:,}" for v in table["size"]]],
         ["share", *[f"{v:.1%}" for v in table["share"]]],
     ]
     for name in table.columns[3:]:
-        rows.append([name, *[number_text(v) for v in table[name]]])
+        feature = name.removesuffix(" (feature)")
+        show = (lambda v: f"{v:.1%}") if feature in shares else number_text
+        label = f"{name} (centre)" if feature in centres else name
+        rows.append([label, *[show(v) for v in table[name]]])
     return aligned(rows)
+
+
+def segment_summary(model):
+    """What ``fastseg fit`` prints: the segment table with category shares in percent, and
+    what a log1p feature's number is (its centre taken back from the log scale, which
+    ``fastseg profile``'s arithmetic means do not equal)."""
+    pre = model.preprocessor_
+    names = pre.feature_names or [f"x{j}" for j in range(pre.n_features)]
+    shares = [names[j] for j in pre.one_hot_indices()]
+    logged = [names[j] for j in pre.log1p_columns]
+    text = format_segment_table(segment_table(model), shares=shares, centres=logged)
+    if logged:
+        text += (
+            f"\n({', '.join(logged)}: the centre taken back from the log scale, near a geometric "
+            "mean; fastseg profile shows each segment's arithmetic mean)"
+        )
+    return text
 
 
 def aligned(rows):
