@@ -10,15 +10,22 @@ import numpy as np
 import polars as pl
 import pytest
 from sklearn import datasets
+from sklearn.base import clone
 from sklearn.cluster import KMeans as SKKMeans
 from sklearn.cluster import MiniBatchKMeans as SKMiniBatchKMeans
 from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import (
+    check_dont_overwrite_parameters,
+    check_estimators_overwrite_params,
+    parametrize_with_checks,
+)
 from threadpoolctl import threadpool_limits
 
 import fastseg
+from fastseg.cluster.modelfile import load_engine
 from fastseg.io import store as fs_dataset
 from fastseg.io.store import sample_positions
 
@@ -261,6 +268,71 @@ def test_n_init_keeps_the_best_run():
     single = fastseg.KMeans(6, init="random", random_state=0, n_init=1).fit(X)
     assert best.inertia_ <= single.inertia_
     np.testing.assert_allclose(-best.score(X), best.inertia_, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "Est, SKEst", [(fastseg.KMeans, SKKMeans), (fastseg.MiniBatchKMeans, SKMiniBatchKMeans)]
+)
+@pytest.mark.parametrize("init", ["k-means++", "random", "array"])
+def test_n_init_auto_resolves_as_sklearn(Est, SKEst, init):
+    """n_init="auto" is the number of starts scikit-learn's estimator makes (its ``_n_init``);
+    the public parameter stays "auto"."""
+    X, _ = _blobs(600, 2, 4, seed=2)
+    init = X[:4] if init == "array" else init
+    ours = Est(4, init=init, n_init="auto", random_state=0).fit(X)
+    theirs = SKEst(4, init=init, n_init="auto", random_state=0).fit(X)
+    assert ours._n_init == theirs._n_init
+    assert ours.get_params()["n_init"] == "auto"
+
+
+@pytest.mark.parametrize("Est, random_starts", [(fastseg.KMeans, 10), (fastseg.MiniBatchKMeans, 3)])
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_n_init_auto_fits_as_the_resolved_number(Est, random_starts, init, monkeypatch):
+    X, _ = _blobs(1200, 2, 6, seed=9, cluster_std=1.5)
+    n = random_starts if init == "random" else 1
+    starts = []
+    draw = Est._init_centers
+    monkeypatch.setattr(Est, "_init_centers", lambda self, *a: starts.append(1) or draw(self, *a))
+    a = Est(6, init=init, n_init="auto", random_state=0).fit(X)
+    assert len(starts) == n
+    b = Est(6, init=init, n_init=n, random_state=0).fit(X)
+    _assert_same_fit(a, b)
+
+
+def test_n_init_auto_in_partial_fit_model_files_and_clones(tmp_path):
+    X, _ = _blobs(600, 2, 3, seed=4)
+    est = fastseg.MiniBatchKMeans(3, init="random", n_init="auto", random_state=0)
+    est.partial_fit(X[:300])
+    assert est._n_init == 3 and est.n_init == "auto"
+    km = fastseg.KMeans(3, n_init="auto", random_state=0).fit(X)
+    assert clone(km).n_init == "auto"
+    km.save(tmp_path / "m.json")
+    assert fastseg.load(tmp_path / "m.json").n_init == "auto"
+    engine = load_engine(tmp_path / "m.json")  # the CLI's reader: no scikit-learn checks
+    np.testing.assert_array_equal(engine.predict(X), km.labels_)
+
+
+@pytest.mark.parametrize("Est", [fastseg.KMeans, fastseg.MiniBatchKMeans])
+def test_n_init_auto_stays_the_parameter(Est, monkeypatch):
+    """The resolved number is private (``_n_init``): the parameter is "auto" after a fit,
+    a failed one included, as scikit-learn's checks want it."""
+    est = Est(3, init="random", n_init="auto", batch_size=10)
+    check_estimators_overwrite_params(Est.__name__, est)
+    check_dont_overwrite_parameters(Est.__name__, est)
+
+    def fail(self, *args):
+        raise KeyboardInterrupt  # stopped while drawing the starts
+
+    monkeypatch.setattr(Est, "_init_centers", fail)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(_blobs(50, 2, 3)[0])
+    assert est.n_init == "auto"
+
+
+@pytest.mark.parametrize("bad", ["many", 0, 1.5])
+def test_n_init_rejects_other_values(bad):
+    with pytest.raises(InvalidParameterError, match="n_init"):
+        fastseg.KMeans(2, n_init=bad).fit(np.eye(3))
 
 
 # ----- input containers --------------------------------------------------------------------

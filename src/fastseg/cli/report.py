@@ -8,34 +8,55 @@ from . import options as o
 @o.command(
     "report",
     short_help="write a one-file HTML report with plots",
-    help="One self-contained HTML file: the elbow curve and its knee, metrics by k, segment "
-    "sizes, a centroid z-score heat map, a 2-D PCA scatter of a sample, feature distributions "
-    "by segment and the profile table (needs matplotlib: the report extra).",
+    help="One self-contained HTML file for the people who will use the segments: a header "
+    "(data, rows used and left out, features, preprocessing, k and how it was chosen, date, "
+    "version); the inertia, silhouette, Davies-Bouldin and Calinski-Harabasz scores by k with "
+    "the model's k and the knee marked; segment sizes; a centroid z-score heat map; a 2-D PCA "
+    "scatter of a sample; feature distributions by segment; the profile table. Segments are "
+    "named by their labels and keep one colour in every plot. A model fitted with --k auto "
+    "shows the scores its k was chosen from (nothing is scored again); for a model whose k "
+    "was given, k is scored over --k-range on DATA. Needs matplotlib: the report extra.",
     example="fastseg report model.json customers.parquet --out report.html",
 )
 @o.inputs(model=True)
 @click.option(
     "--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html"
 )
-@o.k_range("values of k for the elbow curve (default 2:12), e.g. 2:8", default="2:12")
-@o.sample("rows the silhouettes are taken on (default 10000), e.g. 20000")
+@click.option(
+    "--k-range",
+    type=o.K_RANGE,
+    metavar="K_RANGE",
+    help="values of k to score for the curves when the model's k was given (default 2:12), "
+    "e.g. 2:8; not used for a model fitted with --k auto, which keeps the scores its k was "
+    "chosen from",
+)
+@o.sample("rows the silhouettes are taken on when k is scored (default 10000), e.g. 20000")
 @o.seed()
 @o.memory
 @o.quiet_overwrite
 def report(model, data, out, k_range, sample, seed, overwrite, say, **memory):
     from ..cluster.modelfile import load_engine
     from ..io.output import check_output_path, input_files
-    from ..workflow.report import write_report
+    from ..workflow.report import DEFAULT_KS, k_range_text, write_report
 
     check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
-    write_report(
-        load_engine(model),
+    engine = load_engine(model)
+    kept = getattr(engine, "k_selection_", None)
+    if kept is not None and k_range is not None:
+        say(
+            f"--k-range is not used: the model was fitted with --k auto and keeps the "
+            f"scores its k was chosen from (k = {k_range_text(kept['k_range'])})"
+        )
+    selection, _ = write_report(
+        engine,
         data,
         out,
-        ks=k_range,
+        ks=DEFAULT_KS if k_range is None else k_range,
         sample_size=sample,
         random_state=seed,
         overwrite=overwrite,
         **memory,
     )
-    say(f"report written to {out} (k = {', '.join(map(str, k_range))} scored)")
+    scored = k_range_text([s.k for s in selection.scores])
+    how = f"the model's own scores of k = {scored}" if kept is not None else f"k = {scored} scored"
+    say(f"report written to {out} ({how})")

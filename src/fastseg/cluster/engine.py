@@ -277,6 +277,10 @@ class Engine:
             raise DataError("init holds NaN or infinite values")
         return centers
 
+    def _n_starts(self):
+        """How many initial centres to try (given centres: one)."""
+        return self.n_init if isinstance(self.init, str) else 1
+
     def _check_params(self):
         """Check the parameters; returns the fit's random stream."""
         self._validate_params()

@@ -9,8 +9,13 @@ import os
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+)
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..preprocess.settings import MISSING_POLICIES, SCALINGS
@@ -19,13 +24,20 @@ from .lloyd import LloydEngine
 from .minibatch import MiniBatchEngine
 
 
-class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
-    """scikit-learn's checks in the engine's hooks; comes first in the estimators' bases."""
+class ScikitLearnAPI(
+    ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator
+):
+    """scikit-learn's checks in the engine's hooks; comes first in the estimators' bases.
+
+    As scikit-learn's k-means, a transformer to distances from the centres: output features
+    ``<class name lower><i>`` (``get_feature_names_out``, from ``ClassNamePrefixFeaturesOutMixin``)
+    and ``set_output`` containers (``TransformerMixin``), which wrap the methods defined here.
+    """
 
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"k-means++", "random"}), "array-like"],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -41,16 +53,38 @@ class ScikitLearnAPI(ClusterMixin, TransformerMixin, BaseEstimator):
         "category_weight": [Interval(Real, 0, None, closed="neither"), None],
         "pca": [
             Interval(Integral, 1, None, closed="left"),
-            Interval(Real, 0, 1, closed="right"),
+            Interval(RealNotInt, 0, 1, closed="right"),
             None,
         ],
         "missing": [StrOptions(set(MISSING_POLICIES))],
         "spill_dir": [str, os.PathLike, None],
     }
 
-    # The mixins' versions would come before the engine's in the method order.
+    # n_init="auto" with init="random": scikit-learn's number of starts (KMeans 10, MiniBatch 3).
+    _auto_n_init_random = None
+
+    # The mixins' versions would come before the engine's in the method order; set_output wraps
+    # transform and fit_transform because they are defined on this class.
     fit_predict = Engine.fit_predict
-    fit_transform = Engine.fit_transform
+    transform = Engine.transform
+
+    def fit_transform(self, X, y=None, sample_weight=None, **kwargs):
+        """Fit, then the distance of each row of X to every centre (see ``transform``)."""
+        # Engine.transform, not self.transform: that one is wrapped for set_output already.
+        fitted = self.fit(X, sample_weight=sample_weight, **kwargs)
+        return Engine.transform(fitted, X, columns=kwargs.get("columns"))
+
+    def _n_starts(self):
+        """n_init as scikit-learn resolves "auto": one start for k-means++ or given centres,
+        ``_auto_n_init_random`` for random ones (kept in ``_n_init``; ``n_init`` stays as
+        given)."""
+        if not isinstance(self.init, str):
+            self._n_init = 1
+        elif self.n_init == "auto":
+            self._n_init = self._auto_n_init_random if self.init == "random" else 1
+        else:
+            self._n_init = self.n_init
+        return self._n_init
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -80,8 +114,9 @@ class KMeans(ScikitLearnAPI, LloydEngine):
     init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
         Greedy k-means++ as in scikit-learn. On data larger than ``init_size`` rows it runs on a
         uniform sample drawn during the decode pass.
-    n_init : int, default=1
-        Runs with different initial centres; the lowest inertia wins.
+    n_init : int or "auto", default=1
+        Runs with different initial centres; the lowest inertia wins. "auto" as scikit-learn:
+        1 run for ``init="k-means++"`` or given centres, 10 for ``init="random"``.
     max_iter, tol : as scikit-learn (``tol`` is relative to the mean feature variance).
     random_state : int, RandomState or None
     batch_size : int, optional
@@ -149,6 +184,7 @@ class KMeans(ScikitLearnAPI, LloydEngine):
         **ScikitLearnAPI._parameter_constraints,
         "algorithm": [StrOptions({"auto", "lloyd", "hamerly"})],
     }
+    _auto_n_init_random = 10
 
 
 class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
@@ -161,6 +197,8 @@ class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
     ``missing``, ``categorical``, ``category_weight``, ``pca``) as in :class:`fastseg.KMeans`.
     ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
     "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
+    ``n_init`` (the starts tried on the init sample, best kept) may be "auto" as in
+    scikit-learn: 1 for ``init="k-means++"`` or given centres, 3 for ``init="random"``.
     """
 
     _parameter_constraints = {
@@ -170,3 +208,4 @@ class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
         "max_no_improvement": [Interval(Integral, 0, None, closed="left"), None],
         "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
     }
+    _auto_n_init_random = 3

@@ -75,7 +75,7 @@ class LloydEngine(Engine):
     def _fit_data(self, data, random_state, keep_sample=False):
         """Fit on decoded data; ``keep_sample`` keeps the init sample for another fit."""
         tol = self.tol * float(np.mean(data.scaled_var()))
-        n_init = self.n_init if isinstance(self.init, str) else 1
+        n_init = self._n_starts()
         with self._timed("init"):  # every start first: the iterations draw no random numbers
             starts = [self._init_centers(data, random_state) for _ in range(n_init)]
         if not keep_sample:

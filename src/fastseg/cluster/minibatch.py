@@ -150,7 +150,7 @@ class MiniBatchEngine(Engine):
     # ----- internals -------------------------------------------------------------------
     def _start(self, data, random_state):
         """Initial centres (best of n_init on the init sample) and zeroed per-centre weights."""
-        n_init = self.n_init if isinstance(self.init, str) else 1
+        n_init = self._n_starts()
         if n_init == 1:
             self._resume(self._init_centers(data, random_state), data.n_features)
             return

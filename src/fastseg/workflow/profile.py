@@ -6,6 +6,7 @@ categorical columns, and a uniform sample of rows (the smallest random keys), fr
 medians come: exact for segments no larger than the sample, estimates above.
 """
 
+import sys
 import warnings
 
 import numpy as np
@@ -13,14 +14,18 @@ import polars as pl
 
 from .. import config
 from ..cluster.assign import table_features
-from ..cluster.engine import random_stream
-from ..errors import DataError, DataWarning
+from ..cluster.engine import Engine, random_stream
+from ..errors import DataError, DataWarning, FastsegError
 from ..io.tables import TableReader
 from .segments import aligned, number_text
 
 
 def profile(model, data, *, categories=None, sample_size=20_000, random_state=0):
     """One row per segment of a fitted model on ``data`` (Parquet path(s) or a frame).
+
+    ``model`` is a fastseg model, or a scikit-learn Pipeline ending in one whose other steps
+    leave the columns as they are ("passthrough", ``FunctionTransformer()``): the profile is
+    in the units of ``data``, so preprocessing belongs in the model (``scale=``, ``log1p=``).
 
     Columns: ``segment``, ``size``, ``share``; per feature ``<f>_mean``, ``<f>_median``,
     ``<f>_min``, ``<f>_max`` (original units) and ``<f>_z`` (the segment's mean in standard
@@ -36,6 +41,7 @@ def profile(model, data, *, categories=None, sample_size=20_000, random_state=0)
 
 def segment_stats(model, data, categories=None, sample_size=20_000, random_state=0):
     """The streaming pass behind ``profile``: per-segment totals and row samples."""
+    model = fastseg_model(model)
     model._check_fitted()
     features = table_features(model)
     reader = TableReader(data, model._derivations())
@@ -63,6 +69,38 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
     if stats.counts.sum() == 0:
         raise DataError(f"{reader.describe} has no rows without missing features to profile")
     return stats
+
+
+def fastseg_model(model):
+    """The fastseg model to profile with: ``model``, or the last step of a Pipeline whose
+    other steps change nothing. Anything else is refused, saying what to pass instead."""
+    if isinstance(model, Engine):
+        return model
+    pipeline = sys.modules.get("sklearn.pipeline")  # imported if model is a Pipeline
+    if pipeline is None or not isinstance(model, pipeline.Pipeline):
+        raise FastsegError(
+            f"this needs a fitted fastseg model (fastseg.KMeans, fastseg.MiniBatchKMeans, "
+            f"fastseg.load(path)) or a Pipeline ending in one, not {_kind(model)}"
+        )
+    from sklearn.preprocessing import FunctionTransformer
+
+    *before, (_, last) = model.steps
+    for name, step in before:
+        identity = isinstance(step, FunctionTransformer) and step.func is None
+        if not (step is None or (isinstance(step, str) and step == "passthrough") or identity):
+            raise DataError(
+                f"profile describes segments in the units of the data it reads, but the "
+                f"Pipeline's step '{name}' ({_kind(step)}) changes the columns before the "
+                "model: fit the fastseg model alone on the raw data with the preprocessing "
+                "inside it (scale='standard', log1p=[...]) and profile that model"
+            )
+    return fastseg_model(last)
+
+
+def _kind(obj):
+    """'str', 'sklearn.KMeans': what a wrong argument is, for an error message."""
+    package = type(obj).__module__.partition(".")[0]
+    return type(obj).__name__ if package == "builtins" else f"{package}.{type(obj).__name__}"
 
 
 def _category_columns(schema, features, requested, categorical=None):
