@@ -75,7 +75,7 @@ DATA_PROBLEMS = [  # (data file or pattern, features, k range, what the message 
     ("nope.parquet", "a,b", "2:3", ["no such file"]),
     ("*.missing.parquet", "a,b", "2:3", ["no files match"]),
     ("good.parquet", "a,bb", "2:3", ["'bb' not found", "did you mean 'b'"]),
-    ("good.parquet", "a,name", "2:3", ["must be numeric", "'name'"]),
+    ("good.parquet", "a,name", "2:3", ["must be numeric", "'name'", "name it in --categorical"]),
     ("empty.parquet", "a,b", "2:3", ["has no rows"]),
     ("all_null.parquet", "a,b", "2:3", ["no rows left"]),
     ("inf.parquet", "a,b", "2:3", ["'a'", "NaN or infinite"]),

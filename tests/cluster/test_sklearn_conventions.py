@@ -24,7 +24,6 @@ from sklearn.utils.estimator_checks import (
 
 import fastseg
 from fastseg.errors import DataError, FastsegError
-from fastseg.io.tables import is_table_input
 
 ESTIMATORS = [(fastseg.KMeans, SKKMeans), (fastseg.MiniBatchKMeans, SKMiniBatchKMeans)]
 NAMES = ["a", "b", "c"]
@@ -127,32 +126,17 @@ def test_set_output_on_the_estimator_with_a_polars_input(Est, blobs_frame):
     )
 
 
-# Known gap (strict xfail, so a fix shows up): these checks fit on an array, then transform a
-# frame. fastseg reads a table's features by name, and a model fitted on an array has none
-# (DataError saying to pass columns=); scikit-learn takes the columns by position. Pandas frames
-# meet it where fastseg streams them as tables.
-def _array_fit_frame_transform(kind, streamed=True):
-    return pytest.mark.xfail(
-        streamed,
-        raises=DataError,
-        strict=True,
-        reason=f"a model fitted on an array finds no features in a {kind} frame by name",
-    )
-
-
-ARRAY_FIT_POLARS_TRANSFORM = _array_fit_frame_transform("polars")
-ARRAY_FIT_PANDAS_TRANSFORM = _array_fit_frame_transform(
-    "pandas", streamed=is_table_input(pd.DataFrame({"a": [1.0]}))
-)
 SET_OUTPUT_CHECKS = [
     check_get_feature_names_out_error,
     check_transformer_get_feature_names_out,
     check_transformer_get_feature_names_out_pandas,
     check_set_output_transform,
-    pytest.param(check_set_output_transform_pandas, marks=ARRAY_FIT_PANDAS_TRANSFORM),
-    pytest.param(check_global_output_transform_pandas, marks=ARRAY_FIT_PANDAS_TRANSFORM),
-    pytest.param(check_set_output_transform_polars, marks=ARRAY_FIT_POLARS_TRANSFORM),
-    pytest.param(check_global_set_output_transform_polars, marks=ARRAY_FIT_POLARS_TRANSFORM),
+    # fitted on an array, then given a frame: its columns taken by position, with
+    # scikit-learn's warning "X has feature names, but ... was fitted without feature names"
+    check_set_output_transform_pandas,
+    check_global_output_transform_pandas,
+    check_set_output_transform_polars,
+    check_global_set_output_transform_polars,
 ]
 
 
@@ -244,3 +228,13 @@ def test_profile_of_something_else_names_it_and_what_to_pass(model, named, blobs
 def test_profile_of_an_unfitted_pipeline_says_so(blobs_frame):
     with pytest.raises(NotFittedError):
         fastseg.profile(Pipeline([("kmeans", fastseg.KMeans(4))]), blobs_frame)
+
+
+def test_a_model_fitted_on_an_array_reads_a_frame_by_position_with_a_warning(blobs32):
+    model = fastseg.KMeans(4, random_state=0).fit(blobs32)
+    frame = pl.DataFrame(blobs32, schema=["x", "y", "z"])
+    with pytest.warns(UserWarning, match="X has feature names, but KMeans was fitted without"):
+        labels = model.predict(frame)
+    np.testing.assert_array_equal(labels, model.predict(blobs32))
+    with pytest.raises(DataError, match="without column names"):
+        model.predict(frame.drop("z"))

@@ -202,7 +202,8 @@ def inputs(model=False):
         nargs=-1,
         required=True,
         callback=lambda ctx, param, paths: paths[0] if len(paths) == 1 else list(paths),
-        help="Parquet file(s), glob(s) or folder(s), e.g. 'data/*.parquet'",
+        help="Parquet, CSV (.csv, .tsv) or NDJSON (.ndjson, .jsonl) file(s), glob(s) or "
+        "folder(s), e.g. 'data/*.parquet'",
     )
     if not model:
         return data

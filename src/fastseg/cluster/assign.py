@@ -6,6 +6,7 @@ predict, transform, score, the labels file, the profile, the metrics and the rep
 so the rows line up with the fit's by construction, and memory follows the batch.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,8 +81,8 @@ def _array_batches(model, X, batch_size):
 
 
 def _table_batches(model, X, columns, keep, nulls, batch_size):
-    features = table_features(model, columns)
     reader = X if isinstance(X, TableReader) else TableReader(X, model._derivations())
+    features = table_features(model, columns, reader)
     reader.check_features(features)
     unknown = [c for c in keep if c not in reader.schema]
     if unknown:
@@ -106,9 +107,11 @@ def _table_batches(model, X, columns, keep, nulls, batch_size):
         unseen.warn()
 
 
-def table_features(model, columns=None):
+def table_features(model, columns=None, reader=None):
     """The columns of a table that hold the model's features (its fitted names, or
-    ``columns``), or a clear error for a model fitted on an array."""
+    ``columns``), or a clear error for a model fitted on an array. An in-memory frame
+    (``reader``) of exactly as many columns as the array had is taken by position, with
+    scikit-learn's warning (a Pipeline with ``set_output(transform="pandas")`` passes one)."""
     names = getattr(model, "feature_names_in_", None)
     if columns is not None:
         columns = [columns] if isinstance(columns, str) else [str(c) for c in columns]
@@ -118,6 +121,14 @@ def table_features(model, columns=None):
                 f"is expecting {model.n_features_in_} features as input"
             )
         return columns
+    if names is None and reader is not None and reader.in_memory:
+        if len(reader.schema) == model.n_features_in_:
+            warnings.warn(
+                f"X has feature names, but {type(model).__name__} was fitted without feature names",
+                UserWarning,
+                stacklevel=4,
+            )
+            return list(reader.schema.names())
     if names is None:
         raise DataError(
             "the model was fitted on an array without column names, so its features cannot be "

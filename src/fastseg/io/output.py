@@ -61,8 +61,8 @@ def _exists(path):
 
 
 def input_files(*inputs):
-    """The files behind inputs (model files, Parquet paths, globs, folders; frames are none)."""
-    from .tables import resolve_parquet_paths
+    """The files behind inputs (model files, data paths, globs, folders; frames are none)."""
+    from .tables import resolve_input_paths
 
     files = []
     for item in inputs:
@@ -70,7 +70,7 @@ def input_files(*inputs):
             isinstance(item, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in item)
         ):
             try:
-                files += resolve_parquet_paths(item) if item else []
+                files += resolve_input_paths(item) if item else []
             except FastsegError:
                 continue  # a missing input is its reader's error, said there
     return files

@@ -1,8 +1,9 @@
 """The fit's view of any input: a stream of float row batches with feature names.
 
-A NumPy array is read in place. Tables (polars frames, Arrow tables, Parquet paths, globs and
-folders) are read by the one reader, ``io.tables.TableReader``, the feature columns cast to
-float32 batch by batch, rows with nulls dropped, passed on as NaN to be filled, or refused.
+A NumPy array is read in place. Tables (polars and pandas frames, Arrow tables, Parquet, CSV
+and NDJSON paths, globs and folders) are read by the one reader, ``io.tables.TableReader``, the
+feature columns cast to float32 batch by batch, rows with nulls dropped, passed on as NaN to be
+filled, or refused. (A pandas frame's NaN is a null, as pandas has it.)
 """
 
 import numpy as np
@@ -57,7 +58,8 @@ class FrameSource:
         self._dropped = []
 
     def count_rows(self):
-        """Rows in the input before any are dropped (Parquet answers from its metadata)."""
+        """Rows in the input before any are dropped (Parquet answers from its metadata, a CSV
+        or NDJSON file from a counting pass, once per file version)."""
         return self.reader.count_rows()
 
     @property
@@ -148,8 +150,9 @@ def refuse_nan_values(frame, describe, names=None):
 
 
 def open_table(X, columns=None, *, missing="error", derive=()):
-    """A FrameSource for a polars frame, an Arrow table, or Parquet path(s); ``derive`` adds
-    columns computed from the others ("name = SQL expression", or (name, polars expression))."""
+    """A FrameSource for a polars or pandas frame, an Arrow table, or Parquet, CSV or NDJSON
+    path(s); ``derive`` adds columns computed from the others ("name = SQL expression", or
+    (name, polars expression))."""
     return FrameSource(TableReader(X, derive), columns, missing=missing)
 
 
