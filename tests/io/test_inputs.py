@@ -14,7 +14,7 @@ from test_memory import PEAK
 import fastseg
 from fastseg.cli import main
 from fastseg.datasets import FEATURES, write_customers
-from fastseg.io import tables
+from fastseg.io import text as text_files
 
 F = list(FEATURES)
 
@@ -171,7 +171,7 @@ def test_text_files_that_cannot_be_read_are_one_line_naming_the_file(
 
 
 def test_a_later_value_that_does_not_parse_is_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tables, "TEXT_INFER", 1 << 16)  # the types from the first 64 KiB
+    monkeypatch.setattr(text_files, "TEXT_INFER", 1 << 16)  # the types from the first 64 KiB
     rows = "".join(f"{i},{i % 7}\n" for i in range(30_000))
     (tmp_path / "late.csv").write_text("age,income\n" + rows + "41.5,3\n")
     argv = ["fit", str(tmp_path / "late.csv"), "--k", "2", "--features", "age,income"]

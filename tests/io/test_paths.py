@@ -10,7 +10,7 @@ import pytest
 from fastseg.cli import main
 from fastseg.errors import DataWarning, FastsegError
 from fastseg.io.output import atomic_output
-from fastseg.io.tables import resolve_parquet_paths
+from fastseg.io.paths import resolve_parquet_paths
 
 
 @pytest.fixture()

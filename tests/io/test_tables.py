@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from fastseg.errors import DataError
-from fastseg.io import tables
+from fastseg.io import text as text_files
 from fastseg.io.tables import TableReader
 
 BATCH = 300
@@ -158,8 +158,8 @@ def write_text(frame, path):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of 4 KiB and types from the first 16 KiB: many blocks, late values."""
-    monkeypatch.setattr(tables, "TEXT_BLOCK", 1 << 12)
-    monkeypatch.setattr(tables, "TEXT_INFER", 1 << 14)
+    monkeypatch.setattr(text_files, "TEXT_BLOCK", 1 << 12)
+    monkeypatch.setattr(text_files, "TEXT_INFER", 1 << 14)
 
 
 @pytest.mark.parametrize("name", ["f.csv", "f.tsv", "f.csv.gz", "f.ndjson", "f.jsonl.gz"])

@@ -204,7 +204,7 @@ def test_fit_command_with_a_derived_feature(spend, tmp_path, capsys):
     assert main(["predict", str(model_path), str(path), "--out", str(out_path), "--quiet"]) == 0
     assert pl.read_parquet(out_path)["segment"].to_list() == labels["segment"].to_list()
     assert main(["profile", str(model_path), str(path), "--quiet"]) == 0
-    assert "total (z)" in capsys.readouterr().out
+    assert "total mean (z)" in capsys.readouterr().out
 
 
 # ----- filling missing values ----------------------------------------------------------------

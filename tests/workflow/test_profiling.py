@@ -116,7 +116,7 @@ def test_formats(profile_data, model, how):
     elif how == "csv":
         assert text.splitlines()[0].startswith("segment,size,share,income_mean")
     else:
-        assert "segment 0" in text and "income (z)" in text and "region=west" in text
+        assert "segment 0" in text and "income mean (z)" in text and "region=west" in text
 
 
 def test_profile_command(profile_data, model, tmp_path, capsys):

@@ -111,7 +111,7 @@ def test_report_embeds_every_plot_and_table(data, tmp_path):
     assert (
         f"the knee of the inertia curve {'is at' if knee == 4 else 'suggests'} k = {knee}" in page
     )
-    assert "<table>" in page and "region=n" in page and "spend (z)" in page
+    assert "<table>" in page and "region=n" in page and "spend mean (z)" in page
     assert "http" not in page.replace("http-equiv", "")  # nothing fetched from elsewhere
 
 

@@ -1,4 +1,4 @@
-"""``fastseg fit``: segment the rows of Parquet file(s) and print the segments, largest first."""
+"""``fastseg fit``: segment the rows of data files and print the segments, largest first."""
 
 import click
 
@@ -10,8 +10,9 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
 
 @o.command(
     "fit",
-    short_help="segment customers in Parquet files",
-    help="Cluster the rows of Parquet file(s) and print the segments, largest first.",
+    short_help="segment customers in Parquet, CSV or NDJSON files",
+    help="Cluster the rows of Parquet (the fast path), CSV or NDJSON file(s) and print the "
+    "segments, largest first.",
     example="fastseg fit customers.parquet --k 6 --features age,income,tenure_months "
     "--model model.json --labels labeled.parquet",
 )

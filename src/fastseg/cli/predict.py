@@ -9,7 +9,7 @@ from .fit import labels_written
 @o.command(
     "predict",
     short_help="assign segments to new rows with a saved model",
-    help="Stream Parquet rows of any size through a saved model; writes Parquet.",
+    help="Stream rows of any size (Parquet, CSV, NDJSON) through a saved model; writes Parquet.",
     example="fastseg predict model.json new_customers.parquet --out labeled.parquet",
 )
 @o.inputs(model=True)

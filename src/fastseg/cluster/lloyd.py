@@ -67,7 +67,8 @@ class LloydEngine(Engine):
         return self.algorithm == "hamerly" or (self.algorithm == "auto" and data.store.in_memory)
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
-        """Cluster X: an array, a polars/Arrow table, or Parquet path(s) with ``columns``."""
+        """Cluster X: an array, a pandas/polars/Arrow table, or data files (Parquet, CSV, NDJSON)
+        with ``columns``."""
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._fit_data(data, random_state)
         return self

@@ -81,7 +81,8 @@ class MiniBatchEngine(Engine):
         return max(3 * self.batch_size, 3 * self.n_clusters)
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None):
-        """Cluster X (array, polars/Arrow table, or Parquet with ``columns``) by mini-batches."""
+        """Cluster X (array, pandas/polars/Arrow table, or data files with ``columns``) by
+        mini-batches."""
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._random_state = random_state  # partial_fit after fit goes on with this stream
             with self._timed("init"):

@@ -62,7 +62,7 @@ def _exists(path):
 
 def input_files(*inputs):
     """The files behind inputs (model files, data paths, globs, folders; frames are none)."""
-    from .tables import resolve_input_paths
+    from .paths import resolve_input_paths
 
     files = []
     for item in inputs:

@@ -11,8 +11,9 @@ from .. import _version, config
 from ..cluster.assign import table_features
 from ..errors import DataError, FastsegError
 from ..io.output import Outputs, input_files, said_if_disk_full
+from ..io.paths import LABELS_MARK
 from ..io.store import anonymous_array, hand_back_freed_memory
-from ..io.tables import LABELS_MARK, TableReader
+from ..io.tables import TableReader
 from ..progress import report
 
 SEGMENT = "segment"

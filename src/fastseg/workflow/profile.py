@@ -246,7 +246,7 @@ def format_profile(table, how="table"):
             f = name[: -len("_mean")]
             rows.append(
                 [
-                    f"{f} (z)",
+                    f"{f} mean (z)",
                     *[
                         f"{number_text(m)} ({z:+.1f})"
                         for m, z in zip(table[name], table[f"{f}_z"], strict=True)
