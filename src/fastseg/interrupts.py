@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 _seen = False  # Ctrl-C came in the last watched() block
 _watching = False
+_preliminary = False  # outputs published now are not the command's last work
 
 
 def interrupted():
@@ -48,7 +49,9 @@ def held():
     """Hold SIGINT back for a few system calls that must all happen or none (publishing the
     outputs). A Ctrl-C that came before is raised here, before any of them; one that comes
     during them (a fraction of a millisecond) is too late to stop anything and is dropped:
-    the run has finished."""
+    the run has finished. In a ``watched()`` command the outputs are its last work, so Ctrl-C
+    is ignored from then on, while it prints what it did: an exit status of 130 always means
+    nothing was published (see ``preliminary`` for outputs that are not the last work)."""
     main = threading.current_thread() is threading.main_thread()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
     try:
@@ -57,6 +60,20 @@ def held():
         yield
         if main and signal.SIGINT in signal.sigpending():
             signal.sigtimedwait({signal.SIGINT}, 0)
+        if main and _watching and not _preliminary:  # (watched() puts the handler back)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
         if old is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def preliminary():
+    """Outputs published in this block are not the command's last work (the demo's generated
+    data, which it then segments): Ctrl-C keeps stopping the command after them."""
+    global _preliminary
+    _preliminary = True
+    try:
+        yield
+    finally:
+        _preliminary = False

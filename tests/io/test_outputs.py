@@ -242,3 +242,17 @@ def test_a_full_disk_while_writing_labels_or_spilling(full_disk, customers, caps
                  "--memory-budget", "64KB"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "the spill file in" in err and "--spill-dir" in err, err
+
+
+def test_ctrl_c_after_the_demo_wrote_its_data_still_stops_it(tmp_path):
+    """Outputs that are not a command's last work (the demo's generated data) leave Ctrl-C
+    working: only a command's final publication makes it ignore the interrupt."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
+    argv = [sys.executable, "-m", "fastseg", "demo", "--rows", "400000", "--quiet"]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)  # fmt: skip
+    assert child.stdout.readline().startswith("generated 400,000")  # now segmenting them
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert err.strip() == "fastseg: interrupted; no partial output was left behind"

@@ -5,6 +5,7 @@ import tempfile
 
 import click
 
+from .. import interrupts
 from ..preprocess.settings import CLI_DEFAULTS
 from . import options as o
 
@@ -33,7 +34,8 @@ def demo(rows, k, seed, say):
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as folder:
         path = os.path.join(folder, "customers.parquet")
-        write_customers(path, rows, seed=seed)
+        with interrupts.preliminary():  # the data to segment, not the demo's result
+            write_customers(path, rows, seed=seed)
         print(
             f"generated {rows:,} synthetic customers "
             f"({', '.join(FEATURES)}; a few nulls; hidden true segments)"
