@@ -247,3 +247,15 @@ def lloyd(X, init, max_iter=300, tol=0.0, sample_weight=None):
         labels, _ = nearest(X, centers)
     dist = distances_to_labels(X, centers, labels)
     return centers, labels, float(w @ dist), n_iter
+
+
+# ----- k-means|| -------------------------------------------------------------------------------
+def candidate_weights(X, weights, candidates):
+    """Reference for the k-means|| weighting step: the total sample weight of the rows nearest
+    to each candidate (lowest index on ties), and each row's squared distance to it."""
+    labels, dist = nearest(X, candidates)
+    w = np.asarray(weights, dtype=np.float64)
+    totals = np.zeros(np.shape(candidates)[0])
+    for i, c in enumerate(labels):
+        totals[c] += w[i]
+    return totals, dist

@@ -260,8 +260,12 @@ class Engine:
             )
 
     def _init_centers(self, data, random_state):
-        """Initial float64 centres from the init sample (or all rows)."""
+        """Initial float64 centres from the init sample (or all rows; k-means||: all rows)."""
         init = self.init
+        if isinstance(init, str) and init == "k-means||":  # every row, not the init sample
+            return initialization.kmeans_parallel(
+                data.chunks, data.n_rows, data.n_features, self.n_clusters, random_state
+            )
         if isinstance(init, str):
             X, w = data.init_rows()
             if init == "k-means++":

@@ -36,7 +36,7 @@ class ScikitLearnAPI(
 
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "init": [StrOptions({"k-means++", "k-means||", "random"}), "array-like"],
         "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -111,9 +111,11 @@ class KMeans(ScikitLearnAPI, LloydEngine):
     Parameters
     ----------
     n_clusters : int, default=8
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+    init : {"k-means++", "k-means||", "random"} or array of shape (n_clusters, n_features)
         Greedy k-means++ as in scikit-learn. On data larger than ``init_size`` rows it runs on a
-        uniform sample drawn during the decode pass.
+        uniform sample drawn during the decode pass. "k-means||" (Bahmani et al. 2012) runs on
+        every row instead, chunk by chunk: 5 rounds drawing about 2k candidates each, reduced
+        to k by weighted k-means++ and Lloyd (``fastseg.cluster.initialization``).
     n_init : int or "auto", default=1
         Runs with different initial centres; the lowest inertia wins. "auto" as scikit-learn:
         1 run for ``init="k-means++"`` or given centres, 10 for ``init="random"``.

@@ -1,4 +1,5 @@
-"""Numba kernels: nearest-centre assignment, per-block sums, distances, k-means++ D² updates.
+"""Numba kernels: nearest-centre assignment, per-block sums, distances, k-means++ / k-means||
+D² updates.
 
 Prior validation assumed: arrays are 2-D, finite, of matching shapes. X may be float32 or float64
 and read-only (Polars buffers and memmaps are); centres and every accumulator are float64.
@@ -285,6 +286,41 @@ def min_sq_dist_update(X, point, closest, out):
     for b in prange(n_blocks(n)):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             out[i] = min(closest[i], _sq_dist(X, i, point))
+
+
+@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
+def nearest_candidate_update(X, weights, candidates, offset, cost, labels, block_cost):
+    """k-means|| cost step: score only the new candidates against each row's kept cost.
+
+    X (m, d) IN: a chunk starting at a multiple of ``BLOCK_ROWS``; weights (m,) IN;
+    candidates (c, d) IN float64, numbered ``offset``, ``offset + 1``, ... among all candidates;
+    cost (m,) INOUT float64: squared distance to the nearest candidate so far (+inf at first);
+    labels (m,) INOUT int32: that candidate's number, replaced only by a strictly nearer one
+    (the lowest number wins ties, as ``np.argmin`` over all candidates);
+    block_cost (n_blocks(m),) OUT: per block, the weighted cost summed row after row.
+    """
+    n = X.shape[0]
+    for b in prange(n_blocks(n)):
+        total = 0.0
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            for c in range(candidates.shape[0]):
+                dist = _sq_dist(X, i, candidates[c])
+                if dist < cost[i]:
+                    cost[i] = dist
+                    labels[i] = offset + c
+            total += np.float64(weights[i]) * cost[i]
+        block_cost[b] = total
+
+
+@njit(cache=CACHE)
+def add_weight_by_label(labels, weights, totals):
+    """totals[labels[i]] += weights[i], row after row (totals INOUT float64).
+
+    Serial on purpose: called chunk after chunk, the sums are those of one pass in row order,
+    whatever the chunk size.
+    """
+    for i in range(labels.shape[0]):
+        totals[labels[i]] += np.float64(weights[i])
 
 
 @njit(cache=CACHE)
