@@ -211,3 +211,24 @@ def test_zero_weights_are_never_candidates(blobs):
 def test_unknown_init_string_is_rejected(blobs, bad):
     with pytest.raises(ValueError, match="init"):
         fastseg.KMeans(3, init=bad).fit(blobs)
+
+
+def test_the_fit_command_seeds_with_k_means_parallel(tmp_path, capsys):
+    import json
+
+    import polars as pl
+
+    from fastseg.cli import main
+
+    X, _ = make_blobs(3000, n_features=3, centers=4, random_state=5)
+    path, model_path = tmp_path / "b.parquet", tmp_path / "m.json"
+    pl.DataFrame(X, schema=["a", "b", "c"]).write_parquet(path)
+    argv = ["fit", str(path), "--k", "4", "--features", "a,b,c", "--init", "k-means||"]
+    assert main([*argv, "--model", str(model_path), "--quiet"]) == 0
+    doc = json.loads(model_path.read_text())
+    assert doc["params"]["init"] == "k-means||"
+    same = fastseg.KMeans(4, init="k-means||", random_state=0, scale="standard", missing="drop")
+    same.fit(path, columns=["a", "b", "c"])
+    ours = np.asarray(doc["cluster_centers"])  # numbered by size: compare as sets of rows
+    theirs = np.asarray(same.cluster_centers_, dtype=np.float64)
+    np.testing.assert_allclose(ours[np.lexsort(ours.T)], theirs[np.lexsort(theirs.T)], rtol=1e-6)

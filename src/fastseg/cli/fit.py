@@ -46,6 +46,13 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
 )
 @o.seed()
 @click.option(
+    "--init",
+    type=click.Choice(["k-means++", "random", "k-means||"]),
+    default="k-means++",
+    help="initial centres: k-means++ on a sample (default), random rows, or k-means|| "
+    "(Bahmani et al.: seeded from all the rows in 5 passes)",
+)
+@click.option(
     "--n-init",
     type=o.POSITIVE,
     default=1,

@@ -53,6 +53,7 @@ def fit_segments(
     overwrite=False,
     seed=0,
     n_init=1,
+    init="k-means++",
     max_iter=None,
     memory_budget=None,
     spill_dir=None,
@@ -65,7 +66,8 @@ def fit_segments(
     ``settings`` is a ``PreprocessSettings`` (default: the library's). ``align_to``, a model
     file or a fitted model of the same features, keeps its segment numbers. ``labels`` is a
     Parquet file to write the input rows (or the ``keep`` columns) plus a segment to;
-    ``model`` a model file to write. ``say`` is told which k ``k="auto"`` chose.
+    ``model`` a model file to write. ``init`` is "k-means++", "random" or "k-means||" (all
+    rows, not a sample). ``say`` is told which k ``k="auto"`` chose.
     """
     settings = settings or PreprocessSettings()
     outputs = _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
@@ -82,6 +84,7 @@ def fit_segments(
         n_clusters=k,
         random_state=seed,
         n_init=n_init,
+        init=init,
         max_iter=max_iter or registry.by_name(algorithm).max_iter,
         **memory,
         **settings.as_params(),
