@@ -322,7 +322,8 @@ threads = click.option(
 )
 
 
-def k_range(help, default=None):
-    """--k-range: required without a default."""
-    given = {"required": True} if default is None else {"default": default}
+def k_range(help, default=None, required=True):
+    """--k-range: required unless it has a default or ``required=False`` (then None if not
+    given)."""
+    given = {"default": default} if default is not None else {"required": required}
     return click.option("--k-range", type=K_RANGE, metavar="K_RANGE", help=help, **given)

@@ -22,13 +22,11 @@ from . import options as o
 @click.option(
     "--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html"
 )
-@click.option(
-    "--k-range",
-    type=o.K_RANGE,
-    metavar="K_RANGE",
-    help="values of k to score for the curves when the model's k was given (default 2:12), "
+@o.k_range(
+    "values of k to score for the curves when the model's k was given (default 2:12), "
     "e.g. 2:8; not used for a model fitted with --k auto, which keeps the scores its k was "
     "chosen from",
+    required=False,
 )
 @o.sample("rows the silhouettes are taken on when k is scored (default 10000), e.g. 20000")
 @o.seed()

@@ -60,6 +60,7 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
             ~batch.missing
             & frame.select(pl.all_horizontal(pl.col(shown).is_not_null())).to_series().to_numpy()
         )
+        stats.n_left_out += batch.n_rows - int(present.sum())
         if not present.any():
             continue
         frame = frame.filter(pl.Series(present))
@@ -133,6 +134,7 @@ class SegmentStats:
         self.sample_keys = [np.empty(0) for _ in range(k)]
         self.category_counts = {c: {} for c in categories}
         self.asked = set()  # categorical columns the user named (a skipped one is said)
+        self.n_left_out = 0  # rows of the pass left out: a feature missing
 
     def add(self, rows, labels, category_frame, keys):
         if self.shift is None:

@@ -24,7 +24,6 @@ from .. import config
 from .._version import __version__
 from ..errors import FastsegError
 from ..io.output import atomic_output, check_output_path, input_files
-from ..io.tables import TableReader
 from ..preprocess.settings import PreprocessSettings
 from .profile import fastseg_model, format_profile, segment_stats
 from .select_k import Selection, select_k
@@ -180,7 +179,7 @@ def header_facts(model, data, stats, choice, now=None):
     now = now or datetime.datetime.now().astimezone()
     return [
         ("Data", _source_text(data)),
-        ("Rows", _rows_text(model, data, stats, settings)),
+        ("Rows", _rows_text(stats, settings)),
         ("Features", features),
         ("Preprocessing", _preprocessing_text(model, settings)),
         ("Segments", choice.summary()),
@@ -198,10 +197,10 @@ def _source_text(data):
     return f"a {kind.__module__.partition('.')[0]} {kind.__name__} (in memory)"
 
 
-def _rows_text(model, data, stats, settings):
+def _rows_text(stats, settings):
     """Rows the report describes, and those it leaves out (a feature missing)."""
     used = int(stats.counts.sum())
-    left_out = TableReader(data, model._derivations()).count_rows() - used  # (from metadata)
+    left_out = stats.n_left_out  # counted by the profile's pass: the input is not read again
     if left_out <= 0:
         return f"{used:,} (none has a missing feature)"
     text = f"{used:,} used; {left_out:,} with a missing feature left out"
