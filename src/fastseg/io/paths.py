@@ -7,7 +7,6 @@ fastseg writes carry ``LABELS_MARK``; a folder or glob that holds them skips the
 a run that wrote its labels beside its input does not read them as input next time.
 """
 
-import functools
 import glob
 import os
 import warnings
@@ -87,13 +86,26 @@ def _without_labels_files(files, item):
 def _is_labels_file(path):
     if file_format(path) != "Parquet":
         return False  # fastseg writes its labels as Parquet
+    return per_file_version("labels mark", path, _marked_as_labels)
+
+
+_KNOWN = {}  # (what, real path, modified, size): what a file's metadata or a pass told
+
+
+def per_file_version(what, path, compute):
+    """``compute(path)``, remembered per file version (real path, time modified, size): every
+    pass resolves and opens the input again, and a footer or a counting pass need not be
+    read twice."""
     stat = os.stat(path)
-    return _marked_as_labels(os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    key = (what, os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _KNOWN:
+        if len(_KNOWN) > 65536:
+            _KNOWN.clear()
+        _KNOWN[key] = compute(path)
+    return _KNOWN[key]
 
 
-@functools.lru_cache(maxsize=65536)
-def _marked_as_labels(path, mtime_ns, size):
-    """(Remembered per file version: every pass resolves the input again.)"""
+def _marked_as_labels(path):
     try:
         metadata = pq.read_metadata(path).metadata or {}
     except (pa.ArrowException, OSError):

@@ -23,7 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from .paths import HIVE_NULL, _note_once, _one_format, file_format, resolve_input_paths
+from .paths import (
+    HIVE_NULL,
+    _note_once,
+    _one_format,
+    file_format,
+    per_file_version,
+    resolve_input_paths,
+)
 from .text import _empty_as_null, _hive_kinds, _named_as, _text_batches, _text_rows, text_schema
 
 
@@ -187,7 +194,7 @@ class TableReader:
     def _file_columns(self, path):
         """The names of the columns one file holds (from its metadata, or its first block)."""
         if self._format == "Parquet":
-            return _in_file(path, pq.read_schema).names
+            return _in_file(path, _parquet_columns)
         return _in_file(path, text_schema, self._format).names
 
     def _typed(self, frame, needed, partition, height):
@@ -344,7 +351,11 @@ def _widened(schemas):
 
 
 def _row_count(path):
-    return pq.ParquetFile(path).metadata.num_rows
+    return per_file_version("rows", path, lambda p: pq.ParquetFile(p).metadata.num_rows)
+
+
+def _parquet_columns(path):
+    return per_file_version("columns", path, lambda p: pq.read_schema(p).names)
 
 
 def _in_file(path, read, kind="Parquet"):

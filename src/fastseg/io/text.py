@@ -19,7 +19,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
 from ..errors import DataError
-from .paths import HIVE_NULL, _uncompressed_name, file_format
+from .paths import HIVE_NULL, _uncompressed_name, file_format, per_file_version
 
 TEXT_INFER = 4 << 20  # bytes at the start of a text file whose values give the column types
 TEXT_BLOCK = 1 << 18  # bytes parsed at a time (memory follows this and the batch, not the file)
@@ -30,7 +30,7 @@ def text_schema(path):
     in the types pyarrow infers from its first ``TEXT_INFER`` bytes (whole rows). A column
     empty throughout them is Float64 when they hold the whole file (a column without
     values), else String (text: any later value reads)."""
-    return _per_version("schema", path, _infer_text_schema)
+    return per_file_version("schema", path, _infer_text_schema)
 
 
 def _infer_text_schema(path):
@@ -159,7 +159,7 @@ def _text_rows(path):
     """Rows of a text file, counted by parsing it (one column, as text; NDJSON: no column)
     once per file version. A line count would not do: a quoted CSV field may hold
     newlines, an NDJSON line two objects."""
-    return _per_version("rows", path, _count_text_rows)
+    return per_file_version("rows", path, _count_text_rows)
 
 
 def _count_text_rows(path):
@@ -247,20 +247,6 @@ def _hive_kinds(root, files):
 
 def _all_read_as(text, kind):
     return text.cast(kind, strict=False).null_count() == text.null_count()
-
-
-_KNOWN = {}  # (what, real path, modified, size): a text file's schema or row count
-
-
-def _per_version(what, path, compute):
-    """``compute(path)``, remembered per file version: every pass opens the input again."""
-    stat = os.stat(path)
-    key = (what, os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _KNOWN:
-        if len(_KNOWN) > 65536:
-            _KNOWN.clear()
-        _KNOWN[key] = compute(path)
-    return _KNOWN[key]
 
 
 def _named_as(path):
