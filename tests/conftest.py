@@ -5,9 +5,15 @@ holds the NumPy references of the kernels (this folder is on ``sys.path`` for th
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import settings
 from sklearn.datasets import make_blobs
 
 from fastseg.datasets import write_customers
+
+# The property tests draw the same examples on every run and keep no database: a failure in CI
+# is one anyone can rerun, never a lucky draw (as the README says).
+settings.register_profile("fastseg", derandomize=True, database=None)
+settings.load_profile("fastseg")
 
 
 @pytest.fixture(scope="session")
