@@ -14,6 +14,11 @@ FASTMATH_ORDERED = FASTMATH - {"reassoc"}
 # in the data, and reduced in block order: the result does not depend on threads or batch size.
 BLOCK_ROWS = 4096
 
+# Rows per fragment: the unit a Dask task reads, and the second level of every sum. Block partials
+# are added into a fragment's partial, and fragment partials into the total, in order, on one
+# machine as on a cluster: so the model does not depend on the number of workers either.
+FRAGMENT_ROWS = 256 * BLOCK_ROWS  # 1,048,576
+
 # Rows searched together for their nearest centre: copied feature-major into a small float64 tile
 # (d x TILE_ROWS, in L1 cache) so the distance loops run across rows, in SIMD registers.
 TILE_ROWS = 128

@@ -5,14 +5,18 @@ import numpy as np
 import pytest
 from naive import nearest
 
+from fastseg import config
+from fastseg.cluster.reduction import FragmentSums
 from fastseg.cluster.step import Totals, Workspace, labelled_inertia, step
 from fastseg.config import BLOCK_ROWS
-from fastseg.preprocess.stats import MinMax, Moments, PresentValues
+from fastseg.preprocess.stats import MinMax, Moments, PresentValues, first_row_shift
 
 
 def run_step(X, w, centers, labels):
     totals = Totals(*centers.shape)
-    return step(X, w, centers, labels, totals, Workspace(*centers.shape, X.shape[0]))
+    step(X, w, centers, labels, totals, Workspace(*centers.shape, X.shape[0]))
+    totals.close_fragment()
+    return totals
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -39,7 +43,53 @@ def test_partitions_merged_in_order_equal_one_pass(dtype):
         np.testing.assert_allclose(merged.sums[c], (w[ref == c, None] * X[ref == c]).sum(axis=0))
     np.testing.assert_allclose(merged.inertia, w @ d2)
     work = Workspace(*centers.shape, X.shape[0])
-    np.testing.assert_allclose(labelled_inertia(X, w, centers, labels, work), w @ d2)
+    inertia = labelled_inertia(X, w, centers, labels, work, FragmentSums(1)).close()[0]
+    np.testing.assert_allclose(inertia, w @ d2)
+
+
+def test_fragments_summed_apart_and_merged_equal_one_pass_to_the_last_bit(monkeypatch):
+    """The summation tree: a pass over all rows closes each fragment's partial at its end, so
+    the fragments' totals computed apart (as Dask tasks) and merged in order are the same
+    floats, with fractional values (where any other order of additions would differ)."""
+    monkeypatch.setattr(config, "FRAGMENT_ROWS", 2 * BLOCK_ROWS)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5 * BLOCK_ROWS + 321, 4)).astype(np.float32) * 1e3
+    w = rng.random(X.shape[0]) + 0.5
+    centers = X[:5].astype(np.float64)
+    work = Workspace(*centers.shape, X.shape[0])
+    whole, labels = Totals(*centers.shape), np.full(X.shape[0], -1, np.int32)
+    for a in range(0, X.shape[0], 3 * BLOCK_ROWS):  # chunks across fragment ends
+        b = a + 3 * BLOCK_ROWS
+        step(X[a:b], w[a:b], centers, labels[a:b], whole, work, first_row=a)
+    whole.close_fragment()
+    merged, inertia = Totals(*centers.shape), FragmentSums(1)
+    for a in range(0, X.shape[0], config.FRAGMENT_ROWS):
+        b = a + config.FRAGMENT_ROWS
+        merged.merge(run_step(X[a:b], w[a:b], centers, labels[a:b].copy()))
+        part = labelled_inertia(X[a:b], w[a:b], centers, labels[a:b], work, FragmentSums(1))
+        inertia.merge(part.close())
+    np.testing.assert_array_equal(merged.sums, whole.sums)
+    np.testing.assert_array_equal(merged.weight_sums, whole.weight_sums)
+    assert merged.inertia == whole.inertia  # (changed counts differ: those labels were set)
+    local = labelled_inertia(X, w, centers, labels, work, FragmentSums(1)).close()
+    np.testing.assert_array_equal(inertia.total, local)
+
+
+def test_statistics_of_fragments_merged_equal_one_pass_to_the_last_bit(monkeypatch):
+    monkeypatch.setattr(config, "FRAGMENT_ROWS", 2 * BLOCK_ROWS)
+    rng = np.random.default_rng(4)
+    X = (rng.normal(size=(5 * BLOCK_ROWS + 99, 3)) * 100 + 7).astype(np.float32)
+    w = rng.random(X.shape[0])
+    whole = Moments(3)
+    for a in range(0, X.shape[0], 3 * BLOCK_ROWS):
+        whole.update(X[a : a + 3 * BLOCK_ROWS], w[a : a + 3 * BLOCK_ROWS])
+    merged = Moments(3, shift=first_row_shift(X))
+    for a in range(0, X.shape[0], config.FRAGMENT_ROWS):
+        part = Moments(3, shift=first_row_shift(X))
+        part.update(X[a : a + config.FRAGMENT_ROWS], w[a : a + config.FRAGMENT_ROWS])
+        merged.merge(part)
+    np.testing.assert_array_equal(merged.mean, whole.mean)
+    np.testing.assert_array_equal(merged.var, whole.var)
 
 
 def test_preprocessing_statistics_merge_as_one_pass():

@@ -212,7 +212,8 @@ class MiniBatchEngine(Engine):
         if self._labels_buffer.shape[0] < rows.shape[0]:  # partial_fit batches of any size
             self._labels_buffer = np.empty(rows.shape[0], dtype=np.int32)
         labels = self._labels_buffer[: rows.shape[0]]  # the kernel overwrites every label
-        acc.add(rows, w, self._centers, labels)
+        acc.add(rows, w, self._centers, labels)  # a mini-batch is one fragment
+        acc.close_fragment()
         kernels.minibatch_update(self._centers, self._counts, acc.sums, acc.weight_sums)
         if self._reassign_due(rows.shape[0]):
             self._reassign(rows, w, random_state)

@@ -6,22 +6,28 @@ import numpy as np
 from .. import config
 from ..io.store import anonymous_array
 from . import kernels
+from .reduction import FragmentSums, rows_to_fragment_end
 
 
 class Totals:
     """What one E-step over some rows adds up to: per-centre weighted sums and weights, the
     weighted inertia and the number of labels changed, all float64.
 
-    The step over a partition folds its blocks into a ``Totals`` in block order; totals of
-    several partitions ``merge`` in partition order. On one machine the whole data is one
-    partition, so the result does not depend on threads or batch size; a distributed backend
-    runs the same ``step`` on each fragment and merges the totals it gets back.
+    A full pass follows the summation tree of ``cluster.reduction``: the step folds blocks
+    into the open fragment's partial (``_part``) in block order, and each fragment's partial
+    is added at its end (``close_fragment``); a Dask task returns one fragment's totals and
+    the client ``merge``s them in fragment order, the same additions. So the result does not
+    depend on threads, batch size or workers. An update pass (``full=False``: only the rows
+    that changed centre) folds straight into the totals.
     """
 
     def __init__(self, n_clusters, n_features):
         self.sums = np.zeros((n_clusters, n_features))
         self.weight_sums = np.zeros(n_clusters)
         self.stats = np.zeros(2)  # weighted inertia, labels changed
+        self._part = Totals.__new__(Totals)
+        self._part.sums, self._part.weight_sums = np.zeros_like(self.sums), np.zeros(n_clusters)
+        self._part.stats = np.zeros(2)
 
     @property
     def inertia(self):
@@ -39,11 +45,23 @@ class Totals:
         self.stats[:] = 0.0
 
     def merge(self, other):
-        """Add another partition's totals (call in a fixed partition order)."""
+        """Add another fragment's totals (call in fragment order)."""
         self.sums += other.sums
         self.weight_sums += other.weight_sums
         self.stats += other.stats
         return self
+
+    def close_fragment(self):
+        """Add the open fragment's partial (at a fragment's end, and at the end of a pass)."""
+        part = self._part
+        self.merge(part)
+        part.sums[:] = 0.0
+        part.weight_sums[:] = 0.0
+        part.stats[:] = 0.0
+
+    def folding(self, full):
+        """Where a pass's blocks go: the open fragment's partial (full), or these totals."""
+        return self._part if full else self
 
 
 class Workspace:
@@ -63,17 +81,40 @@ class Workspace:
         self.block_stats = np.empty((blocks, 2))
 
 
-def step(rows, weights, centers, labels, totals, work, bounds=None, full=True, search_all=False):
-    """The E-step of one partition's rows: a function of (rows, centres, per-row state).
+def waves(first_row, n_rows, wave_rows):
+    """(start, stop) of the waves over n rows starting at ``first_row`` of the data: at most
+    ``wave_rows`` rows, never across a fragment's end."""
+    s = 0
+    while s < n_rows:
+        e = min(n_rows, s + wave_rows, s + rows_to_fragment_end(first_row + s))
+        yield s, e, (first_row + e) % config.FRAGMENT_ROWS == 0
+        s = e
+
+
+def step(
+    rows,
+    weights,
+    centers,
+    labels,
+    totals,
+    work,
+    bounds=None,
+    full=True,
+    search_all=False,
+    first_row=0,
+):
+    """The E-step of some rows: a function of (rows, centres, per-row state).
 
     rows (n, d), weights (n,), centers (k, d) IN; labels (n,) INOUT (the per-row state, with
-    ``bounds``, a ``Bounds`` over these rows); the rows' partial sums are folded into
-    ``totals`` (INOUT) block by block, in order. With bounds, rows whose label cannot change
-    skip the search, and ``full=False`` adds only the changes (rows that moved leave one
-    centre's sums for another's) to the previous totals; ``search_all`` searches every row.
+    ``bounds``, a ``Bounds`` over these rows); ``first_row``: where the rows start in the
+    data. The rows' partial sums are folded into ``totals`` (INOUT) block by block, in the
+    fixed tree (``Totals``); the caller closes the last fragment. With bounds, rows whose
+    label cannot change skip the search, and ``full=False`` adds only the changes (rows that
+    moved leave one centre's sums for another's) to the previous totals; ``search_all``
+    searches every row.
     """
-    for s in range(0, rows.shape[0], work.wave_rows):
-        e = s + work.wave_rows
+    into = totals.folding(full)
+    for s, e, fragment_end in waves(first_row, rows.shape[0], work.wave_rows):
         if bounds is None:
             kernels.assign_accumulate(
                 rows[s:e],
@@ -104,29 +145,28 @@ def step(rows, weights, centers, labels, totals, work, bounds=None, full=True, s
             work.block_weights,
             work.block_stats,
             kernels.n_blocks(rows[s:e].shape[0]),
-            totals.sums,
-            totals.weight_sums,
-            totals.stats,
+            into.sums,
+            into.weight_sums,
+            into.stats,
         )
+        if fragment_end and full:
+            totals.close_fragment()
     return totals
 
 
-def labelled_inertia(rows, weights, centers, labels, work, total=0.0):
-    """``total`` plus the weighted inertia of rows already labelled with their nearest centre
-    (no search), added block by block in order."""
-    for s in range(0, rows.shape[0], work.wave_rows):
-        part = rows[s : s + work.wave_rows]
-        nb = kernels.n_blocks(part.shape[0])
+def labelled_inertia(rows, weights, centers, labels, work, inertia, first_row=0):
+    """Add the weighted inertia of rows already labelled with their nearest centre (no
+    search) to ``inertia`` (a ``FragmentSums`` of one value), block by block in order."""
+    for s, e, _ in waves(first_row, rows.shape[0], work.wave_rows):
+        nb = kernels.n_blocks(e - s)
         kernels.labelled_inertia(
-            part,
-            weights[s : s + work.wave_rows],
-            centers,
-            labels[s : s + part.shape[0]],
-            work.block_stats[:nb, 0],
+            rows[s:e], weights[s:e], centers, labels[s:e], work.block_stats[:nb, 0]
         )
         for b in range(nb):
-            total += work.block_stats[b, 0]
-    return total
+            inertia.add(
+                work.block_stats[b, :1], min(config.BLOCK_ROWS, e - s - b * config.BLOCK_ROWS)
+            )
+    return inertia
 
 
 class Accumulator(Totals):
@@ -136,16 +176,19 @@ class Accumulator(Totals):
         super().__init__(n_clusters, n_features)
         self.work = Workspace(n_clusters, n_features, max_rows)
 
-    def add(self, rows, weights, centers, labels, bounds=None, full=True, search_all=False):
+    def add(
+        self, rows, weights, centers, labels, bounds=None, full=True, search_all=False, first_row=0
+    ):
         """Assign ``rows`` (labels INOUT) and fold their sums into these totals."""
-        step(rows, weights, centers, labels, self, self.work, bounds, full, search_all)
+        step(rows, weights, centers, labels, self, self.work, bounds, full, search_all, first_row)
 
     def measure(self, data, centers, labels):
         """Set the inertia of ``labels`` (already nearest) without searching: one cheap pass."""
-        self.stats[0] = 0.0
+        inertia = FragmentSums(1)
         for start, rows, w in data.chunks():
             at = labels[start : start + rows.shape[0]]
-            self.stats[0] = labelled_inertia(rows, w, centers, at, self.work, self.stats[0])
+            labelled_inertia(rows, w, centers, at, self.work, inertia, start)
+        self.stats[0] = inertia.close()[0]
 
     def e_step(self, data, centers, labels, bounds=None, full=True, search_all=False):
         """Assign every row of ``data``; the totals then describe the whole pass.
@@ -158,7 +201,8 @@ class Accumulator(Totals):
         for start, rows, w in data.chunks():
             stop = start + rows.shape[0]
             part = None if bounds is None else bounds.rows(start, stop)
-            self.add(rows, w, centers, labels[start:stop], part, full, search_all)
+            self.add(rows, w, centers, labels[start:stop], part, full, search_all, start)
+        self.close_fragment()
 
 
 class Bounds:

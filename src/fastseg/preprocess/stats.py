@@ -9,68 +9,80 @@ import numpy as np
 
 from .. import config
 from ..cluster import kernels
+from ..cluster.reduction import FragmentSums
 from ..errors import DataError
 
 
 class Moments:
     """Weighted mean and variance per column in float64, and a check that values are finite.
 
-    Sums are taken around the first row seen (a shift that keeps E[x²] - E[x]² accurate) by a
-    Numba kernel, per block, and added in block order.
+    Sums are taken around a shift (the first row seen, or one given: the data's first row, so
+    that the parts of a Dask fit add up as the local sums do), which keeps E[x²] - E[x]²
+    accurate, by a Numba kernel per block, added in the fixed tree of ``cluster.reduction``.
     """
 
-    def __init__(self, n_features):
-        self._shift = None
-        self._sums = np.zeros(2 * n_features + 2)
+    def __init__(self, n_features, shift=None):
+        self._shift = None if shift is None else np.asarray(shift, dtype=np.float64)
+        self._sums = FragmentSums(2 * n_features + 2)
         self._ones = np.empty(0)
 
     def update(self, batch, w=None):
-        """Add a batch; returns the number of NaN/inf values in it."""
+        """Add a batch (the next rows); returns the number of NaN/inf values in it."""
         if self._shift is None:
-            self._shift = np.where(np.isfinite(batch[0]), batch[0], 0).astype(np.float64)
+            self._shift = first_row_shift(batch)
         if w is None:
             if self._ones.shape[0] < batch.shape[0]:
                 self._ones = np.ones(batch.shape[0])
             w = self._ones[: batch.shape[0]]
-        blocks = np.empty((kernels.n_blocks(batch.shape[0]), self._sums.shape[0]))
+        blocks = np.empty((kernels.n_blocks(batch.shape[0]), self._sums.total.shape[0]))
         kernels.shifted_moments(batch, w, self._shift, blocks)
-        for row in blocks:  # block order: the result does not depend on threads
-            self._sums += row
+        for b, row in enumerate(blocks):  # in block order: the result does not depend on threads
+            self._sums.add(row, min(config.BLOCK_ROWS, batch.shape[0] - b * config.BLOCK_ROWS))
         return int(blocks[:, -1].sum())
 
     def merge(self, other):
         """Add another part's moments (taken around its own shift) to these."""
         if other._shift is None:
             return self
+        theirs = other._sums.value
         if self._shift is None:
-            self._shift, self._sums = other._shift.copy(), other._sums.copy()
+            self._shift = other._shift.copy()
+            self._sums.merge(theirs)
             return self
         d = self._shift.shape[0]
         delta = other._shift - self._shift  # x - s1 = (x - s2) + delta
-        sums, squares, weight = other._sums[:d], other._sums[d : 2 * d], other._sums[2 * d]
-        self._sums[:d] += sums + weight * delta
-        self._sums[d : 2 * d] += squares + 2 * delta * sums + weight * delta * delta
-        self._sums[2 * d :] += other._sums[2 * d :]
+        sums, squares, weight = theirs[:d], theirs[d : 2 * d], theirs[2 * d]
+        mine = self._sums.total
+        mine[:d] += sums + weight * delta
+        mine[d : 2 * d] += squares + 2 * delta * sums + weight * delta * delta
+        mine[2 * d :] += theirs[2 * d :]
         return self
 
     @property
     def weight(self):
-        return self._sums[-2]
+        return self._sums.value[-2]
 
     @property
     def mean(self):
-        d = (self._sums.shape[0] - 2) // 2
-        if self.weight <= 0:
+        sums = self._sums.value
+        d = (sums.shape[0] - 2) // 2
+        if sums[-2] <= 0:
             return np.zeros(d)
-        return self._shift + self._sums[:d] / self.weight
+        return self._shift + sums[:d] / sums[-2]
 
     @property
     def var(self):
-        d = (self._sums.shape[0] - 2) // 2
-        if self.weight <= 0:
+        sums = self._sums.value
+        d = (sums.shape[0] - 2) // 2
+        if sums[-2] <= 0:
             return np.zeros(d)
-        m = self._sums[:d] / self.weight
-        return np.maximum(self._sums[d : 2 * d] / self.weight - m * m, 0.0)
+        m = sums[:d] / sums[-2]
+        return np.maximum(sums[d : 2 * d] / sums[-2] - m * m, 0.0)
+
+
+def first_row_shift(rows):
+    """What ``Moments`` sums around: the first row, its non-finite values as 0."""
+    return np.where(np.isfinite(rows[0]), rows[0], 0).astype(np.float64)
 
 
 class PresentValues:
@@ -78,18 +90,22 @@ class PresentValues:
     missing values are filled with."""
 
     def __init__(self, n_features):
-        self.sums = np.zeros(n_features)
+        self._sums = FragmentSums(n_features)
         self.counts = np.zeros(n_features, dtype=np.int64)
+
+    @property
+    def sums(self):
+        return self._sums.value
 
     def update(self, batch):
         for s in range(0, batch.shape[0], config.BLOCK_ROWS):  # in block order: the sums do
             block = batch[s : s + config.BLOCK_ROWS]  # not depend on the batch size
             there = ~np.isnan(block)
-            self.sums += np.where(there, block, 0).sum(axis=0, dtype=np.float64)
+            self._sums.add(np.where(there, block, 0).sum(axis=0, dtype=np.float64), len(block))
             self.counts += there.sum(axis=0)
 
     def merge(self, other):
-        self.sums += other.sums
+        self._sums.merge(other.sums)
         self.counts += other.counts
         return self
 
@@ -134,23 +150,30 @@ class Covariance:
     def __init__(self, mean):
         d = mean.shape[0]
         self.mean = mean
-        self.scatter = np.zeros((d, d))
-        self.weight = 0.0
+        self._sums = FragmentSums(d * d + 1)  # the scatter, then the weight
 
     def update(self, rows, w):
+        d = self.mean.shape[0]
         for s in range(0, rows.shape[0], config.BLOCK_ROWS):
             centred = rows[s : s + config.BLOCK_ROWS].astype(np.float64) - self.mean
-            self.scatter += (centred * w[s : s + config.BLOCK_ROWS, None]).T @ centred
-            self.weight += float(w[s : s + config.BLOCK_ROWS].sum())
+            block = np.empty(d * d + 1)
+            block[:-1] = ((centred * w[s : s + config.BLOCK_ROWS, None]).T @ centred).ravel()
+            block[-1] = float(w[s : s + config.BLOCK_ROWS].sum())
+            self._sums.add(block, centred.shape[0])
 
     def merge(self, other):
-        self.scatter += other.scatter
-        self.weight += other.weight
+        self._sums.merge(other._sums.value)
         return self
 
     @property
+    def weight(self):
+        return float(self._sums.value[-1])
+
+    @property
     def covariance(self):
-        return self.scatter / self.weight
+        d = self.mean.shape[0]
+        sums = self._sums.value
+        return sums[:-1].reshape(d, d) / sums[-1]
 
 
 class CategoryLevels:
