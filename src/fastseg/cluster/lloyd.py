@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import config
-from ..errors import DataError
+from ..errors import DataError, FastsegError
 from ..io.store import anonymous_array, hand_back_freed_memory
 from ..progress import report
 from . import kernels
@@ -66,9 +66,35 @@ class LloydEngine(Engine):
         """Hamerly bounds (4 bytes a row) when the rows are in RAM or when asked for."""
         return self.algorithm == "hamerly" or (self.algorithm == "auto" and data.store.in_memory)
 
-    def fit(self, X, y=None, sample_weight=None, *, columns=None):
+    def fit(
+        self,
+        X,
+        y=None,
+        sample_weight=None,
+        *,
+        columns=None,
+        backend=None,
+        client=None,
+        persist=False,
+    ):
         """Cluster X: an array, a pandas/polars/Arrow table, or data files (Parquet, CSV, NDJSON)
-        with ``columns``."""
+        with ``columns``.
+
+        A Dask DataFrame, or Parquet with ``backend="dask"``, is fitted on a Dask cluster
+        (``client``, default: the current one), one task per fragment, nothing gathered;
+        ``persist=True`` keeps the decoded fragments in the workers' memory between passes
+        (see ``fastseg.distributed``).
+        """
+        if backend not in (None, "local", "dask"):
+            raise ValueError(f"backend={backend!r}: use 'local' or 'dask'")
+        from ..distributed import is_dask_frame
+
+        if backend == "dask" or is_dask_frame(X):
+            if sample_weight is not None:
+                raise FastsegError("sample_weight is not supported on Dask yet")
+            from ..distributed.fit import fit_kmeans
+
+            return fit_kmeans(self, X, columns, client=client, persist=persist)
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._fit_data(data, random_state)
         return self

@@ -45,6 +45,7 @@ class FragmentSums:
 
     def merge(self, total):
         """Add a closed fragment's partial (its ``total``), in fragment order."""
+        self.close()
         self.total += total
         return self
 

@@ -69,17 +69,18 @@ class FrameSource:
 
     n_imputed = 0  # null values passed on as NaN, to be filled (missing="mean"/"median")
 
-    def column_batches(self, batch_size):
+    def column_batches(self, batch_size, rows=None):
         """The same rows as lists of float32 column arrays (no copy of columns without nulls):
-        the decode pass copies them once, straight into its store."""
-        for frame in self._frames_without_nulls(batch_size):
+        the decode pass copies them once, straight into its store. ``rows`` = (start, stop):
+        only those input rows (a fragment)."""
+        for frame in self._frames_without_nulls(batch_size, rows):
             yield [column.to_numpy() for column in frame.get_columns()]
 
-    def _frames_without_nulls(self, batch_size):
+    def _frames_without_nulls(self, batch_size, rows=None):
         self.n_dropped = self._seen = self.n_imputed = 0
         self._dropped = []
         with self.reader.errors():
-            for frame in self.reader.frames(self.feature_names, batch_size):
+            for frame in self.reader.frames(self.feature_names, batch_size, rows):
                 frame = self._handle_nulls(as_float32(frame, self.feature_names, self.describe))
                 if frame.height:
                     yield frame

@@ -149,29 +149,46 @@ class TableReader:
                     )
         return columns
 
-    def frames(self, columns, batch_size):
+    def frames(self, columns, batch_size, rows=None):
         """Polars frames holding ``columns`` (input or derived), at most ``batch_size`` rows
-        each, every input row once, in input order."""
+        each, every input row once, in input order; ``rows`` = (start, stop): only those
+        input rows (a Dask task's fragment: Parquet reads just the row groups holding them)."""
         columns = list(columns)
         if self._files is not None:
+            first = 0  # the input row each file starts at
             for path in self._files:
                 with _read_errors(path, self._format):  # the file at fault named, not "4 files"
-                    yield from self._file_frames(path, columns, batch_size)
+                    within = None
+                    if rows is not None:
+                        n = self._rows_in(path)
+                        within = (max(rows[0] - first, 0), min(rows[1] - first, n))
+                        first += n
+                        if within[0] >= within[1]:
+                            continue
+                    yield from self._file_frames(path, columns, batch_size, within)
             return
         with self.errors():
             if self._frame is not None:
-                for start in range(0, self._frame.height, batch_size):
-                    yield self._finish(self._frame.slice(start, batch_size), columns)
+                start, stop = rows or (0, self._frame.height)
+                for s in range(start, stop, batch_size):
+                    frame = self._frame.slice(s, min(batch_size, stop - s))
+                    yield self._finish(frame, columns)
             else:
                 query = self.lazy.select(columns)
+                if rows is not None:
+                    query = query.slice(rows[0], rows[1] - rows[0])
                 yield from query.collect_batches(chunk_size=batch_size)
 
     def errors(self):
         """A context turning a failure to read this input into one readable DataError."""
         return _read_errors(self.describe, self._format)
 
-    def _file_frames(self, path, columns, batch_size):
-        """Batches of one file, read by pyarrow: only the columns needed."""
+    def _rows_in(self, path):
+        return (_row_count if self._format == "Parquet" else _text_rows)(path)
+
+    def _file_frames(self, path, columns, batch_size, within=None):
+        """Batches of one file, read by pyarrow: only the columns needed (and with ``within``
+        = (start, stop), only those rows of the file)."""
         needed = self._input_columns(columns)
         partition = self._partition_values(path)
         if self._format == "Parquet":
@@ -180,12 +197,16 @@ class TableReader:
         else:
             present = set(text_schema(path).names)
         read = [c for c in needed if c in present and c not in partition]
+        skip, groups = 0, None
+        if within is not None and self._format == "Parquet":
+            skip, groups = _row_groups(parquet.metadata, *within)
+            within = (skip, skip + within[1] - within[0])
         batches = (
-            parquet.iter_batches(batch_size=batch_size, columns=read)
+            parquet.iter_batches(batch_size=batch_size, columns=read, row_groups=groups)
             if self._format == "Parquet"
             else _text_batches(path, read, batch_size)
         )
-        for batch in batches:
+        for batch in _rows_within(batches, within):
             frame = pl.from_arrow(_readable(batch)) if read else pl.DataFrame()
             if self._format == "CSV":
                 frame = _empty_as_null(frame)
@@ -348,6 +369,35 @@ def _widened(schemas):
         return pl.Schema(schemas[0])
     scans = [pl.LazyFrame(schema=schema) for schema in schemas]
     return pl.concat(scans, how="diagonal_relaxed").collect_schema()
+
+
+def _row_groups(metadata, start, stop):
+    """The row groups holding rows [start, stop) of a Parquet file, and the rows of the first
+    of them before ``start``."""
+    groups, first, skip = [], 0, 0
+    for g in range(metadata.num_row_groups):
+        n = metadata.row_group(g).num_rows
+        if first < stop and first + n > start:
+            if not groups:
+                skip = start - first
+            groups.append(g)
+        first += n
+    return skip, groups
+
+
+def _rows_within(batches, within):
+    """Arrow batches cut to rows [start, stop) of their concatenation (None: all)."""
+    if within is None:
+        yield from batches
+        return
+    seen = 0
+    for batch in batches:
+        lo, hi = max(within[0] - seen, 0), min(within[1] - seen, batch.num_rows)
+        seen += batch.num_rows
+        if lo < hi:
+            yield batch.slice(lo, hi - lo)
+        if seen >= within[1]:
+            return
 
 
 def _row_count(path):

@@ -70,7 +70,7 @@ class PreprocessFit:
         data.mean, data.var = self.moments.mean, self.moments.var
         data.constant = np.flatnonzero(self.moments.var == 0)
         if self.scale != "none":
-            data.scale_mean, data.scale_std = _fit_scaling(
+            data.scale_mean, data.scale_std = fit_scaling(
                 self.scale, data, self.extremes, self.unscaled, self.source.feature_names
             )
             unscaled = list(self.unscaled)
@@ -97,7 +97,7 @@ def _writable_chunks(data):
         yield chunk, w
 
 
-def _fit_scaling(scale, data, extremes, unscaled=(), names=None):
+def fit_scaling(scale, data, extremes, unscaled=(), names=None, sample=None):
     """(centre, spread) of each feature for ``scale``; a constant feature's spread is 1.
 
     A feature whose interquartile range is 0 (mostly one value, e.g. zeros) would stay in
@@ -110,7 +110,11 @@ def _fit_scaling(scale, data, extremes, unscaled=(), names=None):
         low, high = extremes.low, extremes.high
         centre, spread = low.astype(np.float64), (high - low).astype(np.float64)
     else:
-        rows = draw_sample(data, config.quantile_rows, 0)[0].astype(np.float64)
+        if sample is None:
+            rows = draw_sample(data, config.quantile_rows, 0)[0]
+        else:
+            rows = sample()
+        rows = rows.astype(np.float64)
         q25, centre, q75 = np.quantile(rows, [0.25, 0.5, 0.75], axis=0)
         spread = q75 - q25
         _fall_back_to_std(spread, np.sqrt(data.var), unscaled, names)

@@ -32,19 +32,28 @@ def fit_pca(data, keep):
     the covariance's eigenvectors, signed as scikit-learn signs them (largest absolute
     entry positive), so they equal ``sklearn.decomposition.PCA``'s.
     """
-    d = data.n_features
-    mean = data.mean if data.scale_std is None else (data.mean - data.scale_mean) / data.scale_std
-    scatter = Covariance(mean)
+    scatter = Covariance(scaled_mean(data))
     for _, rows, w in data.chunks():
         scatter.update(rows, w)
+    return pca_from_scatter(scatter, data.n_rows, data.weights is None, keep)
+
+
+def scaled_mean(data):
+    """The mean of the stored (scaled) rows: what PCA centres them on."""
+    return data.mean if data.scale_std is None else (data.mean - data.scale_mean) / data.scale_std
+
+
+def pca_from_scatter(scatter, n_rows, unweighted, keep):
+    """The PCA a ``Covariance`` of ``n_rows`` rows gives (merged from fragments on Dask)."""
+    d = scatter.mean.shape[0]
     variance, vectors = np.linalg.eigh(scatter.covariance)
     order = np.argsort(variance)[::-1]
     variance, components = np.maximum(variance[order], 0.0), vectors[:, order].T
     biggest = np.argmax(np.abs(components), axis=1)
     components *= np.sign(components[np.arange(d), biggest])[:, None]
     ratio = variance / max(float(variance.sum()), 1e-300)
-    if data.weights is None and data.n_rows > 1:  # reported as scikit-learn does: n - 1
-        variance = variance * data.n_rows / (data.n_rows - 1)
+    if unweighted and n_rows > 1:  # reported as scikit-learn does: n - 1
+        variance = variance * n_rows / (n_rows - 1)
     if isinstance(keep, float) and 0 < keep <= 1:  # a share (1.0: all the variance)
         p = int(np.searchsorted(np.cumsum(ratio), keep - 1e-12) + 1)
     elif isinstance(keep, (int, np.integer)) and 1 <= keep <= d:
@@ -54,4 +63,4 @@ def fit_pca(data, keep):
             f"pca={keep!r}: give a number of components from 1 to {d}, or a share "
             "of the variance between 0 and 1"
         )
-    return PCA(mean, components[:p], variance[:p], ratio[:p])
+    return PCA(scatter.mean, components[:p], variance[:p], ratio[:p])

@@ -1,0 +1,386 @@
+"""Fitting k-means on a Dask cluster: the client plans the fragments, sends one task per
+fragment for each pass, and merges the small results in fragment order; no row reaches it
+but the init sample (``init_size`` rows at most).
+
+The passes are those of the local engine (statistics, filling, scaling, PCA, the init sample,
+Lloyd's E-steps, the inertia), each float sum in ``cluster.reduction``'s tree, so a Parquet
+input gives the model the local engine gives (``algorithm="lloyd"``), bit for bit, with any
+number of workers. Lloyd runs without Hamerly bounds (they are per-row state; tasks stay pure
+functions that Dask may rerun anywhere) and without labels: an E-step whose totals equal the
+last one's changed no label, which is the local engine's strict convergence.
+"""
+
+import time
+
+import numpy as np
+
+from .. import config
+from ..cluster.lloyd import _check_distinct, _farthest, _stage
+from ..cluster.step import Totals
+from ..errors import DataError, FastsegError
+from ..io.store import sample_positions
+from ..io.tables import TableReader
+from ..preprocess.fit import fit_scaling
+from ..preprocess.pca import pca_from_scatter
+from ..preprocess.settings import IMPUTING
+from ..preprocess.stats import CategoryLevels, first_row_shift
+from ..progress import report
+from . import get_client, is_dask_frame, tasks
+from .tasks import DECODED, FILLED, RAW, Fragment, Job
+
+
+class FragmentPlan:
+    """The input cut into fragments, and a way to run one task per fragment on the cluster.
+
+    Parquet: rows [i·F, (i+1)·F) of the data set for F = ``config.FRAGMENT_ROWS`` (a fragment
+    may span files; a task reads just its row groups), the local engine's fragments exactly.
+    A Dask DataFrame: one fragment per partition (its rows are the partition's).
+    """
+
+    def __init__(self, X, client, batch_size):
+        self.client, self.batch_size = client, batch_size
+        if is_dask_frame(X):
+            import dask
+
+            self.source, self.schema_input = None, X._meta
+            self.parts = X.to_delayed()
+            counts = client.gather(client.compute([dask.delayed(len)(p) for p in self.parts]))
+        else:
+            self.source, self.schema_input, self.parts = X, X, None
+            counts = _fragment_sizes(TableReader(X).count_rows())
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.fragments = [
+            Fragment(i, int(a), int(b))
+            for i, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True))
+        ]
+        if starts[-1] == 0:
+            raise DataError("the data has no rows")
+        self.kept = None  # rows each fragment stores (after dropping), from the statistics pass
+
+    def job(self, columns, missing, preprocessor):
+        return Job(self.source, tuple(columns), missing, preprocessor, self.batch_size)
+
+    def each(self, func, job, *args, data=None):
+        """func(job, fragment, data_i, *args) for every fragment, results in fragment order;
+        ``data``: per-fragment inputs (kept decoded rows), else each fragment's partition."""
+        import dask
+
+        data = data if data is not None else self.parts or [None] * len(self.fragments)
+        call = dask.delayed(func, pure=True)
+        jobs = [call(job, f, x, *args) for f, x in zip(self.fragments, data, strict=True)]
+        return self.client.gather(self.client.compute(jobs))
+
+    def positions(self, size, seed):
+        """(fragment, sorted stored-row positions in it) of a uniform sample of ``size`` stored
+        rows: the positions the local engine's ``draw_sample`` picks."""
+        positions = sample_positions(int(self.kept.sum()), size, seed)
+        bounds = np.concatenate([[0], np.cumsum(self.kept)])
+        cut = np.searchsorted(positions, bounds)
+        return [
+            positions[a:b] - bounds[i]
+            for i, (a, b) in enumerate(zip(cut[:-1], cut[1:], strict=True))
+        ]
+
+    def sample(self, job, size, seed, upto):
+        """The sample's rows, in row order (from the fragments holding any)."""
+        import dask
+
+        wanted = self.positions(size, seed)
+        parts = self.parts or [None] * len(self.fragments)
+        call = dask.delayed(tasks.sample, pure=True)
+        jobs = [
+            call(job, f, p, at, upto)
+            for f, p, at in zip(self.fragments, parts, wanted, strict=True)
+            if at.size
+        ]
+        return np.concatenate(self.client.gather(self.client.compute(jobs)))
+
+
+def _fragment_sizes(n_rows):
+    f = config.FRAGMENT_ROWS
+    return [min(f, n_rows - s) for s in range(0, n_rows, f)]
+
+
+class Summary:
+    """What the local engine's ``Dataset`` tells the fit, without the rows: merged statistics,
+    the fitted preprocessing and the init sample."""
+
+    n_dropped = n_imputed = 0
+    dropped_rows = np.empty(0, dtype=np.int64)  # not gathered: the labels mark them -1
+    impute_values = scale_mean = scale_std = pca = sample = sample_weights = None
+    dtype = np.dtype(np.float32)
+    weights = None
+
+    def scaled_var(self):
+        if self.scale_std is None or self.pca is not None:
+            return self.var
+        return self.var / self.scale_std**2
+
+    def init_rows(self):
+        return self.sample, self.sample_weights
+
+    def release_sample(self):
+        self.sample = self.sample_weights = None
+
+
+def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
+    """Fit ``engine`` (a ``LloydEngine``) on a Dask DataFrame or Parquet path(s) on the cluster."""
+    client = get_client(client)
+    _check_supported(engine)
+    random_state = engine._check_params()
+    started = time.perf_counter()
+    with engine._new_fit():
+        engine.timings_ = {}
+        plan = FragmentPlan(X, client, engine._stream_rows())
+        columns = _features(engine, plan, columns)
+        pre = engine._preprocessing()
+        pre.resolve_log1p()
+        data = _preprocess(engine, plan, columns, pre)
+        job = plan.job(columns, engine.missing, pre)
+        tasks.warm_kernels(data.n_features, engine.n_clusters)
+        kept = _keep_decoded(plan, job) if persist else None
+        engine.timings_["read"] = time.perf_counter() - started
+        engine._remember_input(data)
+        size = engine._sample_size()
+        seed = None if size is None else random_state.randint(np.iinfo(np.int32).max)
+        if size is not None:
+            data.sample = plan.sample(job, size, seed, DECODED)
+            data.sample_weights = np.ones(data.sample.shape[0])
+        with engine._timed("init"):
+            starts = [engine._init_centers(data, random_state) for _ in range(engine._n_starts())]
+        data.release_sample()
+        tol = engine.tol * float(np.mean(data.scaled_var()))
+        best = None
+        for run, centers in enumerate(starts):
+            with engine._timed("iterations"):
+                result = lloyd(plan, job, kept, centers, engine, tol, run, len(starts))
+            if best is None or result[1] < best[1]:
+                best = result
+        centers, inertia, n_iter, counts = best
+        if (counts == 0).any():
+            _check_distinct(np.flatnonzero(counts > 0).astype(np.int32), engine.n_clusters)
+        engine.cluster_centers_ = centers.astype(np.float32)
+        engine.inertia_ = inertia
+        engine.n_iter_ = n_iter
+        engine._n_features_out = engine.n_clusters
+        engine.labels_ = _lazy_labels(plan, job, centers)
+    return engine
+
+
+def _check_supported(engine):
+    if isinstance(engine.init, str) and engine.init == "k-means||":
+        raise FastsegError(
+            "init='k-means||' does not run on Dask yet: use init='k-means++' (the default)"
+        )
+    if engine.algorithm == "hamerly":
+        raise FastsegError(
+            "algorithm='hamerly' keeps per-row bounds, which Dask tasks do not: use 'lloyd' or "
+            "'auto'"
+        )
+
+
+def _features(engine, plan, columns):
+    """The feature columns, checked on the input's schema; categorical levels learned from
+    every fragment (one-hot columns added)."""
+    reader = TableReader(plan.schema_input, engine._derivations())
+    if engine.categorical:
+        categorical = list(engine.categorical)
+        missing = [c for c in categorical if c not in reader.schema]
+        if missing:
+            raise DataError(f"no such categorical column(s): {', '.join(missing)}")
+        job = plan.job([], engine.missing, engine._preprocessing())
+        found = CategoryLevels(categorical)
+        for part in plan.each(tasks.levels, job, categorical):
+            found.merge(part)
+        engine.categories_ = found.levels(reader.describe)
+        if columns is None:
+            columns = [c for c in reader.schema.names() if c not in categorical]
+        columns = [c for c in columns if c not in categorical]
+        columns += [name for name, _ in engine._preprocessing().one_hot()]
+        reader = TableReader(plan.schema_input, engine._derivations())
+    columns = reader.check_features(columns)
+    engine.n_features_in_ = len(columns)
+    engine.feature_names_in_ = np.asarray(columns, dtype=object)
+    return columns
+
+
+def _preprocess(engine, plan, columns, pre):
+    """The preprocessing's statistics merged from every fragment, as the local decode pass
+    computes them: moments (after filling), filling, scaling, PCA."""
+    data = Summary()
+    imputing = engine.missing in IMPUTING
+    job = plan.job(columns, engine.missing, pre)
+    parts = _statistics(plan, job, RAW)
+    plan.kept = np.array([p["rows"] for p in parts], dtype=np.int64)
+    data.n_rows = int(plan.kept.sum())
+    if data.n_rows < engine.n_clusters:
+        raise DataError(f"n_samples={data.n_rows} should be >= n_clusters={engine.n_clusters}.")
+    data.n_dropped = sum(p["dropped"] for p in parts)
+    extremes = _merged(parts, "extremes")
+    if imputing:
+        present = _merged(parts, "present")
+        sample = lambda: plan.sample(job, config.quantile_rows, 0, RAW)  # noqa: E731
+        pre.fill_values = present.fill_values(engine.missing, sample, columns)
+        data.impute_values = pre.fill_values
+        data.n_imputed = sum(p["imputed"] for p in parts)
+        parts = _statistics(plan, plan.job(columns, engine.missing, pre), FILLED)
+    moments = _merged(parts, "moments")
+    data.mean, data.var = moments.mean, moments.var
+    data.constant = np.flatnonzero(moments.var == 0)
+    data.n_features = len(columns)
+    if engine.scale != "none":
+        filled = plan.job(columns, engine.missing, pre)
+        sample = lambda: plan.sample(filled, config.quantile_rows, 0, FILLED)  # noqa: E731
+        unscaled = pre.one_hot_indices()
+        centre, spread = fit_scaling(engine.scale, data, extremes, unscaled, columns, sample)
+        centre[unscaled], spread[unscaled] = 0.0, 1.0
+        data.scale_mean, data.scale_std = pre.centre, pre.spread = centre, spread
+    if engine.pca is not None:
+        _fit_pca(engine, plan, columns, pre, data)
+    return data
+
+
+def _statistics(plan, job, upto):
+    first = None
+    for fragment, part in zip(
+        plan.fragments, plan.parts or [None] * len(plan.fragments), strict=True
+    ):
+        first = _first_row(plan, job, fragment, part, upto)
+        if first is not None:
+            break
+    if first is None:
+        raise DataError("no rows left in the data after dropping those with missing values")
+    return plan.each(tasks.statistics, job, first_row_shift(first[None, :]), upto)
+
+
+def _first_row(plan, job, fragment, part, upto):
+    import dask
+
+    task = dask.delayed(tasks.first_row, pure=True)(job, fragment, part, upto)
+    return plan.client.compute(task).result()
+
+
+def _merged(parts, name):
+    merged = parts[0][name]
+    for part in parts[1:]:
+        merged.merge(part[name])
+    return merged
+
+
+def _fit_pca(engine, plan, columns, pre, data):
+    from ..preprocess.pca import scaled_mean
+
+    job = plan.job(columns, engine.missing, pre)
+    mean = scaled_mean(data)
+    scatters = plan.each(tasks.covariance, job, mean)
+    scatter = scatters[0]
+    for part in scatters[1:]:
+        scatter.merge(part)
+    data.pca = pre.pca = pca_from_scatter(scatter, data.n_rows, True, engine.pca)
+    p = data.pca.components.shape[0]
+    data.n_features = p
+    data.mean = np.zeros(p)
+    data.var = data.pca.explained_variance.copy()
+    if data.n_rows > 1:
+        data.var *= (data.n_rows - 1) / data.n_rows
+
+
+def _keep_decoded(plan, job):
+    """Decode every fragment once and keep it in the workers' memory (Dask spills it to disk
+    under memory pressure, and decodes a lost one again)."""
+    import dask
+
+    parts = plan.parts or [None] * len(plan.fragments)
+    decoded = [
+        dask.delayed(tasks.decode, pure=True)(job, f, p)
+        for f, p in zip(plan.fragments, parts, strict=True)
+    ]
+    return plan.client.persist(decoded)
+
+
+def lloyd(plan, job, kept, centers, engine, tol, run=0, n_runs=1):
+    """Lloyd iterations as ``cluster.lloyd.lloyd`` (unbounded) runs them, one task per fragment
+    per pass; returns (centers, inertia, n_iter, rows per centre)."""
+    k, d = centers.shape
+    centers = centers.copy()
+    previous = None
+    strict, n_iter = False, 0
+    for it in range(engine.max_iter):
+        totals = Totals(k, d)
+        for sums, weights, stats in plan.each(tasks.lloyd_step, job, centers, data=kept):
+            totals.sums += sums
+            totals.weight_sums += weights
+            totals.stats += stats
+        n_iter = it + 1
+        if previous is not None and _same(previous, totals):
+            strict = True  # the same labels as the last pass: the centres cannot move
+            break
+        previous = (totals.sums.copy(), totals.weight_sums.copy())
+        if (totals.weight_sums == 0).any():
+            _relocate(plan, job, kept, centers, totals)
+        new_centers = np.where(
+            totals.weight_sums[:, None] > 0,
+            totals.sums / np.maximum(totals.weight_sums, 1e-300)[:, None],
+            centers,
+        )
+        shift = float(((new_centers - centers) ** 2).sum())
+        centers = new_centers
+        if engine.verbose:
+            print(f"Iteration {it}, inertia {totals.inertia}, centre shift {shift}")
+        report(_stage(run, n_runs), it + 1, engine.max_iter)
+        if shift <= tol:
+            break
+    counts, inertia = np.zeros(k, dtype=np.int64), np.zeros(1)
+    for part, found in plan.each(tasks.inertia, job, centers, data=kept):
+        inertia += part
+        counts += found
+    if engine.verbose:
+        print("Converged at iteration", n_iter, "(strict)" if strict else "")
+    report(_stage(run, n_runs), engine.max_iter, engine.max_iter)
+    return centers, float(inertia[0]), n_iter, counts
+
+
+def _same(previous, totals):
+    return np.array_equal(previous[0], totals.sums) and np.array_equal(
+        previous[1], totals.weight_sums
+    )
+
+
+def _relocate(plan, job, kept, centers, totals):
+    """Move each empty cluster onto one of the rows farthest from their centre, as
+    ``cluster.lloyd.relocate_empty_clusters`` does (the same rows, the same order)."""
+    empty = np.flatnonzero(totals.weight_sums == 0)
+    m = empty.size
+    found = plan.each(tasks.farthest, job, centers, m, data=kept)
+    offsets = np.concatenate([[0], np.cumsum(plan.kept)])
+    dist = np.concatenate([f[0] for f in found])
+    index = np.concatenate([offsets[i] + f[1] for i, f in enumerate(found)])
+    rows = np.concatenate([f[2] for f in found])
+    labels = np.concatenate([f[3] for f in found])
+    top = _farthest(dist, index, m)
+    for cluster, x, old in zip(empty, rows[top], labels[top], strict=False):
+        totals.sums[old] -= x
+        totals.weight_sums[old] -= 1.0
+        totals.sums[cluster] = x
+        totals.weight_sums[cluster] = 1.0
+
+
+def _lazy_labels(plan, job, centers):
+    """The fit's labels as a lazy Dask Series (one task per fragment when computed)."""
+    import dask
+    import dask.dataframe as dd
+    import pandas as pd
+
+    parts = plan.parts or [None] * len(plan.fragments)
+    call = dask.delayed(_label_series, pure=True)
+    pieces = [call(job, f, p, centers) for f, p in zip(plan.fragments, parts, strict=True)]
+    return dd.from_delayed(pieces, meta=pd.Series(dtype=np.int32, name="segment"))
+
+
+def _label_series(job, fragment, part, centers):
+    import pandas as pd
+
+    labels = tasks.labels(job, fragment, part, centers)
+    return pd.Series(
+        labels, index=pd.RangeIndex(fragment.start, fragment.start + labels.size), name="segment"
+    )

@@ -1,0 +1,261 @@
+"""What a Dask worker runs on one fragment: read it with the one reader, preprocess it as the
+local decode pass does, run the same Numba step; return only small arrays.
+
+Every task is a pure function of (job, fragment, arguments): Dask may run it on any worker,
+twice, or again after a worker dies, and get the same answer. A fragment's float sums are one
+fragment partial of ``cluster.reduction``'s tree, which the client adds in fragment order.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import config
+from ..cluster import kernels
+from ..cluster.engine import thread_limit
+from ..cluster.reduction import FragmentSums
+from ..cluster.step import Totals, Workspace, labelled_inertia, step
+from ..io.sources import FrameSource
+from ..io.store import RowStore, aligned_chunk_rows
+from ..io.tables import TableReader
+from ..preprocess.fit import _report_not_finite
+from ..preprocess.scaling import log1p_in_place, standardize
+from ..preprocess.settings import IMPUTING
+from ..preprocess.stats import CategoryLevels, Covariance, MinMax, Moments, PresentValues
+
+# How far a fragment's rows are decoded: as read (log1p taken), missing values filled, scaled,
+# projected (everything: the rows the centres live in).
+RAW, FILLED, SCALED, DECODED = range(4)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task needs to read and decode a fragment (small, pickled into each task).
+
+    ``source``: the Parquet path(s) as the user gave them, or None for a Dask DataFrame (the
+    partition comes as the task's argument). ``preprocessor``: the fit's ``Preprocessor``,
+    as far as it is fitted (its derived and one-hot columns are computed on read).
+    """
+
+    source: object
+    columns: tuple  # the feature columns, one-hot ones included
+    missing: str
+    preprocessor: object
+    batch_size: int
+
+    @property
+    def chunk_rows(self):
+        return aligned_chunk_rows(self.batch_size)
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """Rows [start, stop) of the input: a Parquet data set's rows (``config.FRAGMENT_ROWS`` of
+    them), or one partition of a Dask DataFrame (``index``)."""
+
+    index: int
+    start: int
+    stop: int
+
+
+_READERS = {}  # per worker process: the input's reader, its schema read once
+
+
+def _reader(job, part):
+    if part is not None:
+        return TableReader(part, job.preprocessor.derivations())
+    key = (repr(job.source), tuple(name for name, _ in job.preprocessor.derivations()))
+    if key not in _READERS:
+        _READERS.clear()  # one input at a time
+        _READERS[key] = TableReader(job.source, job.preprocessor.derivations())
+    return _READERS[key]
+
+
+def _threads():
+    """The worker's thread count (Numba's kernels use as many; none outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return None
+
+
+def read_rows(job, fragment, part=None, upto=DECODED):
+    """The fragment's rows, float32, decoded ``upto`` a stage, and the input rows dropped for
+    missing values. The same operations, in the same order, as the local decode pass."""
+    source = FrameSource(_reader(job, part), list(job.columns), missing=job.missing)
+    rows_range = None if part is not None else (fragment.start, fragment.stop)
+    n_max = len(part) if part is not None else fragment.stop - fragment.start
+    store = RowStore(n_max, len(job.columns), np.float32, in_memory=True)
+    chunk = job.chunk_rows
+    for _ in store.fill(source.column_batches(chunk, rows_range), chunk):
+        pass
+    rows, pre = store.array(), job.preprocessor
+    if pre.log1p_columns:
+        log1p_in_place(rows, pre.log1p_columns, pre.feature_names)
+    if upto >= FILLED and pre.fill_values is not None:
+        holes = np.isnan(rows)
+        if holes.any():
+            rows[holes] = np.broadcast_to(pre.fill_values, rows.shape)[holes]
+    if upto >= SCALED and pre.spread is not None:
+        for s in range(0, rows.shape[0], chunk):
+            standardize(rows[s : s + chunk], pre.centre, pre.spread)
+    if upto >= DECODED and pre.pca is not None:
+        p = pre.pca.components.shape[0]
+        projected = np.empty((rows.shape[0], p), dtype=np.float32)
+        for s in range(0, rows.shape[0], chunk):
+            projected[s : s + chunk] = pre.pca.transform(rows[s : s + chunk])
+        rows = projected
+    return rows, source
+
+
+def decode(job, fragment, part=None):
+    """The fragment's rows as the centres see them (what ``persist=True`` keeps on workers)."""
+    with thread_limit(_threads()):
+        return read_rows(job, fragment, part)[0]
+
+
+def _rows(job, fragment, data):
+    """Decoded rows: kept ones (``data`` an array) or read now (``data`` a partition/None)."""
+    if isinstance(data, np.ndarray):
+        return data
+    return read_rows(job, fragment, data)[0]
+
+
+def levels(job, fragment, part, columns):
+    """The distinct values of the categorical ``columns`` in the fragment."""
+    found = CategoryLevels(columns)
+    reader = _reader(job, part)
+    rows_range = None if part is not None else (fragment.start, fragment.stop)
+    with reader.errors():
+        for frame in reader.frames(columns, job.batch_size, rows_range):
+            found.update(frame)
+    return found
+
+
+def first_row(job, fragment, part, upto):
+    """The fragment's first stored row (None when it keeps none): what the moments of every
+    fragment are taken around, as the local pass takes them around the data's first row."""
+    rows, _ = read_rows(job, fragment, part, upto)
+    return None if rows.shape[0] == 0 else rows[0].copy()
+
+
+def statistics(job, fragment, part, shift, upto):
+    """The fragment's preprocessing statistics: moments around ``shift``, minimum and
+    maximum, the sums and counts of present values; its stored and dropped row counts."""
+    with thread_limit(_threads()):
+        rows, source = read_rows(job, fragment, part, upto)
+        d = rows.shape[1]
+        moments, extremes, present = Moments(d, shift=shift), MinMax(d), PresentValues(d)
+        imputing = upto == RAW and job.missing in IMPUTING
+        for s in range(0, rows.shape[0], job.chunk_rows):
+            batch = rows[s : s + job.chunk_rows]
+            if imputing:
+                present.update(batch)
+            elif moments.update(batch):
+                _report_not_finite(batch, _Named(job))
+            extremes.update(batch)
+        return {
+            "moments": moments,
+            "extremes": extremes,
+            "present": present,
+            "rows": rows.shape[0],
+            "dropped": source.n_dropped,
+            "imputed": source.n_imputed,
+        }
+
+
+class _Named:
+    def __init__(self, job):
+        self.feature_names = list(job.columns)
+
+
+def covariance(job, fragment, part, mean):
+    """The fragment's scatter around ``mean`` of its scaled rows (PCA's covariance)."""
+    with thread_limit(_threads()):
+        rows, _ = read_rows(job, fragment, part, SCALED)
+        scatter = Covariance(mean)
+        scatter.update(rows, np.ones(rows.shape[0]))
+        return scatter
+
+
+def sample(job, fragment, part, positions, upto):
+    """The fragment's stored rows at ``positions`` (sorted, within the fragment)."""
+    with thread_limit(_threads()):
+        return read_rows(job, fragment, part, upto)[0][positions]
+
+
+def lloyd_step(job, fragment, data, centers):
+    """One E-step over the fragment: its totals (sums, weights, inertia), one closed partial."""
+    with thread_limit(_threads()):
+        rows = _rows(job, fragment, data)
+        k, d = centers.shape
+        totals, work = Totals(k, d), Workspace(k, d, rows.shape[0])
+        labels = np.empty(rows.shape[0], dtype=np.int32)
+        step(rows, _ones(rows), centers, labels, totals, work)
+        totals.close_fragment()
+        return totals.sums, totals.weight_sums, totals.stats
+
+
+def inertia(job, fragment, data, centers):
+    """The fragment's inertia against its nearest centres (partial) and its label counts."""
+    with thread_limit(_threads()):
+        rows = _rows(job, fragment, data)
+        labels = _nearest(rows, centers)[0]
+        work = Workspace(*centers.shape, rows.shape[0])
+        total = labelled_inertia(rows, _ones(rows), centers, labels, work, FragmentSums(1))
+        return total.close(), np.bincount(labels, minlength=centers.shape[0])
+
+
+def farthest(job, fragment, data, centers, m):
+    """The fragment's m rows farthest from their nearest centre: (distance, row in the
+    fragment, the row, its label), largest first (relocating empty clusters)."""
+    with thread_limit(_threads()):
+        rows = _rows(job, fragment, data)
+        labels, dist = _nearest(rows, centers)
+        top = np.lexsort((np.arange(dist.shape[0]), -dist))[:m]
+        return dist[top], top, rows[top].astype(np.float64), labels[top]
+
+
+def labels(job, fragment, part, centers):
+    """The fragment's labels (int32) in input order, -1 for rows dropped for missing values."""
+    with thread_limit(_threads()):
+        rows, source = read_rows(job, fragment, part)
+        found = _nearest(rows, centers)[0]
+        if not source.n_dropped:
+            return found
+        every = np.full(rows.shape[0] + source.n_dropped, -1, dtype=np.int32)
+        kept = np.ones(every.shape[0], dtype=bool)
+        kept[source.dropped_rows] = False
+        every[kept] = found
+        return every
+
+
+def _nearest(rows, centers):
+    labels = np.empty(rows.shape[0], dtype=np.int32)
+    dist = np.empty(rows.shape[0], dtype=np.float64)
+    kernels.assign(rows, centers, labels, dist)
+    return labels, dist
+
+
+def _ones(rows):
+    return np.ones(rows.shape[0], dtype=np.float64)
+
+
+def warm_kernels(n_features, n_clusters):
+    """Compile (or load from Numba's cache) the kernels the tasks run, once, in this process:
+    run in the client first, so workers load the cache rather than write it at once (Numba
+    issue 4807: concurrent writes to the cache have crashed workers)."""
+    rows = np.zeros((max(n_clusters, 2), n_features), dtype=np.float32)
+    centers = np.zeros((n_clusters, n_features))
+    work = Workspace(n_clusters, n_features, rows.shape[0])
+    step(
+        rows, _ones(rows), centers, np.empty(rows.shape[0], np.int32), Totals(*centers.shape), work
+    )
+    labelled_inertia(rows, _ones(rows), centers, _nearest(rows, centers)[0], work, FragmentSums(1))
+    Moments(n_features).update(rows)
+    standardize(rows, np.zeros(n_features), np.ones(n_features))
+    store = RowStore(rows.shape[0], n_features, np.float32, in_memory=True)
+    for _ in store.fill([[rows[:, j] for j in range(n_features)]], config.BLOCK_ROWS):
+        pass
