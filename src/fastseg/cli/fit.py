@@ -68,6 +68,7 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
 )
 @o.memory
 @o.threads
+@o.cluster
 @click.option("--model", metavar="FILE", help="write the model (JSON) here, e.g. model.json")
 @click.option(
     "--labels",
@@ -81,13 +82,22 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
     help="with --labels: only these input columns, e.g. customer_id",
 )
 @o.quiet_overwrite
-def fit(data, k, *, align_to, labels, model, say, **request):
+def fit(data, k, *, align_to, labels, model, say, workers, scheduler, persist, **request):
+    from ..distributed.cluster import connected
     from ..workflow.fit import fit_segments
     from ..workflow.segments import segment_summary
 
-    result = fit_segments(
-        data, k, align_to=align_to, labels=labels, model=model, say=say, **request
-    )
+    with connected(workers, scheduler, persist, say) as cluster:
+        result = fit_segments(
+            data,
+            k,
+            align_to=align_to,
+            labels=labels,
+            model=model,
+            say=say,
+            cluster=cluster,
+            **request,
+        )
     for note in fit_notes(result, align_to):
         say(note)
     print(segment_summary(result.model))
@@ -107,7 +117,7 @@ def fit_notes(result, align_to=None):
             "(in standard deviations when scaled)"
         )
     yield (
-        f"clustered {fitted.labels_.shape[0]:,} rows into {result.k} segments in "
+        f"clustered {int(fitted._fit_sizes().sum()):,} rows into {result.k} segments in "
         f"{result.seconds:.1f} s (inertia {fitted.inertia_:.6g}, {fitted.n_iter_} iterations)"
     )
     if fitted.n_imputed_:

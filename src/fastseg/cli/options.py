@@ -322,6 +322,28 @@ threads = click.option(
 )
 
 
+cluster = compose(
+    click.option(
+        "--workers",
+        type=POSITIVE,
+        metavar="N",
+        help="run on a Dask cluster of N worker processes started for this run (needs "
+        "pip install 'fastseg[dask]'), e.g. 2",
+    ),
+    click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a running Dask cluster, e.g. tcp://10.0.0.5:8786",
+    ),
+    click.option(
+        "--persist",
+        is_flag=True,
+        help="with --workers/--scheduler: keep the decoded rows in the workers' memory "
+        "between passes (faster; Dask spills them to disk when memory runs short)",
+    ),
+)
+
+
 def k_range(help, default=None, required=True):
     """--k-range: required unless it has a default or ``required=False`` (then None if not
     given)."""

@@ -217,7 +217,7 @@ class Engine:
 
     # What a fit learns from its data: set aside while a new fit runs (its columns come from
     # the parameters, not from the past fit), put back if the new fit fails.
-    _learned = ("preprocessor_", "categories_", "labels_", "inertia_")
+    _learned = ("preprocessor_", "categories_", "labels_", "inertia_", "cluster_sizes_")
 
     @contextmanager
     def _new_fit(self):
@@ -394,7 +394,7 @@ class Engine:
             params["init"] = np.asarray(params["init"], dtype=np.float64).tolist()
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
-        sizes = label_counts(self.labels_, self.n_clusters) if hasattr(self, "labels_") else None
+        sizes = self._fit_sizes()
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -407,12 +407,19 @@ class Engine:
             "metrics": {
                 "inertia": _maybe(float, getattr(self, "inertia_", None)),
                 "n_iter": _maybe(int, getattr(self, "n_iter_", None)),
-                "n_rows": None if sizes is None else int(self.labels_.shape[0]),
+                "n_rows": None if sizes is None else int(sizes.sum()),
                 "n_rows_dropped": int(getattr(self, "n_rows_dropped_", 0)),
                 "cluster_sizes": None if sizes is None else sizes.tolist(),
             },
             **_given("k_selection", getattr(self, "k_selection_", None)),
         }
+
+    def _fit_sizes(self):
+        """Rows per segment in the fit (a Dask fit counts them on the workers), or None."""
+        sizes = getattr(self, "cluster_sizes_", None)
+        if sizes is None and hasattr(self, "labels_"):
+            sizes = label_counts(self.labels_, self.n_clusters)
+        return sizes
 
     def _restore(self, doc):
         """Set the fitted attributes from a model document, checking every one (predict

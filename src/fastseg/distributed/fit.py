@@ -163,6 +163,7 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
         engine.inertia_ = inertia
         engine.n_iter_ = n_iter
         engine._n_features_out = engine.n_clusters
+        engine.cluster_sizes_ = counts  # rows per centre (what labels_ would count)
         engine.labels_ = _lazy_labels(plan, job, centers)
     return engine
 

@@ -58,6 +58,7 @@ def fit_segments(
     memory_budget=None,
     spill_dir=None,
     n_threads=None,
+    cluster=None,
     say=_silent,
 ):
     """Fit ``k`` segments (or ``k="auto"``: the knee of select-k over ``k_range``) on the
@@ -67,9 +68,12 @@ def fit_segments(
     file or a fitted model of the same features, keeps its segment numbers. ``labels`` is a
     Parquet file to write the input rows (or the ``keep`` columns) plus a segment to;
     ``model`` a model file to write. ``init`` is "k-means++", "random" or "k-means||" (all
-    rows, not a sample). ``say`` is told which k ``k="auto"`` chose.
+    rows, not a sample). ``say`` is told which k ``k="auto"`` chose. ``cluster``: fit on
+    Dask, a dict of ``fit``'s ``client`` and ``persist`` (``distributed.cluster.connected``).
     """
     settings = settings or PreprocessSettings()
+    if cluster is not None:
+        _check_dask_request(k, algorithm)
     outputs = _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
     previous = _previous_model(align_to)
     memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
@@ -90,7 +94,9 @@ def fit_segments(
         **settings.as_params(),
     )
     start = time.perf_counter()
-    engine.fit(data, columns=features)
+    engine.fit(
+        data, columns=features, **({} if cluster is None else dict(backend="dask", **cluster))
+    )
     result = FitResult(engine, k, time.perf_counter() - start)
     if selection is not None:  # the report tells the same story
         engine.k_selection_ = selection
@@ -99,13 +105,21 @@ def fit_segments(
         result.moved = segments.align_to(engine, previous)
     with outputs:  # published together once both are complete, or neither
         if labels:
-            written = write_labels(engine, data, labels, keep=keep, fitted=True, outputs=outputs)
+            fitted = cluster is None  # a Dask fit's labels stay on the cluster: assigned again
+            written = write_labels(engine, data, labels, keep=keep, fitted=fitted, outputs=outputs)
             result.rows_written, result.rows_unlabelled = written
         if model:
             with outputs.file(model) as tmp, open(tmp, "w") as f:
                 f.write(engine.to_json())
         outputs.publish()
     return result
+
+
+def _check_dask_request(k, algorithm):
+    if k == "auto":
+        raise FastsegError("--k auto does not run on Dask yet: give --k")
+    if algorithm != "lloyd":
+        raise FastsegError(f"--algorithm {algorithm} does not run on Dask yet: use lloyd")
 
 
 def _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to=None):

@@ -14,7 +14,7 @@ def order_by_size(model):
     Size is the number of rows labelled with the cluster in the fit; ties keep the original
     order. Returns the old cluster index of each new segment (see ``renumber``).
     """
-    sizes = label_counts(model.labels_, model.n_clusters)
+    sizes = model._fit_sizes()
     order = np.lexsort((np.arange(model.n_clusters), -sizes))
     renumber(model, order)
     return order
@@ -29,13 +29,27 @@ def renumber(model, order):
     new_id = np.empty(order.size, dtype=model.labels_.dtype)
     new_id[order] = np.arange(order.size)
     model.cluster_centers_ = model.cluster_centers_[order]
+    if getattr(model, "cluster_sizes_", None) is not None:
+        model.cluster_sizes_ = model.cluster_sizes_[order]
     labels = model.labels_
+    if not isinstance(labels, np.ndarray):  # a Dask fit's lazy labels: renumbered when computed
+        model.labels_ = labels.map_partitions(_renumbered, new_id, meta=labels._meta)
+        return _renumber_state(model, order)
     chunk = config.label_chunk_rows
     for s in range(0, labels.shape[0], chunk):  # in place: no full-size temporary
         labels[s : s + chunk] = new_id[labels[s : s + chunk]]
+    _renumber_state(model, order)
+
+
+def _renumber_state(model, order):
     for state in ("_centers", "_counts"):  # MiniBatchKMeans: so partial_fit keeps the order
         if hasattr(model, state):
             setattr(model, state, getattr(model, state)[order])
+
+
+def _renumbered(labels, new_id):
+    """A pandas Series of labels renumbered (-1, no segment, kept)."""
+    return labels.where(labels < 0, new_id[labels.clip(lower=0).to_numpy()])
 
 
 def check_alignment(previous, features, k, categorical=None):
