@@ -14,7 +14,11 @@ from .fit import labels_written
 )
 @o.inputs(model=True)
 @click.option(
-    "--out", required=True, metavar="FILE", help="output Parquet file, e.g. labeled.parquet"
+    "--out",
+    required=True,
+    metavar="FILE",
+    help="output Parquet file, e.g. labeled.parquet (with --workers/--scheduler: a folder of "
+    "one file per fragment)",
 )
 @click.option(
     "--keep",
@@ -22,12 +26,24 @@ from .fit import labels_written
     metavar="COLUMNS",
     help="only these input columns beside 'segment', e.g. customer_id",
 )
+@o.cluster
 @o.quiet_overwrite
-def predict(model, data, out, keep, overwrite, say):
+def predict(model, data, out, keep, overwrite, say, workers, scheduler, persist):
     from ..cluster.modelfile import load_engine
+    from ..distributed.cluster import connected
     from ..io.output import check_output_path, input_files
     from ..workflow.labels import write_labels
 
+    if workers is not None or scheduler is not None:
+        from ..distributed.predict import write_label_parts
+
+        engine = load_engine(model)
+        with connected(workers, scheduler, persist, say) as cluster:
+            written, unlabelled = write_label_parts(
+                engine, data, out, client=cluster["client"], keep=keep, overwrite=overwrite
+            )
+        say(labels_written(written, unlabelled, out))
+        return
     check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
     written, unlabelled = write_labels(
         load_engine(model), data, out, keep=keep, overwrite=overwrite

@@ -325,8 +325,15 @@ class Engine:
         A row with a missing feature is treated as the fit treated one (``missing``): filled
         (``"mean"``, ``"median"``), given no segment, -1 (``"drop"``: the CLI writes a null
         segment), or an error (``"error"``). Rows with a categorical level the fit never saw
-        are labelled without it, and counted in an ``UnseenCategoryWarning``.
+        are labelled without it, and counted in an ``UnseenCategoryWarning``. A Dask
+        DataFrame gives a lazy Dask Series, computed partition by partition on the workers.
         """
+        from ..distributed import is_dask_frame
+
+        if is_dask_frame(X):
+            from ..distributed.predict import predict_frame
+
+            return predict_frame(self, X, columns)
         labels = [
             np.where(batch.missing, NO_SEGMENT, batch.segment).astype(np.int32, copy=False)
             for batch in self.iter_assign(X, columns=columns)

@@ -12,6 +12,7 @@ growing backlog of decoded batches when the consumer was slower than the reader 
 Which files a path, glob or folder names is ``io.paths``'s to say.
 """
 
+import copy
 import difflib
 import os
 import sys
@@ -62,6 +63,7 @@ class TableReader:
 
     def __init__(self, X, derive=()):
         self._frame, self._files, self._format = None, None, None
+        self._rows = None  # (start, stop): only those input rows (``within``)
         if is_pandas_frame(X):  # through Arrow, column by column
             self._frame = from_pandas(X)
             lazy, self.describe = self._frame.lazy(), "the pandas DataFrame"
@@ -124,9 +126,17 @@ class TableReader:
                     "it on other rows; derive it from the row's own columns"
                 )
 
+    def within(self, start, stop):
+        """This reader over input rows [start, stop) only (a Dask fragment)."""
+        part = copy.copy(self)
+        part._rows = (start, stop)
+        return part
+
     def count_rows(self):
         """Rows in the input (Parquet answers from its metadata; text files are counted in a
         pass that parses them, once per file version)."""
+        if self._rows is not None:
+            return self._rows[1] - self._rows[0]
         if self._files is not None:
             count = _row_count if self._format == "Parquet" else _text_rows
             return sum(_in_file(f, count, self._format) for f in self._files)
@@ -154,6 +164,7 @@ class TableReader:
         each, every input row once, in input order; ``rows`` = (start, stop): only those
         input rows (a Dask task's fragment: Parquet reads just the row groups holding them)."""
         columns = list(columns)
+        rows = rows or self._rows
         if self._files is not None:
             first = 0  # the input row each file starts at
             for path in self._files:

@@ -158,7 +158,7 @@ def check_labels_request(data, features, keep=None, derive=None):
 
     The output keeps the input's columns (derived features are not written unless kept).
     """
-    reader = TableReader(data, derive or ())
+    reader = data if isinstance(data, TableReader) else TableReader(data, derive or ())
     reader.check_features(features)
     every = list(reader.schema.names())
     columns = [c for c in every if c not in reader.derived]
