@@ -14,9 +14,7 @@ import warnings
 from contextlib import contextmanager
 from numbers import Integral
 
-import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .. import config
 from .._version import __version__
@@ -32,19 +30,7 @@ from . import initialization, kernels
 from .assign import NO_SEGMENT, iter_assign
 from .fileformat import FORMAT, FORMAT_VERSION
 from .step import label_counts
-
-
-@contextmanager
-def thread_limit(n_threads):
-    """Run Numba kernels on ``n_threads`` threads and BLAS on one (no oversubscription)."""
-    old = numba.get_num_threads()
-    n = numba.config.NUMBA_NUM_THREADS if n_threads is None else n_threads
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-    finally:
-        numba.set_num_threads(old)
+from .threads import thread_limit
 
 
 def random_stream(seed):

@@ -3,12 +3,12 @@
 import numpy as np
 
 from .. import config
-from ..errors import DataError, FastsegError
+from ..errors import FastsegError
 from ..io.store import anonymous_array, hand_back_freed_memory
 from ..progress import report
 from . import kernels
 from .engine import Engine
-from .step import Accumulator, Bounds, label_counts
+from .step import Accumulator, Bounds, check_distinct, farthest, stage_name
 
 
 class LloydEngine(Engine):
@@ -124,7 +124,7 @@ class LloydEngine(Engine):
             if best is None or result[2] < best[2]:
                 best = result
         centers, labels, inertia, n_iter = best
-        _check_distinct(labels, self.n_clusters)
+        check_distinct(labels, self.n_clusters)
         self.cluster_centers_ = centers.astype(data.dtype)
         self.labels_ = labels
         self.inertia_ = inertia
@@ -181,7 +181,7 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
         centers = new_centers
         if verbose:
             print(f"Iteration {it}, inertia {work.inertia}, centre shift {shift}")
-        report(_stage(run, n_runs), it + 1, max_iter)
+        report(stage_name(run, n_runs), it + 1, max_iter)
         if shift <= tol:
             break
     if not strict:  # labels for the last centres (the bounds spare most rows the search)
@@ -189,29 +189,13 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
     work.measure(data, centers, labels)  # the same arithmetic whichever path ran
     if verbose:
         print("Converged at iteration", n_iter, "(strict)" if strict else "")
-    report(_stage(run, n_runs), max_iter, max_iter)
+    report(stage_name(run, n_runs), max_iter, max_iter)
     return centers, labels, work.inertia, n_iter
-
-
-def _check_distinct(labels, k):
-    """A cluster still empty after Lloyd (which refills empty ones) means fewer distinct rows
-    than clusters: say so rather than return a segment of nobody."""
-    sizes = label_counts(labels, k)
-    if (sizes == 0).any():
-        found = int((sizes > 0).sum())
-        raise DataError(
-            f"the data has only {found} distinct rows (of positive weight) for n_clusters={k}: "
-            f"choose at most {found} segments"
-        )
 
 
 def _suspect_sums(weight_sums):
     """True when a centre's running weight is near zero: it may really be empty."""
     return bool((weight_sums <= 1e-9 * max(float(weight_sums.max()), 1e-300)).any())
-
-
-def _stage(run, n_runs):
-    return "lloyd" if n_runs == 1 else f"lloyd {run + 1}/{n_runs}"
 
 
 def relocate_empty_clusters(data, centers, labels, sums, weight_sums):
@@ -230,12 +214,12 @@ def relocate_empty_clusters(data, centers, labels, sums, weight_sums):
     for start, rows, w in data.chunks():
         dist = np.empty(rows.shape[0])
         kernels.distances_to_labels(rows, centers, labels[start : start + rows.shape[0]], dist)
-        top = _farthest(dist, np.arange(start, start + rows.shape[0]), m)
+        top = farthest(dist, np.arange(start, start + rows.shape[0]), m)
         best_d = np.concatenate([best_d, dist[top]])
         best_i = np.concatenate([best_i, start + top])
         best_x = np.concatenate([best_x, rows[top].astype(np.float64)])
         best_w = np.concatenate([best_w, w[top]])
-        keep = _farthest(best_d, best_i, m)
+        keep = farthest(best_d, best_i, m)
         best_d, best_i, best_x, best_w = best_d[keep], best_i[keep], best_x[keep], best_w[keep]
     for cluster, x, w, row in zip(empty, best_x, best_w, best_i, strict=False):
         old = labels[row]
@@ -243,9 +227,3 @@ def relocate_empty_clusters(data, centers, labels, sums, weight_sums):
         weight_sums[old] -= w
         sums[cluster] = x * w
         weight_sums[cluster] = w
-
-
-def _farthest(dist, index, m):
-    """Positions of the m largest distances, largest first, lower index first on ties."""
-    order = np.lexsort((index, -dist))
-    return order[:m]

@@ -4,6 +4,7 @@ per-row state) whose totals (sums, weights, inertia, changes) merge in a fixed o
 import numpy as np
 
 from .. import config
+from ..errors import DataError
 from ..io.store import anonymous_array
 from . import kernels
 from .reduction import FragmentSums, rows_to_fragment_end
@@ -251,3 +252,25 @@ def label_counts(labels, k):
     for s in range(0, labels.shape[0], chunk):
         counts += np.bincount(labels[s : s + chunk], minlength=k)
     return counts
+
+
+def check_distinct(labels, k):
+    """A cluster still empty after Lloyd (which refills empty ones) means fewer distinct rows
+    than clusters: say so rather than return a segment of nobody."""
+    sizes = label_counts(labels, k)
+    if (sizes == 0).any():
+        found = int((sizes > 0).sum())
+        raise DataError(
+            f"the data has only {found} distinct rows (of positive weight) for n_clusters={k}: "
+            f"choose at most {found} segments"
+        )
+
+
+def stage_name(run, n_runs):
+    return "lloyd" if n_runs == 1 else f"lloyd {run + 1}/{n_runs}"
+
+
+def farthest(dist, index, m):
+    """Positions of the m largest distances, largest first, lower index first on ties."""
+    order = np.lexsort((index, -dist))
+    return order[:m]

@@ -15,8 +15,7 @@ import time
 import numpy as np
 
 from .. import config
-from ..cluster.lloyd import _check_distinct, _farthest, _stage
-from ..cluster.step import Totals
+from ..cluster.step import Totals, check_distinct, farthest, stage_name
 from ..errors import DataError, FastsegError
 from ..io.store import sample_positions
 from ..io.tables import TableReader
@@ -158,7 +157,7 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
                 best = result
         centers, inertia, n_iter, counts = best
         if (counts == 0).any():
-            _check_distinct(np.flatnonzero(counts > 0).astype(np.int32), engine.n_clusters)
+            check_distinct(np.flatnonzero(counts > 0).astype(np.int32), engine.n_clusters)
         engine.cluster_centers_ = centers.astype(np.float32)
         engine.inertia_ = inertia
         engine.n_iter_ = n_iter
@@ -328,7 +327,7 @@ def lloyd(plan, job, kept, centers, engine, tol, run=0, n_runs=1):
         centers = new_centers
         if engine.verbose:
             print(f"Iteration {it}, inertia {totals.inertia}, centre shift {shift}")
-        report(_stage(run, n_runs), it + 1, engine.max_iter)
+        report(stage_name(run, n_runs), it + 1, engine.max_iter)
         if shift <= tol:
             break
     counts, inertia = np.zeros(k, dtype=np.int64), np.zeros(1)
@@ -337,7 +336,7 @@ def lloyd(plan, job, kept, centers, engine, tol, run=0, n_runs=1):
         counts += found
     if engine.verbose:
         print("Converged at iteration", n_iter, "(strict)" if strict else "")
-    report(_stage(run, n_runs), engine.max_iter, engine.max_iter)
+    report(stage_name(run, n_runs), engine.max_iter, engine.max_iter)
     return centers, float(inertia[0]), n_iter, counts
 
 
@@ -358,7 +357,7 @@ def _relocate(plan, job, kept, centers, totals):
     index = np.concatenate([offsets[i] + f[1] for i, f in enumerate(found)])
     rows = np.concatenate([f[2] for f in found])
     labels = np.concatenate([f[3] for f in found])
-    top = _farthest(dist, index, m)
+    top = farthest(dist, index, m)
     for cluster, x, old in zip(empty, rows[top], labels[top], strict=False):
         totals.sums[old] -= x
         totals.weight_sums[old] -= 1.0

@@ -12,9 +12,9 @@ import numpy as np
 
 from .. import config
 from ..cluster import kernels
-from ..cluster.engine import thread_limit
 from ..cluster.reduction import FragmentSums
 from ..cluster.step import Totals, Workspace, labelled_inertia, step
+from ..cluster.threads import thread_limit
 from ..io.sources import FrameSource
 from ..io.store import RowStore, aligned_chunk_rows
 from ..io.tables import TableReader
