@@ -183,7 +183,7 @@ def test_parquet_model_equals_local(case, persist, parquet_dir, client, small_fr
 
 def test_dask_parquet_default_fragments_equal_local(parquet_dir, client):
     """With the default FRAGMENT_ROWS (one fragment here) too."""
-    settings = dict(n_clusters=5, scale="standard", missing="mean")
+    settings = dict(n_clusters=4, scale="standard", missing="mean")
     columns = ["a", "b", "c", "d"]
     local = _kmeans(algorithm="lloyd", **settings).fit(parquet_dir, columns=columns)
     model = _dask_fit(parquet_dir, client, columns=columns, **settings)
