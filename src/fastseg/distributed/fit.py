@@ -55,9 +55,10 @@ class FragmentPlan:
         if starts[-1] == 0:
             raise DataError("the data has no rows")
         self.kept = None  # rows each fragment stores (after dropping), from the statistics pass
+        self.token = time.time_ns()  # this plan's: workers list the input's files again
 
     def job(self, columns, missing, preprocessor):
-        return Job(self.source, tuple(columns), missing, preprocessor, self.batch_size)
+        return Job(self.source, tuple(columns), missing, preprocessor, self.batch_size, self.token)
 
     def each(self, func, job, *args, data=None):
         """func(job, fragment, data_i, *args) for every fragment, results in fragment order;

@@ -42,6 +42,7 @@ class Job:
     missing: str
     preprocessor: object
     batch_size: int
+    plan: int = 0  # the fit's plan (a new one reads the input's file list and schema again)
 
     @property
     def chunk_rows(self):
@@ -58,13 +59,13 @@ class Fragment:
     stop: int
 
 
-_READERS = {}  # per worker process: the input's reader, its schema read once
+_READERS = {}  # per worker process: the input's reader, its schema read once per plan
 
 
 def _reader(job, part):
     if part is not None:
         return TableReader(part, job.preprocessor.derivations())
-    key = (repr(job.source), tuple(name for name, _ in job.preprocessor.derivations()))
+    key = (job.plan, repr(job.source), tuple(n for n, _ in job.preprocessor.derivations()))
     if key not in _READERS:
         _READERS.clear()  # one input at a time
         _READERS[key] = TableReader(job.source, job.preprocessor.derivations())
