@@ -147,6 +147,11 @@ CASES = {
     "standard-pca-mean": dict(
         n_clusters=4, scale="standard", pca=2, missing="mean", columns=["a", "b", "c", "d"]
     ),
+    # k-means||: each fragment's row costs kept on the workers between rounds, random numbers
+    # keyed by the fragment's first row: the local candidates, so the local centres
+    "kmeans-parallel-standard-mean": dict(
+        n_clusters=5, init="k-means||", scale="standard", missing="mean", categorical=["region"]
+    ),
     "minmax-empty-cluster": dict(
         n_clusters=4, scale="minmax", init=FAR_START, n_init=1, columns=["a", "c", "d"]
     ),
@@ -383,8 +388,6 @@ def test_corrupt_row_group_read_on_a_worker(parquet_dir, tmp_path, client, small
 
 
 def test_unsupported_settings(parquet_dir, client):
-    with pytest.raises(FastsegError, match="does not run on Dask yet"):
-        _dask_fit(parquet_dir, client, n_clusters=3, init="k-means||", columns=["a", "c"])
     with pytest.raises(FastsegError, match="hamerly"):
         _dask_fit(parquet_dir, client, n_clusters=3, algorithm="hamerly", columns=["a", "c"])
     with pytest.raises(FastsegError, match="sample_weight"):

@@ -250,7 +250,12 @@ class Engine:
         init = self.init
         if isinstance(init, str) and init == "k-means||":  # every row, not the init sample
             return initialization.kmeans_parallel(
-                data.chunks, data.n_rows, data.n_features, self.n_clusters, random_state
+                data.chunks,
+                data.n_rows,
+                data.n_features,
+                self.n_clusters,
+                random_state,
+                rows=getattr(data, "candidates", None),  # a Dask fit's fragments
             )
         if isinstance(init, str):
             X, w = data.init_rows()

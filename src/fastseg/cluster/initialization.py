@@ -118,13 +118,35 @@ def _draw_step(key, start, rows, w, cost, factor):
 
 
 class _Candidates:
-    """The candidates so far and each row's cost and nearest candidate (12 bytes a row)."""
+    """The candidates so far and each row's cost and nearest candidate (12 bytes a row).
+
+    The rows' side of k-means|| (``race``, ``add``, ``draw``, ``weights``) over local chunks;
+    ``fastseg.distributed.init`` has the same methods over a Dask cluster's fragments.
+    """
 
     def __init__(self, chunks, n_rows, n_features):
         self.chunks = chunks
         self.points = np.empty((0, n_features), dtype=np.float64)
         self.cost = np.full(n_rows, np.inf)
         self.labels = np.zeros(n_rows, dtype=np.int32)
+
+    def race(self, key, by_cost=False):
+        """One row drawn with probability proportional to its weight (× its cost), or None."""
+        return _race_merge(
+            _race_step(
+                key, start, rows, w * self.cost[start : start + rows.shape[0]] if by_cost else w
+            )
+            for start, rows, w in self.chunks()
+        )
+
+    def draw(self, key, factor):
+        """Every row picked independently with probability min(1, factor × w × cost)."""
+        return np.concatenate(
+            [
+                _draw_step(key, start, rows, w, self.cost[start : start + rows.shape[0]], factor)
+                for start, rows, w in self.chunks()
+            ]
+        )
 
     def add(self, new):
         """Append candidates and score only them; returns φ, the weighted cost."""
@@ -147,7 +169,14 @@ class _Candidates:
 
 
 def kmeans_parallel_candidates(
-    chunks, n_rows, n_features, n_clusters, seed, n_rounds=N_ROUNDS, oversampling=OVERSAMPLING
+    chunks,
+    n_rows,
+    n_features,
+    n_clusters,
+    seed,
+    n_rounds=N_ROUNDS,
+    oversampling=OVERSAMPLING,
+    rows=None,
 ):
     """The candidates of k-means|| and their weights, before the reduction to k centres.
 
@@ -160,31 +189,20 @@ def kmeans_parallel_candidates(
     draws (one row at a time, with probability proportional to w d²) fill up the set, while
     rows at a positive distance remain. A candidate's weight is the total sample weight of
     the rows nearest to it (the lowest-numbered candidate on ties), so a candidate repeating
-    an earlier one weighs 0.
+    an earlier one weighs 0. ``rows``: the rows' side on a Dask cluster (default: the local
+    ``chunks``).
     """
-    first = _race_merge(
-        _race_step([seed, _FIRST, 0], start, rows, w) for start, rows, w in chunks()
-    )
-    cands = _Candidates(chunks, n_rows, n_features)
+    cands = rows if rows is not None else _Candidates(chunks, n_rows, n_features)
+    first = cands.race([seed, _FIRST, 0])
     phi = cands.add(first[None, :])
     ell = oversampling * n_clusters
     for r in range(1, n_rounds + 1):
         if not phi > 0.0:  # every row is a candidate already
             break
-        factor = ell / phi
-        new = [
-            _draw_step(
-                [seed, _ROUND, r], start, rows, w, cands.cost[start : start + rows.shape[0]], factor
-            )
-            for start, rows, w in chunks()
-        ]
-        phi = cands.add(np.concatenate(new))
+        phi = cands.add(cands.draw([seed, _ROUND, r], ell / phi))
     distinct = np.unique(cands.points, axis=0).shape[0]
     for j in range(n_clusters - distinct):
-        extra = _race_merge(
-            _race_step([seed, _FILL, j], start, rows, w * cands.cost[start : start + rows.shape[0]])
-            for start, rows, w in chunks()
-        )
+        extra = cands.race([seed, _FILL, j], by_cost=True)
         if extra is None:  # fewer than n_clusters distinct rows of positive weight
             break
         cands.add(extra[None, :])
@@ -221,8 +239,10 @@ def kmeans_parallel(
     random_state,
     n_rounds=N_ROUNDS,
     oversampling=OVERSAMPLING,
+    rows=None,
 ):
-    """k-means|| initial centres (Bahmani et al. 2012) over all rows, chunk by chunk.
+    """k-means|| initial centres (Bahmani et al. 2012) over all rows, chunk by chunk (or,
+    with ``rows``, fragment by fragment on a Dask cluster).
 
     The candidates (``kmeans_parallel_candidates``) of positive weight are reduced to
     ``n_clusters`` centres by weighted k-means++ followed by weighted Lloyd. One number is
@@ -234,7 +254,7 @@ def kmeans_parallel(
     """
     seed = int(random_state.randint(np.iinfo(np.int32).max))
     points, weights = kmeans_parallel_candidates(
-        chunks, n_rows, n_features, n_clusters, seed, n_rounds, oversampling
+        chunks, n_rows, n_features, n_clusters, seed, n_rounds, oversampling, rows
     )
     keep = weights > 0
     points, weights = points[keep], weights[keep]

@@ -36,6 +36,8 @@ def connected(workers=None, scheduler=None, persist=False, say=print):
             threads_per_worker=threads,
             processes=True,
             dashboard_address=None,
+            # Polars and Numba size their thread pools at import: as many as the worker has
+            env={"POLARS_MAX_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)},
         ) as local,
         distributed.Client(local) as client,
     ):

@@ -1,6 +1,7 @@
 """Fitting k-means on a Dask cluster: the client plans the fragments, sends one task per
 fragment for each pass, and merges the small results in fragment order; no row reaches it
-but the init sample (``init_size`` rows at most).
+but bounded samples: the init sample (``init_size`` rows at most) and, for robust scaling or
+median filling, the quantile sample (``config.quantile_rows``).
 
 The passes are those of the local engine (statistics, filling, scaling, PCA, the init sample,
 Lloyd's E-steps, the inertia), each float sum in ``cluster.reduction``'s tree, so a Parquet
@@ -25,6 +26,7 @@ from ..preprocess.settings import IMPUTING
 from ..preprocess.stats import CategoryLevels, first_row_shift
 from ..progress import report
 from . import get_client, is_dask_frame, tasks
+from .init import DaskCandidates
 from .tasks import DECODED, FILLED, RAW, Fragment, Job
 
 
@@ -109,7 +111,8 @@ class Summary:
     dropped_rows = np.empty(0, dtype=np.int64)  # not gathered: the labels mark them -1
     impute_values = scale_mean = scale_std = pca = sample = sample_weights = None
     dtype = np.dtype(np.float32)
-    weights = None
+    weights = chunks = None
+    candidates = None  # k-means||: the rows' side on the cluster (``distributed.init``)
 
     def scaled_var(self):
         if self.scale_std is None or self.pca is not None:
@@ -143,7 +146,9 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
         engine._remember_input(data)
         size = engine._sample_size()
         seed = None if size is None else random_state.randint(np.iinfo(np.int32).max)
-        if size is not None:
+        if isinstance(engine.init, str) and engine.init == "k-means||":  # all rows: no sample
+            data.candidates = DaskCandidates(plan, job, kept, data.n_features)
+        elif size is not None:
             data.sample = plan.sample(job, size, seed, DECODED)
             data.sample_weights = np.ones(data.sample.shape[0])
         with engine._timed("init"):
@@ -169,10 +174,6 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
 
 
 def _check_supported(engine):
-    if isinstance(engine.init, str) and engine.init == "k-means||":
-        raise FastsegError(
-            "init='k-means||' does not run on Dask yet: use init='k-means++' (the default)"
-        )
     if engine.algorithm == "hamerly":
         raise FastsegError(
             "algorithm='hamerly' keeps per-row bounds, which Dask tasks do not: use 'lloyd' or "
