@@ -17,6 +17,7 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -457,3 +458,31 @@ def test_file_added_to_the_folder_between_fits(tmp_path, client1):
     model = _dask_fit(folder, client1, n_clusters=3)
     assert _labels(model, client1).shape == (15_000,)
     assert_same_model(model, local)
+
+
+# --- MiniBatchKMeans: the local mini-batches, each chunk's steps on a worker --------------------
+
+
+@pytest.mark.parametrize("persist", [False, True], ids=["read-each-pass", "persist"])
+def test_minibatch_model_equals_local(persist, parquet_dir, client, small_fragments):
+    settings = dict(
+        n_clusters=4, scale="standard", missing="mean", categorical=["region"], batch_size=1024
+    )
+    local = fastseg.MiniBatchKMeans(random_state=2, **settings).fit(parquet_dir)
+    model = _within(
+        FIT_TIMEOUT,
+        fastseg.MiniBatchKMeans(random_state=2, **settings).fit,
+        parquet_dir,
+        backend="dask",
+        client=client,
+        persist=persist,
+    )
+    assert model.n_steps_ == local.n_steps_ > 1
+    assert np.array_equal(model.cluster_centers_, local.cluster_centers_)
+    assert model.inertia_ == local.inertia_
+    assert np.array_equal(_labels(model, client), local.labels_)
+    # partial_fit goes on from where the workers left the random stream, as locally
+    rows = pl.read_parquet(f"{parquet_dir}/*.parquet").head(2000)
+    assert np.array_equal(
+        model.partial_fit(rows).cluster_centers_, local.partial_fit(rows).cluster_centers_
+    )

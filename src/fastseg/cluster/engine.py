@@ -276,6 +276,17 @@ class Engine:
         """How many initial centres to try (given centres: one)."""
         return self.n_init if isinstance(self.init, str) else 1
 
+    def _on_dask(self, X, backend, sample_weight):
+        """Whether this fit runs on Dask: a Dask DataFrame, or ``backend="dask"``."""
+        if backend not in (None, "local", "dask"):
+            raise ValueError(f"backend={backend!r}: use 'local' or 'dask'")
+        from ..distributed import is_dask_frame
+
+        dask = backend == "dask" or is_dask_frame(X)
+        if dask and sample_weight is not None:
+            raise FastsegError("sample_weight is not supported on Dask yet")
+        return dask
+
     def _check_params(self):
         """Check the parameters; returns the fit's random stream."""
         self._validate_params()

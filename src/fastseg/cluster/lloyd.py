@@ -3,7 +3,6 @@
 import numpy as np
 
 from .. import config
-from ..errors import FastsegError
 from ..io.store import anonymous_array, hand_back_freed_memory
 from ..progress import report
 from . import kernels
@@ -85,13 +84,7 @@ class LloydEngine(Engine):
         ``persist=True`` keeps the decoded fragments in the workers' memory between passes
         (see ``fastseg.distributed``).
         """
-        if backend not in (None, "local", "dask"):
-            raise ValueError(f"backend={backend!r}: use 'local' or 'dask'")
-        from ..distributed import is_dask_frame
-
-        if backend == "dask" or is_dask_frame(X):
-            if sample_weight is not None:
-                raise FastsegError("sample_weight is not supported on Dask yet")
+        if self._on_dask(X, backend, sample_weight):
             from ..distributed.fit import fit_kmeans
 
             return fit_kmeans(self, X, columns, client=client, persist=persist)

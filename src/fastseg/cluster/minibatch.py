@@ -80,9 +80,24 @@ class MiniBatchEngine(Engine):
     def _default_init_size(self):
         return max(3 * self.batch_size, 3 * self.n_clusters)
 
-    def fit(self, X, y=None, sample_weight=None, *, columns=None):
+    def fit(
+        self,
+        X,
+        y=None,
+        sample_weight=None,
+        *,
+        columns=None,
+        backend=None,
+        client=None,
+        persist=False,
+    ):
         """Cluster X (array, pandas/polars/Arrow table, or data files with ``columns``) by
-        mini-batches."""
+        mini-batches; on a Dask cluster as ``KMeans.fit`` (the same mini-batches, each
+        chunk's steps run where its rows are)."""
+        if self._on_dask(X, backend, sample_weight):
+            from ..distributed.fit import fit_minibatch
+
+            return fit_minibatch(self, X, columns, client=client, persist=persist)
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._random_state = random_state  # partial_fit after fit goes on with this stream
             with self._timed("init"):
@@ -186,21 +201,46 @@ class MiniBatchEngine(Engine):
         self._n_features_out = self.n_clusters
 
     def _run_epochs(self, data, random_state):
+        """Mini-batches until the stopping rule or the step budget: epoch after epoch, the
+        chunks in random order, each chunk's rows shuffled into batches (``_run_chunk``; on
+        Dask, ``data.run_chunk`` runs it on the worker holding the chunk)."""
         n = data.n_rows
-        n_steps = max(1, (self.max_iter * n) // self.batch_size)
-        monitor = _EarlyStopping(self, n, self._tol(data))
-        step = 0
-        for rows, w in _minibatches(data, self.batch_size, random_state):
-            old = self._centers.copy() if monitor.tol > 0 else None
-            batch_inertia = self._step(rows, w, random_state)
-            step += 1
-            report("mini-batch", step, n_steps)
-            shift = None if old is None else float(((self._centers - old) ** 2).sum())
-            if monitor.converged(step, batch_inertia, shift) or step >= n_steps:
-                break
-        self.n_steps_ = step
-        self.n_iter_ = int(np.ceil(step * self.batch_size / n))
+        run = _Run(
+            max(1, (self.max_iter * n) // self.batch_size), _EarlyStopping(self, n, self._tol(data))
+        )
+        remote = getattr(data, "run_chunk", None)
+        while not run.done:
+            starts = range(0, n, data.chunk_rows)
+            for i in random_state.permutation(len(starts)):
+                if remote is not None:
+                    state, run, random_state = remote(self, run, starts[i], random_state)
+                    self.__dict__.update(state)
+                else:
+                    self._run_chunk(run, *data.chunk_at(starts[i]), random_state)
+                report("mini-batch", run.step, run.n_steps)
+                if run.done:
+                    break
+        if remote is not None:
+            self._random_state = random_state  # the stream as the workers left it
+        self.n_steps_ = run.step
+        self.n_iter_ = int(np.ceil(run.step * self.batch_size / n))
         self.cluster_centers_ = self._centers.astype(data.dtype)
+
+    def _run_chunk(self, run, rows, w, random_state):
+        """The mini-batch steps of one chunk's rows, in a random order (``run`` INOUT)."""
+        order = _batches_in_row_order(random_state.permutation(rows.shape[0]), self.batch_size)
+        for b in range(0, order.size, self.batch_size):
+            idx = order[b : b + self.batch_size]
+            old = self._centers.copy() if run.monitor.tol > 0 else None
+            batch_inertia = self._step(rows[idx], w[idx], random_state)
+            run.step += 1
+            shift = None if old is None else float(((self._centers - old) ** 2).sum())
+            if run.monitor.converged(run.step, batch_inertia, shift) or run.step >= run.n_steps:
+                run.done = True
+                return
+
+    # What a chunk's steps change: sent back from a Dask worker (``run_chunk``).
+    _chunk_state = ("_centers", "_counts", "_n_since_last_reassign")
 
     def _tol(self, data):
         return self.tol * float(np.mean(data.scaled_var()))
@@ -252,6 +292,14 @@ class MiniBatchEngine(Engine):
         self.inertia_ = work.inertia
 
 
+class _Run:
+    """Where the mini-batches stand: steps taken of the budget, the stopping rule, done."""
+
+    def __init__(self, n_steps, monitor):
+        self.n_steps, self.monitor = n_steps, monitor
+        self.step, self.done = 0, False
+
+
 class _EarlyStopping:
     """scikit-learn's stopping rule: a small centre shift, or a smoothed inertia that stalls."""
 
@@ -279,16 +327,6 @@ class _EarlyStopping:
         return self.patience is not None and self.no_improvement >= self.patience
 
 
-def _minibatches(data, batch_size, random_state):
-    """Endless mini-batches: epoch after epoch, chunks in random order, rows shuffled within."""
-    while True:
-        for rows, w in _shuffled_chunks(data, random_state):
-            order = _batches_in_row_order(random_state.permutation(rows.shape[0]), batch_size)
-            for b in range(0, order.size, batch_size):
-                idx = order[b : b + batch_size]
-                yield rows[idx], w[idx]
-
-
 def _batches_in_row_order(perm, batch_size):
     """The batches ``perm[b:b + batch_size]``, one after another, each in ascending row order.
 
@@ -299,10 +337,3 @@ def _batches_in_row_order(perm, batch_size):
     batch_of_row = np.empty(perm.size, dtype=np.uint16 if n_batches < 2**16 else np.int64)
     batch_of_row[perm] = np.arange(perm.size) // batch_size
     return np.argsort(batch_of_row, kind="stable")
-
-
-def _shuffled_chunks(data, random_state):
-    """The data's chunks in a random order (one epoch), each as (rows, weights)."""
-    starts = range(0, data.n_rows, data.chunk_rows)
-    for i in random_state.permutation(len(starts)):
-        yield data.chunk_at(starts[i])

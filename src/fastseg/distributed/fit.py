@@ -12,6 +12,7 @@ last one's changed no label, which is the local engine's strict convergence.
 """
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -126,8 +127,21 @@ class Summary:
         self.sample = self.sample_weights = None
 
 
-def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
-    """Fit ``engine`` (a ``LloydEngine``) on a Dask DataFrame or Parquet path(s) on the cluster."""
+class Prepared:
+    """A Dask fit after its decode passes: the plan, the job that decodes a fragment, the
+    kept fragments (``persist``) and the ``Summary``, with the init sample drawn."""
+
+    def __init__(self, plan, job, kept, data):
+        self.plan, self.job, self.kept, self.data = plan, job, kept, data
+
+    def each(self, func, *args):
+        return self.plan.each(func, self.job, *args, data=self.kept)
+
+
+@contextmanager
+def prepared(engine, X, columns, client, persist):
+    """Run the fit's passes up to the initialisation, as the local ``_decoded`` does; yield
+    (``Prepared``, the fit's random stream)."""
     client = get_client(client)
     _check_supported(engine)
     random_state = engine._check_params()
@@ -151,6 +165,13 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
         elif size is not None:
             data.sample = plan.sample(job, size, seed, DECODED)
             data.sample_weights = np.ones(data.sample.shape[0])
+        yield Prepared(plan, job, kept, data), random_state
+
+
+def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
+    """Fit ``engine`` (a ``LloydEngine``) on a Dask DataFrame or Parquet path(s) on the cluster."""
+    with prepared(engine, X, columns, client, persist) as (fit, random_state):
+        data = fit.data
         with engine._timed("init"):
             starts = [engine._init_centers(data, random_state) for _ in range(engine._n_starts())]
         data.release_sample()
@@ -158,23 +179,89 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
         best = None
         for run, centers in enumerate(starts):
             with engine._timed("iterations"):
-                result = lloyd(plan, job, kept, centers, engine, tol, run, len(starts))
+                result = lloyd(fit, centers, engine, tol, run, len(starts))
             if best is None or result[1] < best[1]:
                 best = result
         centers, inertia, n_iter, counts = best
-        if (counts == 0).any():
-            check_distinct(np.flatnonzero(counts > 0).astype(np.int32), engine.n_clusters)
-        engine.cluster_centers_ = centers.astype(np.float32)
+        _set_fitted(engine, fit, centers, counts)
         engine.inertia_ = inertia
         engine.n_iter_ = n_iter
-        engine._n_features_out = engine.n_clusters
-        engine.cluster_sizes_ = counts  # rows per centre (what labels_ would count)
-        engine.labels_ = _lazy_labels(plan, job, centers)
     return engine
 
 
+def fit_minibatch(engine, X, columns=None, *, client=None, persist=False):
+    """Fit ``engine`` (a ``MiniBatchEngine``) on the cluster: the local engine's mini-batches,
+    chunk after chunk, each chunk's steps run by a task on the worker holding its rows (the
+    engine's state and random stream travel with the task, a few kB)."""
+    with prepared(engine, X, columns, client, persist) as (fit, random_state):
+        data = fit.data
+        engine._random_state = random_state
+        with engine._timed("init"):
+            engine._start(data, random_state)
+        data.release_sample()
+        with engine._timed("iterations"):
+            engine._run_epochs(_ChunksOnWorkers(fit), random_state)
+        centers = engine._centers
+        if engine.compute_labels:
+            with engine._timed("labels"):
+                totals = _e_step(fit, centers)
+            _set_fitted(engine, fit, centers, totals.weight_sums.astype(np.int64))
+            engine.inertia_ = totals.inertia
+        engine.cluster_centers_ = centers.astype(np.float32)
+    return engine
+
+
+def _set_fitted(engine, fit, centers, counts):
+    if (counts == 0).any():
+        check_distinct(np.flatnonzero(counts > 0).astype(np.int32), engine.n_clusters)
+    engine.cluster_centers_ = centers.astype(np.float32)
+    engine._n_features_out = engine.n_clusters
+    engine.cluster_sizes_ = counts  # rows per centre (what labels_ would count)
+    engine.labels_ = _lazy_labels(fit.plan, fit.job, centers)
+
+
+class _ChunksOnWorkers:
+    """What ``MiniBatchEngine._run_epochs`` needs of the data, its chunks' steps run on the
+    workers: the stored rows [start, start + chunk_rows), pieces of the fragments it spans."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.n_rows, self.chunk_rows = fit.data.n_rows, fit.job.chunk_rows
+        self.first = np.concatenate([[0], np.cumsum(fit.plan.kept)])
+        self.scaled_var = fit.data.scaled_var
+        self.dtype = fit.data.dtype
+
+    def run_chunk(self, engine, run, start, random_state):
+        """engine._run_chunk on the chunk at ``start``, on a worker; returns what it changed."""
+        import dask
+
+        plan, fit = self.fit.plan, self.fit
+        data = fit.kept if fit.kept is not None else plan.parts or [None] * len(plan.fragments)
+        stop = min(start + self.chunk_rows, self.n_rows)
+        pieces = []
+        for i in range(np.searchsorted(self.first, start, side="right") - 1, len(plan.fragments)):
+            lo, hi = max(start, self.first[i]), min(stop, self.first[i + 1])
+            if lo >= stop:
+                break
+            if lo < hi:
+                pieces.append((plan.fragments[i], data[i], int(lo - self.first[i]), int(hi - lo)))
+        task = dask.delayed(tasks.minibatch_chunk, pure=True)(
+            fit.job, pieces, engine, run, random_state
+        )
+        return plan.client.compute(task).result()
+
+
+def _e_step(fit, centers):
+    totals = Totals(*centers.shape)
+    for sums, weights, stats in fit.each(tasks.lloyd_step, centers):
+        totals.sums += sums
+        totals.weight_sums += weights
+        totals.stats += stats
+    return totals
+
+
 def _check_supported(engine):
-    if engine.algorithm == "hamerly":
+    if getattr(engine, "algorithm", None) == "hamerly":
         raise FastsegError(
             "algorithm='hamerly' keeps per-row bounds, which Dask tasks do not: use 'lloyd' or "
             "'auto'"
@@ -300,7 +387,7 @@ def _keep_decoded(plan, job):
     return plan.client.persist(decoded)
 
 
-def lloyd(plan, job, kept, centers, engine, tol, run=0, n_runs=1):
+def lloyd(fit, centers, engine, tol, run=0, n_runs=1):
     """Lloyd iterations as ``cluster.lloyd.lloyd`` (unbounded) runs them, one task per fragment
     per pass; returns (centers, inertia, n_iter, rows per centre)."""
     k, d = centers.shape
@@ -308,18 +395,14 @@ def lloyd(plan, job, kept, centers, engine, tol, run=0, n_runs=1):
     previous = None
     strict, n_iter = False, 0
     for it in range(engine.max_iter):
-        totals = Totals(k, d)
-        for sums, weights, stats in plan.each(tasks.lloyd_step, job, centers, data=kept):
-            totals.sums += sums
-            totals.weight_sums += weights
-            totals.stats += stats
+        totals = _e_step(fit, centers)
         n_iter = it + 1
         if previous is not None and _same(previous, totals):
             strict = True  # the same labels as the last pass: the centres cannot move
             break
         previous = (totals.sums.copy(), totals.weight_sums.copy())
         if (totals.weight_sums == 0).any():
-            _relocate(plan, job, kept, centers, totals)
+            _relocate(fit, centers, totals)
         new_centers = np.where(
             totals.weight_sums[:, None] > 0,
             totals.sums / np.maximum(totals.weight_sums, 1e-300)[:, None],
@@ -333,7 +416,7 @@ def lloyd(plan, job, kept, centers, engine, tol, run=0, n_runs=1):
         if shift <= tol:
             break
     counts, inertia = np.zeros(k, dtype=np.int64), np.zeros(1)
-    for part, found in plan.each(tasks.inertia, job, centers, data=kept):
+    for part, found in fit.each(tasks.inertia, centers):
         inertia += part
         counts += found
     if engine.verbose:
@@ -348,13 +431,13 @@ def _same(previous, totals):
     )
 
 
-def _relocate(plan, job, kept, centers, totals):
+def _relocate(fit, centers, totals):
     """Move each empty cluster onto one of the rows farthest from their centre, as
     ``cluster.lloyd.relocate_empty_clusters`` does (the same rows, the same order)."""
     empty = np.flatnonzero(totals.weight_sums == 0)
     m = empty.size
-    found = plan.each(tasks.farthest, job, centers, m, data=kept)
-    offsets = np.concatenate([[0], np.cumsum(plan.kept)])
+    found = fit.each(tasks.farthest, centers, m)
+    offsets = np.concatenate([[0], np.cumsum(fit.plan.kept)])
     dist = np.concatenate([f[0] for f in found])
     index = np.concatenate([offsets[i] + f[1] for i, f in enumerate(found)])
     rows = np.concatenate([f[2] for f in found])

@@ -199,6 +199,17 @@ def lloyd_step(job, fragment, data, centers):
         return totals.sums, totals.weight_sums, totals.stats
 
 
+def minibatch_chunk(job, pieces, engine, run, random_state):
+    """A chunk's mini-batch steps (``MiniBatchEngine._run_chunk``) on its rows: ``pieces``,
+    (fragment, data, first row, rows) of the fragments it spans. Returns the engine state the
+    steps changed, ``run`` and the random stream, to go on with on the client."""
+    with thread_limit(_threads()):
+        rows = np.concatenate([_rows(job, f, x)[lo : lo + n] for f, x, lo, n in pieces])
+        engine._run_chunk(run, rows, _ones(rows), random_state)
+        state = {name: getattr(engine, name) for name in engine._chunk_state}
+        return state, run, random_state
+
+
 def inertia(job, fragment, data, centers):
     """The fragment's inertia against its nearest centres (partial) and its label counts."""
     with thread_limit(_threads()):

@@ -118,8 +118,6 @@ def fit_segments(
 def _check_dask_request(k, algorithm):
     if k == "auto":
         raise FastsegError("--k auto does not run on Dask yet: give --k")
-    if algorithm != "lloyd":
-        raise FastsegError(f"--algorithm {algorithm} does not run on Dask yet: use lloyd")
 
 
 def _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to=None):
