@@ -154,7 +154,7 @@ def prepared(engine, X, columns, client, persist):
         pre.resolve_log1p()
         data = _preprocess(engine, plan, columns, pre)
         job = plan.job(columns, engine.missing, pre)
-        tasks.warm_kernels(data.n_features, engine.n_clusters)
+        tasks.warm_kernels()  # here first: workers on this machine then only read the cache
         kept = _keep_decoded(plan, job) if persist else None
         engine.timings_["read"] = time.perf_counter() - started
         engine._remember_input(data)

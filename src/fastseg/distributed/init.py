@@ -60,7 +60,7 @@ class DaskCandidates:
 
 
 def _rows(job, fragment, data):
-    with tasks.thread_limit(tasks._threads()):
+    with tasks.on_worker():
         rows = tasks._rows(job, fragment, data)
     return rows, np.ones(rows.shape[0])
 
@@ -79,7 +79,7 @@ def _score(job, fragment, data, state, first, new, offset):
         cost, labels = np.full(rows.shape[0], np.inf), np.zeros(rows.shape[0], dtype=np.int32)
     else:
         cost, labels = state[0].copy(), state[1].copy()
-    with tasks.thread_limit(tasks._threads()):
+    with tasks.on_worker():
         block_cost = init._score_step(rows, w, new, offset, cost, labels)
     return cost, labels, block_cost
 

@@ -10,7 +10,7 @@ from .. import config
 from ..errors import FastsegError
 from ..io.output import Outputs
 from ..io.tables import TableReader
-from . import get_client
+from . import get_client, tasks
 from .fit import FragmentPlan
 
 
@@ -25,6 +25,7 @@ def predict_frame(model, frame, columns=None):
 def _predict_partition(partition, model, columns):
     import pandas as pd
 
+    tasks._warm_once()
     labels = model.predict(partition, columns=columns) if len(partition) else []
     return pd.Series(np.asarray(labels, dtype=np.int32), index=partition.index, name="segment")
 
@@ -57,6 +58,7 @@ def _check_folder(folder, overwrite):
 def _write_part(model, data, fragment, folder, keep):
     from ..workflow.labels import write_labels
 
+    tasks._warm_once()
     reader = TableReader(data, model._derivations()).within(fragment.start, fragment.stop)
     path = os.path.join(folder, f"part-{fragment.index:05d}.parquet")
     with Outputs(overwrite=True) as outputs:

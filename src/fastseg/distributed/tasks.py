@@ -6,6 +6,10 @@ twice, or again after a worker dies, and get the same answer. A fragment's float
 fragment partial of ``cluster.reduction``'s tree, which the client adds in fragment order.
 """
 
+import fcntl
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +117,7 @@ def read_rows(job, fragment, part=None, upto=DECODED):
 
 def decode(job, fragment, part=None):
     """The fragment's rows as the centres see them (what ``persist=True`` keeps on workers)."""
-    with thread_limit(_threads()):
+    with on_worker():
         return read_rows(job, fragment, part)[0]
 
 
@@ -145,7 +149,7 @@ def first_row(job, fragment, part, upto):
 def statistics(job, fragment, part, shift, upto):
     """The fragment's preprocessing statistics: moments around ``shift``, minimum and
     maximum, the sums and counts of present values; its stored and dropped row counts."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows, source = read_rows(job, fragment, part, upto)
         d = rows.shape[1]
         moments, extremes, present = Moments(d, shift=shift), MinMax(d), PresentValues(d)
@@ -174,7 +178,7 @@ class _Named:
 
 def covariance(job, fragment, part, mean):
     """The fragment's scatter around ``mean`` of its scaled rows (PCA's covariance)."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows, _ = read_rows(job, fragment, part, SCALED)
         scatter = Covariance(mean)
         scatter.update(rows, np.ones(rows.shape[0]))
@@ -183,13 +187,13 @@ def covariance(job, fragment, part, mean):
 
 def sample(job, fragment, part, positions, upto):
     """The fragment's stored rows at ``positions`` (sorted, within the fragment)."""
-    with thread_limit(_threads()):
+    with on_worker():
         return read_rows(job, fragment, part, upto)[0][positions]
 
 
 def lloyd_step(job, fragment, data, centers):
     """One E-step over the fragment: its totals (sums, weights, inertia), one closed partial."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows = _rows(job, fragment, data)
         k, d = centers.shape
         totals, work = Totals(k, d), Workspace(k, d, rows.shape[0])
@@ -203,7 +207,7 @@ def minibatch_chunk(job, pieces, engine, run, random_state):
     """A chunk's mini-batch steps (``MiniBatchEngine._run_chunk``) on its rows: ``pieces``,
     (fragment, data, first row, rows) of the fragments it spans. Returns the engine state the
     steps changed, ``run`` and the random stream, to go on with on the client."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows = np.concatenate([_rows(job, f, x)[lo : lo + n] for f, x, lo, n in pieces])
         engine._run_chunk(run, rows, _ones(rows), random_state)
         state = {name: getattr(engine, name) for name in engine._chunk_state}
@@ -212,7 +216,7 @@ def minibatch_chunk(job, pieces, engine, run, random_state):
 
 def inertia(job, fragment, data, centers):
     """The fragment's inertia against its nearest centres (partial) and its label counts."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows = _rows(job, fragment, data)
         labels = _nearest(rows, centers)[0]
         work = Workspace(*centers.shape, rows.shape[0])
@@ -223,7 +227,7 @@ def inertia(job, fragment, data, centers):
 def farthest(job, fragment, data, centers, m):
     """The fragment's m rows farthest from their nearest centre: (distance, row in the
     fragment, the row, its label), largest first (relocating empty clusters)."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows = _rows(job, fragment, data)
         labels, dist = _nearest(rows, centers)
         top = np.lexsort((np.arange(dist.shape[0]), -dist))[:m]
@@ -232,7 +236,7 @@ def farthest(job, fragment, data, centers, m):
 
 def labels(job, fragment, part, centers):
     """The fragment's labels (int32) in input order, -1 for rows dropped for missing values."""
-    with thread_limit(_threads()):
+    with on_worker():
         rows, source = read_rows(job, fragment, part)
         found = _nearest(rows, centers)[0]
         if not source.n_dropped:
@@ -255,19 +259,50 @@ def _ones(rows):
     return np.ones(rows.shape[0], dtype=np.float64)
 
 
-def warm_kernels(n_features, n_clusters):
-    """Compile (or load from Numba's cache) the kernels the tasks run, once, in this process:
-    run in the client first, so workers load the cache rather than write it at once (Numba
-    issue 4807: concurrent writes to the cache have crashed workers)."""
-    rows = np.zeros((max(n_clusters, 2), n_features), dtype=np.float32)
-    centers = np.zeros((n_clusters, n_features))
-    work = Workspace(n_clusters, n_features, rows.shape[0])
-    step(
-        rows, _ones(rows), centers, np.empty(rows.shape[0], np.int32), Totals(*centers.shape), work
-    )
-    labelled_inertia(rows, _ones(rows), centers, _nearest(rows, centers)[0], work, FragmentSums(1))
-    Moments(n_features).update(rows)
-    standardize(rows, np.zeros(n_features), np.ones(n_features))
-    store = RowStore(rows.shape[0], n_features, np.float32, in_memory=True)
-    for _ in store.fill([[rows[:, j] for j in range(n_features)]], config.BLOCK_ROWS):
+@contextmanager
+def on_worker():
+    """Every task's frame: the kernels ready in this process, Numba on the worker's threads."""
+    _warm_once()
+    with thread_limit(_threads()):
+        yield
+
+
+_warmed = False
+
+
+def _warm_once():
+    """Compile (or load from Numba's cache) every kernel the tasks run, once per process, one
+    process of a machine at a time: concurrent writes to Numba's cache have crashed workers
+    (Numba issue 4807). The client warms them first, so on its machine workers only read."""
+    global _warmed
+    if _warmed:
+        return
+    lock = os.path.join(tempfile.gettempdir(), f"fastseg-numba-{os.getuid()}.lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            warm_kernels()
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+    _warmed = True
+
+
+def warm_kernels(n_features=3, n_clusters=2):
+    """Run every kernel the tasks use on tiny arrays of the types the tasks pass (Numba
+    compiles per type, not per size)."""
+    d, k = n_features, n_clusters
+    rows = np.zeros((max(k, 2), d), dtype=np.float32)
+    centers, w = np.zeros((k, d)), _ones(rows)
+    labels = np.zeros(rows.shape[0], dtype=np.int32)
+    work = Workspace(k, d, rows.shape[0])
+    step(rows, w, centers, labels, Totals(k, d), work)
+    labelled_inertia(rows, w, centers, _nearest(rows, centers)[0], work, FragmentSums(1))
+    Moments(d).update(rows)
+    standardize(rows, np.zeros(d), np.ones(d))
+    store = RowStore(rows.shape[0], d, np.float32, in_memory=True)
+    for _ in store.fill([[rows[:, j] for j in range(d)]], config.BLOCK_ROWS):
         pass
+    cost, block_cost = np.full(rows.shape[0], np.inf), np.empty(1)
+    kernels.nearest_candidate_update(rows, w, centers, 0, cost, labels, block_cost)
+    kernels.add_weight_by_label(labels, w, np.zeros(k))
+    kernels.minibatch_update(centers, np.zeros(k), np.zeros((k, d)), np.zeros(k))
