@@ -391,13 +391,6 @@ def test_corrupt_row_group_read_on_a_worker(parquet_dir, tmp_path, client, small
 def test_unsupported_settings(parquet_dir, client):
     with pytest.raises(FastsegError, match="hamerly"):
         _dask_fit(parquet_dir, client, n_clusters=3, algorithm="hamerly", columns=["a", "c"])
-    with pytest.raises(FastsegError, match="sample_weight"):
-        _kmeans(n_clusters=3).fit(
-            parquet_dir, sample_weight=np.ones(sum(SIZES)), backend="dask", client=client
-        )
-    frame = dd.read_parquet(str(parquet_dir), columns=["a", "c"])
-    with pytest.raises(FastsegError, match="sample_weight"):  # chosen for a Dask DataFrame too
-        _kmeans(n_clusters=3).fit(frame, sample_weight=np.ones(sum(SIZES)), client=client)
     with pytest.raises(ValueError, match="bogus"):
         _kmeans(n_clusters=3).fit(parquet_dir, backend="bogus", client=client)
 
@@ -486,3 +479,79 @@ def test_minibatch_model_equals_local(persist, parquet_dir, client, small_fragme
     assert np.array_equal(
         model.partial_fit(rows).cluster_centers_, local.partial_fit(rows).cluster_centers_
     )
+
+
+# --- sample weights: an array, or a column; the local weighted model --------------------------
+
+
+@pytest.fixture(scope="module")
+def weights():
+    """Fractional weights, a fifth of them zero: sums that rounding would tell apart."""
+    rng = np.random.default_rng(7)
+    return rng.random(sum(SIZES)) * (rng.random(sum(SIZES)) > 0.2)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "k-means||"])
+def test_weighted_model_equals_local(init, parquet_dir, weights, client, small_fragments):
+    settings = dict(n_clusters=4, init=init, scale="robust", missing="median", pca=2)
+    columns = ["a", "b", "c", "d"]
+    local = _kmeans(algorithm="lloyd", **settings).fit(
+        parquet_dir, columns=columns, sample_weight=weights
+    )
+    model = _within(
+        FIT_TIMEOUT,
+        _kmeans(**settings).fit,
+        parquet_dir,
+        columns=columns,
+        sample_weight=weights,
+        backend="dask",
+        client=client,
+        persist=True,
+    )
+    assert_same_model(model, local)
+    unweighted = _kmeans(algorithm="lloyd", **settings).fit(parquet_dir, columns=columns)
+    assert not np.array_equal(unweighted.cluster_centers_, local.cluster_centers_)
+
+
+def test_weights_from_a_column(parquet_dir, weights, tmp_path, client, small_fragments):
+    """sample_weight="w" reads each fragment's weights on the workers (and the local engine
+    reads the column too): the model of the same weights given as an array."""
+    table = pa.concat_tables(pq.read_table(parquet_dir / f"part{i}.parquet") for i in range(3))
+    pq.write_table(table.append_column("w", pa.array(weights)), tmp_path / "w.parquet")
+    columns = ["a", "c", "d"]
+    given = _kmeans(n_clusters=4, algorithm="lloyd").fit(
+        parquet_dir, columns=columns, sample_weight=weights
+    )
+    local = _kmeans(n_clusters=4, algorithm="lloyd").fit(
+        tmp_path / "w.parquet", columns=columns, sample_weight="w"
+    )
+    on_dask = _within(
+        FIT_TIMEOUT,
+        _kmeans(n_clusters=4).fit,
+        tmp_path / "w.parquet",
+        columns=columns,
+        sample_weight="w",
+        backend="dask",
+        client=client,
+    )
+    assert_same_model(local, given)
+    assert_same_model(on_dask, given)
+
+
+def test_bad_weights_are_refused(parquet_dir, client):
+    n = sum(SIZES)
+    cases = [
+        (np.full(n, -1.0), "finite and non-negative"),
+        (np.zeros(n), "sums to zero"),
+        (np.ones(n - 1), f"{n - 1} values for {n} rows"),
+        ("no_such", "no sample weight column 'no_such'"),
+    ]
+    for w, message in cases:
+        with pytest.raises(DataError, match=message):
+            _kmeans(n_clusters=3).fit(
+                parquet_dir, columns=["a", "c"], sample_weight=w, backend="dask", client=client
+            )
+    with pytest.raises(DataError, match="dropping rows"):
+        _kmeans(n_clusters=3, missing="drop").fit(
+            parquet_dir, sample_weight=np.ones(n), backend="dask", client=client
+        )

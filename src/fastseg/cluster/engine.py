@@ -21,7 +21,7 @@ from .._version import __version__
 from ..errors import DataError, DataWarning, FastsegError
 from ..io.decode import load_dataset
 from ..io.output import atomic_output
-from ..io.sources import ArraySource, open_table
+from ..io.sources import ArraySource, open_table, weight_values
 from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import learn_levels
 from ..preprocess.preprocessor import Preprocessor
@@ -189,6 +189,9 @@ class Engine:
     def _decoded(self, X, sample_weight, columns):
         """Validate, decode X once, and yield (dataset, random_state) for a fit; then clean up."""
         random_state = self._check_params()
+        if isinstance(sample_weight, str):  # a column of the table: its values
+            reader = TableReader(X, self._derivations())
+            sample_weight = weight_values(reader, sample_weight, self._stream_rows())
         with self._new_fit():
             source = self._source(X, columns, reset=True)
             self.timings_ = {}
@@ -282,10 +285,7 @@ class Engine:
             raise ValueError(f"backend={backend!r}: use 'local' or 'dask'")
         from ..distributed import is_dask_frame
 
-        dask = backend == "dask" or is_dask_frame(X)
-        if dask and sample_weight is not None:
-            raise FastsegError("sample_weight is not supported on Dask yet")
-        return dask
+        return backend == "dask" or is_dask_frame(X)
 
     def _check_params(self):
         """Check the parameters; returns the fit's random stream."""

@@ -161,11 +161,20 @@ class _Candidates:
         return float(np.sum(np.concatenate(parts)))
 
     def weights(self):
-        """The (sample-weighted) number of rows nearest to each candidate."""
+        """The (sample-weighted) number of rows nearest to each candidate: added row after
+        row within a fragment, fragments' totals in order (the tree of ``reduction``)."""
+        from .step import waves
+
         totals = np.zeros(self.points.shape[0], dtype=np.float64)
+        part = np.zeros_like(totals)
         for start, rows, w in self.chunks():
-            kernels.add_weight_by_label(self.labels[start : start + rows.shape[0]], w, totals)
-        return totals
+            labels = self.labels[start : start + rows.shape[0]]
+            for s, e, fragment_end in waves(start, rows.shape[0], rows.shape[0]):
+                kernels.add_weight_by_label(labels[s:e], w[s:e], part)
+                if fragment_end:
+                    totals += part
+                    part[:] = 0.0
+        return totals + part
 
 
 def kmeans_parallel_candidates(

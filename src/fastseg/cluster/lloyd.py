@@ -82,12 +82,15 @@ class LloydEngine(Engine):
         A Dask DataFrame, or Parquet with ``backend="dask"``, is fitted on a Dask cluster
         (``client``, default: the current one), one task per fragment, nothing gathered;
         ``persist=True`` keeps the decoded fragments in the workers' memory between passes
-        (see ``fastseg.distributed``).
+        (see ``fastseg.distributed``). ``sample_weight``: a weight per row, or the name of
+        the table's column holding them.
         """
         if self._on_dask(X, backend, sample_weight):
             from ..distributed.fit import fit_kmeans
 
-            return fit_kmeans(self, X, columns, client=client, persist=persist)
+            return fit_kmeans(
+                self, X, columns, client=client, persist=persist, sample_weight=sample_weight
+            )
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._fit_data(data, random_state)
         return self

@@ -97,7 +97,9 @@ class MiniBatchEngine(Engine):
         if self._on_dask(X, backend, sample_weight):
             from ..distributed.fit import fit_minibatch
 
-            return fit_minibatch(self, X, columns, client=client, persist=persist)
+            return fit_minibatch(
+                self, X, columns, client=client, persist=persist, sample_weight=sample_weight
+            )
         with self._decoded(X, sample_weight, columns) as (data, random_state):
             self._random_state = random_state  # partial_fit after fit goes on with this stream
             with self._timed("init"):

@@ -39,7 +39,7 @@ class FragmentPlan:
     A Dask DataFrame: one fragment per partition (its rows are the partition's).
     """
 
-    def __init__(self, X, client, batch_size):
+    def __init__(self, X, client, batch_size, sample_weight=None):
         self.client, self.batch_size = client, batch_size
         if is_dask_frame(X):
             import dask
@@ -58,45 +58,77 @@ class FragmentPlan:
         if starts[-1] == 0:
             raise DataError("the data has no rows")
         self.kept = None  # rows each fragment stores (after dropping), from the statistics pass
+        self.positive = None  # ... of which of positive weight
         self.token = time.time_ns()  # this plan's: workers list the input's files again
+        self.weight_column, weights = _weights(sample_weight, int(starts[-1]))
+        if weights is not None:  # sent once, each fragment's slice to the workers
+            weights = client.scatter([weights[f.start : f.stop] for f in self.fragments])
+        self.weighted = sample_weight is not None
+        self.inputs = list(
+            zip(
+                self.parts or [None] * len(self.fragments),
+                weights or [None] * len(self.fragments),
+                strict=True,
+            )
+        )
 
     def job(self, columns, missing, preprocessor):
-        return Job(self.source, tuple(columns), missing, preprocessor, self.batch_size, self.token)
+        return Job(
+            self.source,
+            tuple(columns),
+            missing,
+            preprocessor,
+            self.batch_size,
+            self.token,
+            self.weight_column,
+        )
 
     def each(self, func, job, *args, data=None):
         """func(job, fragment, data_i, *args) for every fragment, results in fragment order;
         ``data``: per-fragment inputs (kept decoded rows), else each fragment's partition."""
         import dask
 
-        data = data if data is not None else self.parts or [None] * len(self.fragments)
+        data = data if data is not None else self.inputs
         call = dask.delayed(func, pure=True)
         jobs = [call(job, f, x, *args) for f, x in zip(self.fragments, data, strict=True)]
         return self.client.gather(self.client.compute(jobs))
 
-    def positions(self, size, seed):
-        """(fragment, sorted stored-row positions in it) of a uniform sample of ``size`` stored
-        rows: the positions the local engine's ``draw_sample`` picks."""
-        positions = sample_positions(int(self.kept.sum()), size, seed)
-        bounds = np.concatenate([[0], np.cumsum(self.kept)])
+    def positions(self, counts, size, seed):
+        """Per fragment, the sorted positions (among its ``counts`` rows) of a uniform sample
+        of ``size`` rows of them all: the positions the local engine's ``draw_sample`` picks."""
+        positions = sample_positions(int(counts.sum()), size, seed)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
         cut = np.searchsorted(positions, bounds)
         return [
             positions[a:b] - bounds[i]
             for i, (a, b) in enumerate(zip(cut[:-1], cut[1:], strict=True))
         ]
 
-    def sample(self, job, size, seed, upto):
-        """The sample's rows, in row order (from the fragments holding any)."""
+    def sample(self, job, size, seed, upto, every=False):
+        """(rows, weights) of a uniform sample of the stored rows of positive weight (with
+        ``every``: of all stored rows), in row order."""
         import dask
 
-        wanted = self.positions(size, seed)
-        parts = self.parts or [None] * len(self.fragments)
+        eligible = self.weighted and not every
+        wanted = self.positions(self.positive if eligible else self.kept, size, seed)
         call = dask.delayed(tasks.sample, pure=True)
         jobs = [
-            call(job, f, p, at, upto)
-            for f, p, at in zip(self.fragments, parts, wanted, strict=True)
+            call(job, f, x, at, upto, eligible)
+            for f, x, at in zip(self.fragments, self.inputs, wanted, strict=True)
             if at.size
         ]
-        return np.concatenate(self.client.gather(self.client.compute(jobs)))
+        found = self.client.gather(self.client.compute(jobs))
+        return np.concatenate([r for r, _ in found]), np.concatenate([w for _, w in found])
+
+
+def _weights(sample_weight, n_rows):
+    """(the weight column's name, or None; the weights as an array, or None)."""
+    if sample_weight is None or isinstance(sample_weight, str):
+        return sample_weight, None
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape[0] != n_rows:
+        raise DataError(f"sample_weight has {w.shape[0]} values for {n_rows} rows")
+    return None, w
 
 
 def _fragment_sizes(n_rows):
@@ -139,7 +171,7 @@ class Prepared:
 
 
 @contextmanager
-def prepared(engine, X, columns, client, persist):
+def prepared(engine, X, columns, client, persist, sample_weight=None):
     """Run the fit's passes up to the initialisation, as the local ``_decoded`` does; yield
     (``Prepared``, the fit's random stream)."""
     client = get_client(client)
@@ -148,7 +180,9 @@ def prepared(engine, X, columns, client, persist):
     started = time.perf_counter()
     with engine._new_fit():
         engine.timings_ = {}
-        plan = FragmentPlan(X, client, engine._stream_rows())
+        if sample_weight is not None and engine.missing == "drop":
+            raise DataError("sample_weight cannot be combined with dropping rows (missing='drop')")
+        plan = FragmentPlan(X, client, engine._stream_rows(), sample_weight)
         columns = _features(engine, plan, columns)
         pre = engine._preprocessing()
         pre.resolve_log1p()
@@ -163,14 +197,16 @@ def prepared(engine, X, columns, client, persist):
         if isinstance(engine.init, str) and engine.init == "k-means||":  # all rows: no sample
             data.candidates = DaskCandidates(plan, job, kept, data.n_features)
         elif size is not None:
-            data.sample = plan.sample(job, size, seed, DECODED)
-            data.sample_weights = np.ones(data.sample.shape[0])
+            # the local engine runs on every row (zero weights too) when they fit the sample
+            every = data.n_rows <= size
+            data.sample, data.sample_weights = plan.sample(job, size, seed, DECODED, every)
         yield Prepared(plan, job, kept, data), random_state
 
 
-def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
-    """Fit ``engine`` (a ``LloydEngine``) on a Dask DataFrame or Parquet path(s) on the cluster."""
-    with prepared(engine, X, columns, client, persist) as (fit, random_state):
+def fit_kmeans(engine, X, columns=None, *, client=None, persist=False, sample_weight=None):
+    """Fit ``engine`` (a ``LloydEngine``) on a Dask DataFrame or Parquet path(s) on the
+    cluster; ``sample_weight``: an array of a weight per input row, or a column's name."""
+    with prepared(engine, X, columns, client, persist, sample_weight) as (fit, random_state):
         data = fit.data
         with engine._timed("init"):
             starts = [engine._init_centers(data, random_state) for _ in range(engine._n_starts())]
@@ -189,11 +225,11 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False):
     return engine
 
 
-def fit_minibatch(engine, X, columns=None, *, client=None, persist=False):
+def fit_minibatch(engine, X, columns=None, *, client=None, persist=False, sample_weight=None):
     """Fit ``engine`` (a ``MiniBatchEngine``) on the cluster: the local engine's mini-batches,
     chunk after chunk, each chunk's steps run by a task on the worker holding its rows (the
     engine's state and random stream travel with the task, a few kB)."""
-    with prepared(engine, X, columns, client, persist) as (fit, random_state):
+    with prepared(engine, X, columns, client, persist, sample_weight) as (fit, random_state):
         data = fit.data
         engine._random_state = random_state
         with engine._timed("init"):
@@ -236,7 +272,7 @@ class _ChunksOnWorkers:
         import dask
 
         plan, fit = self.fit.plan, self.fit
-        data = fit.kept if fit.kept is not None else plan.parts or [None] * len(plan.fragments)
+        data = fit.kept if fit.kept is not None else plan.inputs
         stop = min(start + self.chunk_rows, self.n_rows)
         pieces = []
         for i in range(np.searchsorted(self.first, start, side="right") - 1, len(plan.fragments)):
@@ -305,10 +341,12 @@ def _preprocess(engine, plan, columns, pre):
     if data.n_rows < engine.n_clusters:
         raise DataError(f"n_samples={data.n_rows} should be >= n_clusters={engine.n_clusters}.")
     data.n_dropped = sum(p["dropped"] for p in parts)
+    plan.positive = np.array([p["positive"] for p in parts], dtype=np.int64)
+    _check_weights(parts)
     extremes = _merged(parts, "extremes")
     if imputing:
         present = _merged(parts, "present")
-        sample = lambda: plan.sample(job, config.quantile_rows, 0, RAW)  # noqa: E731
+        sample = lambda: plan.sample(job, config.quantile_rows, 0, RAW)[0]  # noqa: E731
         pre.fill_values = present.fill_values(engine.missing, sample, columns)
         data.impute_values = pre.fill_values
         data.n_imputed = sum(p["imputed"] for p in parts)
@@ -319,7 +357,7 @@ def _preprocess(engine, plan, columns, pre):
     data.n_features = len(columns)
     if engine.scale != "none":
         filled = plan.job(columns, engine.missing, pre)
-        sample = lambda: plan.sample(filled, config.quantile_rows, 0, FILLED)  # noqa: E731
+        sample = lambda: plan.sample(filled, config.quantile_rows, 0, FILLED)[0]  # noqa: E731
         unscaled = pre.one_hot_indices()
         centre, spread = fit_scaling(engine.scale, data, extremes, unscaled, columns, sample)
         centre[unscaled], spread[unscaled] = 0.0, 1.0
@@ -329,11 +367,17 @@ def _preprocess(engine, plan, columns, pre):
     return data
 
 
+def _check_weights(parts):
+    """Weights as the local engine checks them: finite, non-negative, some positive."""
+    if sum(p["bad_weights"] for p in parts):
+        raise DataError("sample_weight must be finite and non-negative")
+    if not sum(p["weight"] for p in parts) > 0:
+        raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
+
+
 def _statistics(plan, job, upto):
     first = None
-    for fragment, part in zip(
-        plan.fragments, plan.parts or [None] * len(plan.fragments), strict=True
-    ):
+    for fragment, part in zip(plan.fragments, plan.inputs, strict=True):
         first = _first_row(plan, job, fragment, part, upto)
         if first is not None:
             break
@@ -365,12 +409,13 @@ def _fit_pca(engine, plan, columns, pre, data):
     scatter = scatters[0]
     for part in scatters[1:]:
         scatter.merge(part)
-    data.pca = pre.pca = pca_from_scatter(scatter, data.n_rows, True, engine.pca)
+    unweighted = not plan.weighted
+    data.pca = pre.pca = pca_from_scatter(scatter, data.n_rows, unweighted, engine.pca)
     p = data.pca.components.shape[0]
     data.n_features = p
     data.mean = np.zeros(p)
     data.var = data.pca.explained_variance.copy()
-    if data.n_rows > 1:
+    if unweighted and data.n_rows > 1:  # the population variance, as for the features
         data.var *= (data.n_rows - 1) / data.n_rows
 
 
@@ -379,7 +424,7 @@ def _keep_decoded(plan, job):
     under memory pressure, and decodes a lost one again)."""
     import dask
 
-    parts = plan.parts or [None] * len(plan.fragments)
+    parts = plan.inputs
     decoded = [
         dask.delayed(tasks.decode, pure=True)(job, f, p)
         for f, p in zip(plan.fragments, parts, strict=True)
@@ -442,12 +487,13 @@ def _relocate(fit, centers, totals):
     index = np.concatenate([offsets[i] + f[1] for i, f in enumerate(found)])
     rows = np.concatenate([f[2] for f in found])
     labels = np.concatenate([f[3] for f in found])
+    weights = np.concatenate([f[4] for f in found])
     top = farthest(dist, index, m)
-    for cluster, x, old in zip(empty, rows[top], labels[top], strict=False):
-        totals.sums[old] -= x
-        totals.weight_sums[old] -= 1.0
-        totals.sums[cluster] = x
-        totals.weight_sums[cluster] = 1.0
+    for cluster, x, old, w in zip(empty, rows[top], labels[top], weights[top], strict=False):
+        totals.sums[old] -= x * w
+        totals.weight_sums[old] -= w
+        totals.sums[cluster] = x * w
+        totals.weight_sums[cluster] = w
 
 
 def _lazy_labels(plan, job, centers):
@@ -456,7 +502,7 @@ def _lazy_labels(plan, job, centers):
     import dask.dataframe as dd
     import pandas as pd
 
-    parts = plan.parts or [None] * len(plan.fragments)
+    parts = plan.inputs
     call = dask.delayed(_label_series, pure=True)
     pieces = [call(job, f, p, centers) for f, p in zip(plan.fragments, parts, strict=True)]
     return dd.from_delayed(pieces, meta=pd.Series(dtype=np.int32, name="segment"))

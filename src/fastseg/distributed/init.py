@@ -20,7 +20,7 @@ class DaskCandidates:
 
     def __init__(self, plan, job, kept, n_features):
         self.plan, self.job = plan, job
-        self.data = kept if kept is not None else plan.parts or [None] * len(plan.fragments)
+        self.data = kept if kept is not None else plan.inputs
         self.first = np.concatenate([[0], np.cumsum(plan.kept)[:-1]]).astype(np.int64)
         self.points = np.empty((0, n_features), dtype=np.float64)
         self.states = [None] * len(plan.fragments)
@@ -61,8 +61,7 @@ class DaskCandidates:
 
 def _rows(job, fragment, data):
     with tasks.on_worker():
-        rows = tasks._rows(job, fragment, data)
-    return rows, np.ones(rows.shape[0])
+        return tasks._rows(job, fragment, data)
 
 
 def _race(job, fragment, data, state, first, key, by_cost):
@@ -95,5 +94,5 @@ def _draw(job, fragment, data, state, first, key, factor):
 
 def _weights(job, fragment, data, state, first, n_candidates):
     totals = np.zeros(n_candidates, dtype=np.float64)
-    kernels.add_weight_by_label(state[1], np.ones(state[1].shape[0]), totals)
+    kernels.add_weight_by_label(state[1], _rows(job, fragment, data)[1], totals)
     return totals

@@ -19,7 +19,8 @@ from ..cluster import kernels
 from ..cluster.reduction import FragmentSums
 from ..cluster.step import Totals, Workspace, labelled_inertia, step
 from ..cluster.threads import thread_limit
-from ..io.sources import FrameSource
+from ..errors import DataError
+from ..io.sources import FrameSource, weight_values
 from ..io.store import RowStore, aligned_chunk_rows
 from ..io.tables import TableReader
 from ..preprocess.fit import _report_not_finite
@@ -47,6 +48,7 @@ class Job:
     preprocessor: object
     batch_size: int
     plan: int = 0  # the fit's plan (a new one reads the input's file list and schema again)
+    weight: str | None = None  # the column holding each row's sample weight, if any
 
     @property
     def chunk_rows(self):
@@ -86,17 +88,28 @@ def _threads():
         return None
 
 
-def read_rows(job, fragment, part=None, upto=DECODED):
-    """The fragment's rows, float32, decoded ``upto`` a stage, and the input rows dropped for
-    missing values. The same operations, in the same order, as the local decode pass."""
+class Decoded:
+    """A fragment's decoded rows and their weights (None: all 1), kept on a worker."""
+
+    def __init__(self, rows, w):
+        self.rows, self.w = rows, w
+
+
+def read_rows(job, fragment, data, upto=DECODED):
+    """The fragment's rows, float32, decoded ``upto`` a stage, their weights (float64, or
+    None for all 1) and the source (its dropped rows). ``data``: (partition or None, the
+    fragment's weights given as an array or None). The same operations, in the same order,
+    as the local decode pass."""
+    part, w = data
     source = FrameSource(_reader(job, part), list(job.columns), missing=job.missing)
-    rows_range = None if part is not None else (fragment.start, fragment.stop)
     n_max = len(part) if part is not None else fragment.stop - fragment.start
     store = RowStore(n_max, len(job.columns), np.float32, in_memory=True)
     chunk = job.chunk_rows
-    for _ in store.fill(source.column_batches(chunk, rows_range), chunk):
+    for _ in store.fill(source.column_batches(chunk, _range(fragment, part)), chunk):
         pass
     rows, pre = store.array(), job.preprocessor
+    if job.weight is not None:
+        w = _weight_column(job, fragment, part)
     if pre.log1p_columns:
         log1p_in_place(rows, pre.log1p_columns, pre.feature_names)
     if upto >= FILLED and pre.fill_values is not None:
@@ -112,45 +125,60 @@ def read_rows(job, fragment, part=None, upto=DECODED):
         for s in range(0, rows.shape[0], chunk):
             projected[s : s + chunk] = pre.pca.transform(rows[s : s + chunk])
         rows = projected
-    return rows, source
+    return rows, w, source
 
 
-def decode(job, fragment, part=None):
-    """The fragment's rows as the centres see them (what ``persist=True`` keeps on workers)."""
+def _range(fragment, part):
+    return None if part is not None else (fragment.start, fragment.stop)
+
+
+def _weight_column(job, fragment, part):
+    """The fragment's sample weights from the ``job.weight`` column, float64."""
+    return weight_values(_reader(job, part), job.weight, job.batch_size, _range(fragment, part))
+
+
+def decode(job, fragment, data):
+    """The fragment's rows as the centres see them, and their weights (what ``persist=True``
+    keeps on workers)."""
     with on_worker():
-        return read_rows(job, fragment, part)[0]
+        rows, w, _ = read_rows(job, fragment, data)
+        return Decoded(rows, w)
 
 
 def _rows(job, fragment, data):
-    """Decoded rows: kept ones (``data`` an array) or read now (``data`` a partition/None)."""
-    if isinstance(data, np.ndarray):
-        return data
-    return read_rows(job, fragment, data)[0]
+    """Decoded rows and weights (all 1 when none were given): kept ones (``data`` a
+    ``Decoded``) or read now."""
+    if isinstance(data, Decoded):
+        rows, w = data.rows, data.w
+    else:
+        rows, w, _ = read_rows(job, fragment, data)
+    return rows, _ones(rows) if w is None else w
 
 
-def levels(job, fragment, part, columns):
+def levels(job, fragment, data, columns):
     """The distinct values of the categorical ``columns`` in the fragment."""
     found = CategoryLevels(columns)
+    part = data[0]
     reader = _reader(job, part)
-    rows_range = None if part is not None else (fragment.start, fragment.stop)
     with reader.errors():
-        for frame in reader.frames(columns, job.batch_size, rows_range):
+        for frame in reader.frames(columns, job.batch_size, _range(fragment, part)):
             found.update(frame)
     return found
 
 
-def first_row(job, fragment, part, upto):
+def first_row(job, fragment, data, upto):
     """The fragment's first stored row (None when it keeps none): what the moments of every
     fragment are taken around, as the local pass takes them around the data's first row."""
-    rows, _ = read_rows(job, fragment, part, upto)
+    rows = read_rows(job, fragment, data, upto)[0]
     return None if rows.shape[0] == 0 else rows[0].copy()
 
 
-def statistics(job, fragment, part, shift, upto):
+def statistics(job, fragment, data, shift, upto):
     """The fragment's preprocessing statistics: moments around ``shift``, minimum and
-    maximum, the sums and counts of present values; its stored and dropped row counts."""
+    maximum, the sums and counts of present values; its stored and dropped row counts, and
+    what its weights are (rows of positive weight, bad weights)."""
     with on_worker():
-        rows, source = read_rows(job, fragment, part, upto)
+        rows, w, source = read_rows(job, fragment, data, upto)
         d = rows.shape[1]
         moments, extremes, present = Moments(d, shift=shift), MinMax(d), PresentValues(d)
         imputing = upto == RAW and job.missing in IMPUTING
@@ -158,10 +186,18 @@ def statistics(job, fragment, part, shift, upto):
             batch = rows[s : s + job.chunk_rows]
             if imputing:
                 present.update(batch)
-            elif moments.update(batch):
+            elif moments.update(batch, None if w is None else w[s : s + job.chunk_rows]):
                 _report_not_finite(batch, _Named(job))
             extremes.update(batch)
+        if w is not None and w.shape[0] != rows.shape[0]:
+            raise DataError(
+                f"sample_weight has {w.shape[0]} values for the {rows.shape[0]} rows of "
+                f"fragment {fragment.index}"
+            )
         return {
+            "positive": rows.shape[0] if w is None else int(np.count_nonzero(w > 0)),
+            "bad_weights": 0 if w is None else int((~np.isfinite(w) | (w < 0)).sum()),
+            "weight": float(rows.shape[0] if w is None else w.sum()),
             "moments": moments,
             "extremes": extremes,
             "present": present,
@@ -176,29 +212,34 @@ class _Named:
         self.feature_names = list(job.columns)
 
 
-def covariance(job, fragment, part, mean):
+def covariance(job, fragment, data, mean):
     """The fragment's scatter around ``mean`` of its scaled rows (PCA's covariance)."""
     with on_worker():
-        rows, _ = read_rows(job, fragment, part, SCALED)
+        rows, w, _ = read_rows(job, fragment, data, SCALED)
         scatter = Covariance(mean)
-        scatter.update(rows, np.ones(rows.shape[0]))
+        scatter.update(rows, _ones(rows) if w is None else w)
         return scatter
 
 
-def sample(job, fragment, part, positions, upto):
-    """The fragment's stored rows at ``positions`` (sorted, within the fragment)."""
+def sample(job, fragment, data, positions, upto, eligible=False):
+    """The fragment's stored rows at ``positions`` (sorted, within the fragment; with
+    ``eligible``, among its rows of positive weight) and their weights."""
     with on_worker():
-        return read_rows(job, fragment, part, upto)[0][positions]
+        rows, w, _ = read_rows(job, fragment, data, upto)
+        w = _ones(rows) if w is None else w
+        if eligible:
+            positions = np.flatnonzero(w > 0)[positions]
+        return rows[positions], w[positions]
 
 
 def lloyd_step(job, fragment, data, centers):
     """One E-step over the fragment: its totals (sums, weights, inertia), one closed partial."""
     with on_worker():
-        rows = _rows(job, fragment, data)
+        rows, w = _rows(job, fragment, data)
         k, d = centers.shape
         totals, work = Totals(k, d), Workspace(k, d, rows.shape[0])
         labels = np.empty(rows.shape[0], dtype=np.int32)
-        step(rows, _ones(rows), centers, labels, totals, work)
+        step(rows, w, centers, labels, totals, work)
         totals.close_fragment()
         return totals.sums, totals.weight_sums, totals.stats
 
@@ -208,8 +249,10 @@ def minibatch_chunk(job, pieces, engine, run, random_state):
     (fragment, data, first row, rows) of the fragments it spans. Returns the engine state the
     steps changed, ``run`` and the random stream, to go on with on the client."""
     with on_worker():
-        rows = np.concatenate([_rows(job, f, x)[lo : lo + n] for f, x, lo, n in pieces])
-        engine._run_chunk(run, rows, _ones(rows), random_state)
+        cut = [(*_rows(job, f, x), lo, n) for f, x, lo, n in pieces]
+        rows = np.concatenate([r[lo : lo + n] for r, _, lo, n in cut])
+        w = np.concatenate([v[lo : lo + n] for _, v, lo, n in cut])
+        engine._run_chunk(run, rows, w, random_state)
         state = {name: getattr(engine, name) for name in engine._chunk_state}
         return state, run, random_state
 
@@ -217,27 +260,27 @@ def minibatch_chunk(job, pieces, engine, run, random_state):
 def inertia(job, fragment, data, centers):
     """The fragment's inertia against its nearest centres (partial) and its label counts."""
     with on_worker():
-        rows = _rows(job, fragment, data)
+        rows, w = _rows(job, fragment, data)
         labels = _nearest(rows, centers)[0]
         work = Workspace(*centers.shape, rows.shape[0])
-        total = labelled_inertia(rows, _ones(rows), centers, labels, work, FragmentSums(1))
+        total = labelled_inertia(rows, w, centers, labels, work, FragmentSums(1))
         return total.close(), np.bincount(labels, minlength=centers.shape[0])
 
 
 def farthest(job, fragment, data, centers, m):
     """The fragment's m rows farthest from their nearest centre: (distance, row in the
-    fragment, the row, its label), largest first (relocating empty clusters)."""
+    fragment, the row, its label, its weight), largest first (relocating empty clusters)."""
     with on_worker():
-        rows = _rows(job, fragment, data)
+        rows, w = _rows(job, fragment, data)
         labels, dist = _nearest(rows, centers)
         top = np.lexsort((np.arange(dist.shape[0]), -dist))[:m]
-        return dist[top], top, rows[top].astype(np.float64), labels[top]
+        return dist[top], top, rows[top].astype(np.float64), labels[top], w[top]
 
 
-def labels(job, fragment, part, centers):
+def labels(job, fragment, data, centers):
     """The fragment's labels (int32) in input order, -1 for rows dropped for missing values."""
     with on_worker():
-        rows, source = read_rows(job, fragment, part)
+        rows, _, source = read_rows(job, fragment, data)
         found = _nearest(rows, centers)[0]
         if not source.n_dropped:
             return found

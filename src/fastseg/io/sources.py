@@ -150,6 +150,22 @@ def refuse_nan_values(frame, describe, names=None):
         )
 
 
+def weight_values(reader, column, batch_size, rows=None):
+    """The sample weights held in ``column`` of a table (a ``TableReader``), float64: every
+    row's, or those of input rows [start, stop)."""
+    if column not in reader.schema:
+        raise DataError(f"no sample weight column '{column}' in {reader.describe}")
+    with reader.errors():
+        frames = list(reader.frames([column], batch_size, rows))
+    values = pl.concat(frames)[column] if frames else pl.Series([], dtype=pl.Float64)
+    if values.null_count():
+        raise DataError(f"the sample weight column '{column}' has missing values")
+    try:
+        return values.cast(pl.Float64).to_numpy()
+    except pl.exceptions.PolarsError:
+        raise DataError(f"the sample weight column '{column}' is not numeric") from None
+
+
 def open_table(X, columns=None, *, missing="error", derive=()):
     """A FrameSource for a polars or pandas frame, an Arrow table, or Parquet, CSV or NDJSON
     path(s); ``derive`` adds columns computed from the others ("name = SQL expression", or
