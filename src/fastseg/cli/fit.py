@@ -84,9 +84,11 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
 @o.quiet_overwrite
 def fit(data, k, *, align_to, labels, model, say, workers, scheduler, persist, **request):
     from ..distributed.cluster import connected
-    from ..workflow.fit import fit_segments
+    from ..workflow.fit import check_dask_request, fit_segments
     from ..workflow.segments import segment_summary
 
+    if workers is not None or scheduler is not None:
+        check_dask_request(k)
     with connected(workers, scheduler, persist, say) as cluster:
         result = fit_segments(
             data,

@@ -35,8 +35,9 @@ def predict(model, data, out, keep, overwrite, say, workers, scheduler, persist)
     from ..workflow.labels import write_labels
 
     if workers is not None or scheduler is not None:
-        from ..distributed.predict import write_label_parts
+        from ..distributed.predict import check_folder, write_label_parts
 
+        check_folder(out, overwrite)
         engine = load_engine(model)
         with connected(workers, scheduler, persist, say) as cluster:
             written, unlabelled = write_label_parts(

@@ -41,5 +41,6 @@ def connected(workers=None, scheduler=None, persist=False, say=print):
         ) as local,
         distributed.Client(local) as client,
     ):
-        say(f"on a local Dask cluster of {workers} worker processes, {threads} thread(s) each")
+        processes = "process" if workers == 1 else "processes"
+        say(f"on a local Dask cluster of {workers} worker {processes}, {threads} thread(s) each")
         yield {"client": client, "persist": persist}

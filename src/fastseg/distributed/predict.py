@@ -35,7 +35,7 @@ def write_label_parts(model, data, folder, *, client=None, keep=None, overwrite=
     part-NNNNN.parquet files, one per fragment, each by a worker; returns (rows written,
     rows without a segment)."""
     client = get_client(client)
-    _check_folder(folder, overwrite)
+    check_folder(folder, overwrite)
     plan = FragmentPlan(data, client, config.batch_size)
     if plan.parts is not None:
         raise FastsegError("labels of a Dask DataFrame: use model.predict(frame) (lazy)")
@@ -48,7 +48,8 @@ def write_label_parts(model, data, folder, *, client=None, keep=None, overwrite=
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
-def _check_folder(folder, overwrite):
+def check_folder(folder, overwrite):
+    """Fail before any work if ``folder`` cannot take the label files."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise FastsegError(f"'{folder}' is a file: with a Dask cluster --out names a folder")
     if os.path.isdir(folder) and os.listdir(folder) and not overwrite:

@@ -73,7 +73,7 @@ def fit_segments(
     """
     settings = settings or PreprocessSettings()
     if cluster is not None:
-        _check_dask_request(k, algorithm)
+        check_dask_request(k)
     outputs = _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
     previous = _previous_model(align_to)
     memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
@@ -115,7 +115,8 @@ def fit_segments(
     return result
 
 
-def _check_dask_request(k, algorithm):
+def check_dask_request(k):
+    """What a Dask fit cannot do yet (checked before a cluster starts)."""
     if k == "auto":
         raise FastsegError("--k auto does not run on Dask yet: give --k")
 

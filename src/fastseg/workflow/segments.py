@@ -4,7 +4,6 @@ import numpy as np
 import polars as pl
 
 from .. import config
-from ..cluster.step import label_counts
 from ..errors import DataError
 
 
@@ -98,7 +97,7 @@ def align_to(model, previous):
     new, old_ids = linear_sum_assignment(cost)
     order = np.empty(model.n_clusters, dtype=np.int64)
     order[old_ids] = new
-    sizes = label_counts(model.labels_, model.n_clusters)
+    sizes = model._fit_sizes()
     rest = np.setdiff1d(np.arange(model.n_clusters), new)
     order[previous.n_clusters :] = rest[np.lexsort((rest, -sizes[rest]))]
     renumber(model, order)
@@ -112,7 +111,7 @@ def centers_in_original_units(model):
 
 def segment_table(model):
     """One row per segment: id, size, share and the centre of every feature in original units."""
-    sizes = label_counts(model.labels_, model.n_clusters)
+    sizes = model._fit_sizes()
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         names = [f"x{j}" for j in range(model.n_features_in_)]
