@@ -555,6 +555,7 @@ def test_labels_from_the_fit_line_up_with_the_input_or_are_refused(customers, tm
 
 def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):
     from fastseg import config
+    from fastseg.cluster.step import label_counts
     from fastseg.workflow import segments
 
     monkeypatch.setattr(config, "label_chunk_rows", 7)  # many chunks, a partial last one
@@ -562,12 +563,10 @@ def test_segments_are_counted_and_renumbered_a_chunk_at_a_time(monkeypatch):
     X = rng.standard_normal((100, 2))
     model = fastseg.KMeans(4, random_state=0).fit(X)
     before = model.labels_.copy()
-    np.testing.assert_array_equal(
-        segments.label_counts(before, 4), np.bincount(before, minlength=4)
-    )
+    np.testing.assert_array_equal(label_counts(before, 4), np.bincount(before, minlength=4))
     order = segments.order_by_size(model)
     np.testing.assert_array_equal(order[model.labels_], before)  # the same rows together
-    sizes = segments.label_counts(model.labels_, 4)
+    sizes = label_counts(model.labels_, 4)
     assert (np.diff(sizes) <= 0).all()  # largest first
     np.testing.assert_array_equal(model.predict(X), model.labels_)
 

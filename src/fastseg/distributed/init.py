@@ -59,28 +59,35 @@ class DaskCandidates:
         return totals
 
 
-def _rows(job, fragment, data):
-    with tasks.on_worker():
-        return tasks._rows(job, fragment, data)
-
-
 def _race(job, fragment, data, state, first, key, by_cost):
-    rows, w = _rows(job, fragment, data)
-    if rows.shape[0] == 0:
-        return (np.inf, first, None)
-    return init._race_step(key, first, rows, w * state[0] if by_cost else w)
+    entries = []
+    with tasks.on_worker():
+        for s, rows, w in tasks.chunks(job, fragment, data):
+            rate = w * state[0][s : s + rows.shape[0]] if by_cost else w
+            entries.append(init._race_step(key, first + s, rows, rate))
+    best = (np.inf, first, None)  # the earliest time, the first chunk's on ties
+    for entry in entries:
+        if entry[0] < best[0]:
+            best = entry
+    return best
 
 
 def _score(job, fragment, data, state, first, new, offset):
     """A new state (cost, nearest candidate, per-block weighted cost) with ``new`` scored."""
-    rows, w = _rows(job, fragment, data)
-    if state is None:
-        cost, labels = np.full(rows.shape[0], np.inf), np.zeros(rows.shape[0], dtype=np.int32)
-    else:
-        cost, labels = state[0].copy(), state[1].copy()
+    costs, labels, blocks = [], [], []
     with tasks.on_worker():
-        block_cost = init._score_step(rows, w, new, offset, cost, labels)
-    return cost, labels, block_cost
+        for s, rows, w in tasks.chunks(job, fragment, data):
+            e = s + rows.shape[0]
+            if state is None:  # the first candidate: every row's cost is yet to be known
+                cost, label = np.full(e - s, np.inf), np.zeros(e - s, dtype=np.int32)
+            else:
+                cost, label = state[0][s:e].copy(), state[1][s:e].copy()
+            blocks.append(init._score_step(rows, w, new, offset, cost, label))
+            costs.append(cost)
+            labels.append(label)
+    if not costs:
+        return np.empty(0), np.empty(0, dtype=np.int32), np.empty(0)
+    return np.concatenate(costs), np.concatenate(labels), np.concatenate(blocks)
 
 
 def _block_costs(job, fragment, data, state, first):
@@ -88,11 +95,16 @@ def _block_costs(job, fragment, data, state, first):
 
 
 def _draw(job, fragment, data, state, first, key, factor):
-    rows, w = _rows(job, fragment, data)
-    return init._draw_step(key, first, rows, w, state[0], factor)
+    with tasks.on_worker():
+        found = [
+            init._draw_step(key, first + s, rows, w, state[0][s : s + rows.shape[0]], factor)
+            for s, rows, w in tasks.chunks(job, fragment, data)
+        ]
+    return np.concatenate(found) if found else tasks._no_rows(job).astype(np.float64)
 
 
 def _weights(job, fragment, data, state, first, n_candidates):
     totals = np.zeros(n_candidates, dtype=np.float64)
-    kernels.add_weight_by_label(state[1], _rows(job, fragment, data)[1], totals)
+    for s, rows, w in tasks.chunks(job, fragment, data, tasks.RAW):
+        kernels.add_weight_by_label(state[1][s : s + rows.shape[0]], w, totals)
     return totals

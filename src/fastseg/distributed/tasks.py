@@ -95,21 +95,38 @@ class Decoded:
         self.rows, self.w = rows, w
 
 
-def read_rows(job, fragment, data, upto=DECODED):
-    """The fragment's rows, float32, decoded ``upto`` a stage, their weights (float64, or
-    None for all 1) and the source (its dropped rows). ``data``: (partition or None, the
-    fragment's weights given as an array or None). The same operations, in the same order,
-    as the local decode pass."""
+class Read:
+    """What reading a fragment found besides its rows: the source (its dropped rows)."""
+
+    source = None
+
+
+def chunks(job, fragment, data, upto=DECODED, read=None):
+    """Yield (first row in the fragment, rows, weights) of the fragment's stored rows, a
+    chunk of ``job.chunk_rows`` at a time, decoded ``upto`` a stage: memory follows the
+    chunk, not the fragment. ``data``: kept rows (a ``Decoded``), or (partition or None, the
+    fragment's weights given as an array or None) to read. The same operations, in the same
+    order and chunks, as the local decode pass; ``read`` (a ``Read``) gets the source."""
+    chunk = job.chunk_rows
+    if isinstance(data, Decoded):
+        w = _ones(data.rows) if data.w is None else data.w
+        for s in range(0, data.rows.shape[0], chunk):
+            yield s, data.rows[s : s + chunk], w[s : s + chunk]
+        return
     part, w = data
     source = FrameSource(_reader(job, part), list(job.columns), missing=job.missing)
-    n_max = len(part) if part is not None else fragment.stop - fragment.start
-    store = RowStore(n_max, len(job.columns), np.float32, in_memory=True)
-    chunk = job.chunk_rows
-    for _ in store.fill(source.column_batches(chunk, _range(fragment, part)), chunk):
-        pass
-    rows, pre = store.array(), job.preprocessor
+    if read is not None:
+        read.source = source
     if job.weight is not None:
         w = _weight_column(job, fragment, part)
+    buffer = RowStore(chunk, len(job.columns), np.float32, in_memory=True, keep=False)
+    for first, rows in buffer.fill(source.column_batches(chunk, _range(fragment, part)), chunk):
+        weights = np.ones(rows.shape[0]) if w is None else w[first : first + rows.shape[0]]
+        yield first, _decoded(job.preprocessor, rows, upto), weights
+
+
+def _decoded(pre, rows, upto):
+    """One chunk's rows (changed in place) decoded ``upto`` a stage."""
     if pre.log1p_columns:
         log1p_in_place(rows, pre.log1p_columns, pre.feature_names)
     if upto >= FILLED and pre.fill_values is not None:
@@ -117,15 +134,10 @@ def read_rows(job, fragment, data, upto=DECODED):
         if holes.any():
             rows[holes] = np.broadcast_to(pre.fill_values, rows.shape)[holes]
     if upto >= SCALED and pre.spread is not None:
-        for s in range(0, rows.shape[0], chunk):
-            standardize(rows[s : s + chunk], pre.centre, pre.spread)
+        standardize(rows, pre.centre, pre.spread)
     if upto >= DECODED and pre.pca is not None:
-        p = pre.pca.components.shape[0]
-        projected = np.empty((rows.shape[0], p), dtype=np.float32)
-        for s in range(0, rows.shape[0], chunk):
-            projected[s : s + chunk] = pre.pca.transform(rows[s : s + chunk])
-        rows = projected
-    return rows, w, source
+        rows = pre.pca.transform(rows)
+    return rows
 
 
 def _range(fragment, part):
@@ -141,18 +153,15 @@ def decode(job, fragment, data):
     """The fragment's rows as the centres see them, and their weights (what ``persist=True``
     keeps on workers)."""
     with on_worker():
-        rows, w, _ = read_rows(job, fragment, data)
-        return Decoded(rows, w)
+        parts = list((rows.copy(), w) for _, rows, w in chunks(job, fragment, data))
+        rows = np.concatenate([r for r, _ in parts]) if parts else _no_rows(job)
+        w = np.concatenate([w for _, w in parts]) if parts else np.empty(0)
+        return Decoded(rows, None if (job.weight is None and data[1] is None) else w)
 
 
-def _rows(job, fragment, data):
-    """Decoded rows and weights (all 1 when none were given): kept ones (``data`` a
-    ``Decoded``) or read now."""
-    if isinstance(data, Decoded):
-        rows, w = data.rows, data.w
-    else:
-        rows, w, _ = read_rows(job, fragment, data)
-    return rows, _ones(rows) if w is None else w
+def _no_rows(job):
+    pca = job.preprocessor.pca
+    return np.empty((0, len(job.columns) if pca is None else pca.components.shape[0]), np.float32)
 
 
 def levels(job, fragment, data, columns):
@@ -169,42 +178,46 @@ def levels(job, fragment, data, columns):
 def first_row(job, fragment, data, upto):
     """The fragment's first stored row (None when it keeps none): what the moments of every
     fragment are taken around, as the local pass takes them around the data's first row."""
-    rows = read_rows(job, fragment, data, upto)[0]
-    return None if rows.shape[0] == 0 else rows[0].copy()
+    with on_worker():
+        for _, rows, _ in chunks(job, fragment, data, upto):
+            return rows[0].copy()
+    return None
 
 
 def statistics(job, fragment, data, shift, upto):
     """The fragment's preprocessing statistics: moments around ``shift``, minimum and
     maximum, the sums and counts of present values; its stored and dropped row counts, and
     what its weights are (rows of positive weight, bad weights)."""
+    d = len(job.columns)
+    moments, extremes, present = Moments(d, shift=shift), MinMax(d), PresentValues(d)
+    imputing = upto == RAW and job.missing in IMPUTING
+    n = positive = bad = 0
+    weight, read = 0.0, Read()
     with on_worker():
-        rows, w, source = read_rows(job, fragment, data, upto)
-        d = rows.shape[1]
-        moments, extremes, present = Moments(d, shift=shift), MinMax(d), PresentValues(d)
-        imputing = upto == RAW and job.missing in IMPUTING
-        for s in range(0, rows.shape[0], job.chunk_rows):
-            batch = rows[s : s + job.chunk_rows]
+        for _, rows, w in chunks(job, fragment, data, upto, read):
             if imputing:
-                present.update(batch)
-            elif moments.update(batch, None if w is None else w[s : s + job.chunk_rows]):
-                _report_not_finite(batch, _Named(job))
-            extremes.update(batch)
-        if w is not None and w.shape[0] != rows.shape[0]:
-            raise DataError(
-                f"sample_weight has {w.shape[0]} values for the {rows.shape[0]} rows of "
-                f"fragment {fragment.index}"
-            )
-        return {
-            "positive": rows.shape[0] if w is None else int(np.count_nonzero(w > 0)),
-            "bad_weights": 0 if w is None else int((~np.isfinite(w) | (w < 0)).sum()),
-            "weight": float(rows.shape[0] if w is None else w.sum()),
-            "moments": moments,
-            "extremes": extremes,
-            "present": present,
-            "rows": rows.shape[0],
-            "dropped": source.n_dropped,
-            "imputed": source.n_imputed,
-        }
+                present.update(rows)
+            elif moments.update(rows, w):
+                _report_not_finite(rows, _Named(job))
+            extremes.update(rows)
+            n += rows.shape[0]
+            positive += int(np.count_nonzero(w > 0))
+            bad += int((~np.isfinite(w) | (w < 0)).sum())
+            weight += float(w.sum())
+    given = data[1]
+    if given is not None and given.shape[0] != n + read.source.n_dropped:
+        raise DataError(f"sample_weight has {given.shape[0]} values for the rows of a fragment")
+    return {
+        "moments": moments,
+        "extremes": extremes,
+        "present": present,
+        "rows": n,
+        "positive": positive,
+        "bad_weights": bad,
+        "weight": weight,
+        "dropped": read.source.n_dropped,
+        "imputed": read.source.n_imputed,
+    }
 
 
 class _Named:
@@ -214,34 +227,93 @@ class _Named:
 
 def covariance(job, fragment, data, mean):
     """The fragment's scatter around ``mean`` of its scaled rows (PCA's covariance)."""
+    scatter = Covariance(mean)
     with on_worker():
-        rows, w, _ = read_rows(job, fragment, data, SCALED)
-        scatter = Covariance(mean)
-        scatter.update(rows, _ones(rows) if w is None else w)
-        return scatter
+        for _, rows, w in chunks(job, fragment, data, SCALED):
+            scatter.update(rows, w)
+    return scatter
 
 
 def sample(job, fragment, data, positions, upto, eligible=False):
     """The fragment's stored rows at ``positions`` (sorted, within the fragment; with
     ``eligible``, among its rows of positive weight) and their weights."""
+    found, seen = [], 0  # rows (of positive weight, if eligible) before this chunk
     with on_worker():
-        rows, w, _ = read_rows(job, fragment, data, upto)
-        w = _ones(rows) if w is None else w
-        if eligible:
-            positions = np.flatnonzero(w > 0)[positions]
-        return rows[positions], w[positions]
+        for _, rows, w in chunks(job, fragment, data, upto):
+            index = np.flatnonzero(w > 0) if eligible else np.arange(rows.shape[0])
+            lo, hi = np.searchsorted(positions, [seen, seen + index.size])
+            at = index[positions[lo:hi] - seen]
+            found.append((rows[at].copy(), w[at]))
+            seen += index.size
+    rows = np.concatenate([r for r, _ in found]) if found else _no_rows(job)
+    return rows, np.concatenate([w for _, w in found]) if found else np.empty(0)
 
 
 def lloyd_step(job, fragment, data, centers):
     """One E-step over the fragment: its totals (sums, weights, inertia), one closed partial."""
+    k, d = centers.shape
+    totals, work = Totals(k, d), Workspace(k, d, job.chunk_rows)
+    labels = np.empty(job.chunk_rows, dtype=np.int32)
     with on_worker():
-        rows, w = _rows(job, fragment, data)
-        k, d = centers.shape
-        totals, work = Totals(k, d), Workspace(k, d, rows.shape[0])
-        labels = np.empty(rows.shape[0], dtype=np.int32)
-        step(rows, w, centers, labels, totals, work)
-        totals.close_fragment()
-        return totals.sums, totals.weight_sums, totals.stats
+        for first, rows, w in chunks(job, fragment, data):
+            step(rows, w, centers, labels[: rows.shape[0]], totals, work, first_row=first)
+    totals.close_fragment()
+    return totals.sums, totals.weight_sums, totals.stats
+
+
+def inertia(job, fragment, data, centers):
+    """The fragment's inertia against its nearest centres (partial) and its label counts."""
+    work = Workspace(*centers.shape, job.chunk_rows)
+    total, counts = FragmentSums(1), np.zeros(centers.shape[0], dtype=np.int64)
+    with on_worker():
+        for first, rows, w in chunks(job, fragment, data):
+            labels = _nearest(rows, centers)[0]
+            labelled_inertia(rows, w, centers, labels, work, total, first)
+            counts += np.bincount(labels, minlength=centers.shape[0])
+    return total.close(), counts
+
+
+def farthest(job, fragment, data, centers, m):
+    """The fragment's m rows farthest from their nearest centre: (distance, row in the
+    fragment, the row, its label, its weight), largest first (relocating empty clusters)."""
+    best = None
+    with on_worker():
+        for first, rows, w in chunks(job, fragment, data):
+            labels, dist = _nearest(rows, centers)
+            top = np.lexsort((np.arange(dist.shape[0]), -dist))[:m]
+            found = (dist[top], first + top, rows[top].astype(np.float64), labels[top], w[top])
+            if best is not None:
+                found = tuple(np.concatenate(p) for p in zip(best, found, strict=True))
+            keep = np.lexsort((found[1], -found[0]))[:m]
+            best = tuple(part[keep] for part in found)
+    if best is None:  # no rows
+        d = centers.shape[1]
+        return (
+            np.empty(0),
+            np.empty(0, np.int64),
+            np.empty((0, d)),
+            np.empty(0, np.int32),
+            np.empty(0),
+        )
+    return best
+
+
+def labels(job, fragment, data, centers):
+    """The fragment's labels (int32) in input order, -1 for rows dropped for missing values."""
+    read = Read()
+    with on_worker():
+        found = [
+            _nearest(rows, centers)[0] for _, rows, _ in chunks(job, fragment, data, read=read)
+        ]
+    found = np.concatenate(found) if found else np.empty(0, dtype=np.int32)
+    source = read.source
+    if source is None or not source.n_dropped:
+        return found
+    every = np.full(found.shape[0] + source.n_dropped, -1, dtype=np.int32)
+    kept = np.ones(every.shape[0], dtype=bool)
+    kept[source.dropped_rows] = False
+    every[kept] = found
+    return every
 
 
 def minibatch_chunk(job, pieces, engine, run, random_state):
@@ -249,46 +321,16 @@ def minibatch_chunk(job, pieces, engine, run, random_state):
     (fragment, data, first row, rows) of the fragments it spans. Returns the engine state the
     steps changed, ``run`` and the random stream, to go on with on the client."""
     with on_worker():
-        cut = [(*_rows(job, f, x), lo, n) for f, x, lo, n in pieces]
-        rows = np.concatenate([r[lo : lo + n] for r, _, lo, n in cut])
-        w = np.concatenate([v[lo : lo + n] for _, v, lo, n in cut])
-        engine._run_chunk(run, rows, w, random_state)
+        rows, w = [], []
+        for fragment, data, lo, n in pieces:
+            for first, part, v in chunks(job, fragment, data):
+                a, b = max(lo, first), min(lo + n, first + part.shape[0])
+                if a < b:
+                    rows.append(part[a - first : b - first].copy())
+                    w.append(v[a - first : b - first])
+        engine._run_chunk(run, np.concatenate(rows), np.concatenate(w), random_state)
         state = {name: getattr(engine, name) for name in engine._chunk_state}
         return state, run, random_state
-
-
-def inertia(job, fragment, data, centers):
-    """The fragment's inertia against its nearest centres (partial) and its label counts."""
-    with on_worker():
-        rows, w = _rows(job, fragment, data)
-        labels = _nearest(rows, centers)[0]
-        work = Workspace(*centers.shape, rows.shape[0])
-        total = labelled_inertia(rows, w, centers, labels, work, FragmentSums(1))
-        return total.close(), np.bincount(labels, minlength=centers.shape[0])
-
-
-def farthest(job, fragment, data, centers, m):
-    """The fragment's m rows farthest from their nearest centre: (distance, row in the
-    fragment, the row, its label, its weight), largest first (relocating empty clusters)."""
-    with on_worker():
-        rows, w = _rows(job, fragment, data)
-        labels, dist = _nearest(rows, centers)
-        top = np.lexsort((np.arange(dist.shape[0]), -dist))[:m]
-        return dist[top], top, rows[top].astype(np.float64), labels[top], w[top]
-
-
-def labels(job, fragment, data, centers):
-    """The fragment's labels (int32) in input order, -1 for rows dropped for missing values."""
-    with on_worker():
-        rows, _, source = read_rows(job, fragment, data)
-        found = _nearest(rows, centers)[0]
-        if not source.n_dropped:
-            return found
-        every = np.full(rows.shape[0] + source.n_dropped, -1, dtype=np.int32)
-        kept = np.ones(every.shape[0], dtype=bool)
-        kept[source.dropped_rows] = False
-        every[kept] = found
-        return every
 
 
 def _nearest(rows, centers):

@@ -35,8 +35,11 @@ def anonymous_array(shape, dtype):
 class RowStore:
     """Decoded rows: an array in RAM, or a spill file read back one chunk at a time."""
 
-    def __init__(self, n_rows, n_features, dtype, *, in_memory, spill_dir=None, array=None):
+    def __init__(
+        self, n_rows, n_features, dtype, *, in_memory, spill_dir=None, array=None, keep=True
+    ):
         self.n_features = n_features
+        self._keeps = keep  # False: ``fill`` only passes each chunk on (a Dask task's stream)
         self.dtype = np.dtype(dtype)
         self.n_rows = 0
         self._row_bytes = n_features * self.dtype.itemsize
@@ -44,6 +47,8 @@ class RowStore:
         if array is not None:
             self._data = array
             self.n_rows = array.shape[0]
+        elif not keep:
+            self._data = None
         elif in_memory:
             self._data = anonymous_array((n_rows, n_features), self.dtype)
         else:
@@ -78,7 +83,8 @@ class RowStore:
         of ``chunk_rows`` however the input was batched, so per-block sums over them do not
         depend on the batching.
         """
-        buffer = None if self._file is None else np.empty((chunk_rows, self.n_features), self.dtype)
+        streamed = self._file is not None or not self._keeps
+        buffer = np.empty((chunk_rows, self.n_features), self.dtype) if streamed else None
         filled = 0
         for columns in column_batches:
             m, taken = columns[0].shape[0], 0
