@@ -2,6 +2,7 @@
 
     python benchmarks/init_compare.py                          # 1M rows, k = 8, 64, 256
     python benchmarks/init_compare.py --rows 10000000 --k 8 64 256
+    python benchmarks/init_compare.py --real                   # small real sets, 10 seeds
 
 Data: ``make_blobs`` with 8 features and 2k centres (so k is not the data's own number of
 clusters), float32, in memory. For each k both inits fit ``fastseg.KMeans(k, random_state=s)``
@@ -12,6 +13,7 @@ iterations and the mean final inertia of k-means|| relative to k-means++.
 
 import argparse
 import statistics
+import warnings
 
 import numpy as np
 from sklearn.datasets import make_blobs
@@ -24,12 +26,47 @@ def one_fit(X, k, init, seed):
     return model.timings_["init"], sum(model.timings_.values()), model.n_iter_, model.inertia_
 
 
+def real_sets():
+    """scikit-learn's bundled real data sets and 20,000 synthetic customers, standardised."""
+    import polars as pl
+    from sklearn import datasets
+
+    from fastseg.datasets import FEATURES, generate_batch
+
+    for name in ("iris", "wine", "breast_cancer", "digits"):
+        X = getattr(datasets, f"load_{name}")().data
+        yield name, X
+    frame = pl.from_arrow(generate_batch(20_000, seed=0))
+    yield "customers", frame.select(FEATURES).drop_nulls().to_numpy()
+
+
+def compare_real(seeds):
+    """Mean final inertia of k-means|| relative to k-means++ over ``seeds`` seeds."""
+    print(f"k-means|| vs k-means++ on real sets, standardised, mean over seeds 0..{seeds - 1}")
+    print("set              k   inertia vs k-means++ (mean of per-seed ratios)")
+    warnings.simplefilter("ignore")  # digits has constant pixels: said once per fit
+    for name, X in real_sets():
+        X = ((X - X.mean(axis=0)) / np.where(X.std(axis=0) > 0, X.std(axis=0), 1)).astype(
+            np.float32
+        )
+        for k in (3, 8, 16):
+            ratios = [
+                one_fit(X, k, "k-means||", s)[3] / one_fit(X, k, "k-means++", s)[3]
+                for s in range(seeds)
+            ]
+            print(f"{name:15} {k:3}   {statistics.mean(ratios):8.4f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--k", type=int, nargs="+", default=[8, 64, 256])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--real", action="store_true", help="the small real sets (10 seeds)")
     args = parser.parse_args()
+    if args.real:
+        compare_real(10)
+        return
     print(f"KMeans on {args.rows:,} x 8 float32 blobs, seeds 0..{args.seeds - 1}")
     print("   k  init        seed s  fit s  iterations  inertia vs k-means++")
     for k in args.k:
