@@ -7,7 +7,16 @@ from ..io.store import anonymous_array, hand_back_freed_memory
 from ..progress import report
 from . import kernels
 from .engine import Engine
-from .step import Accumulator, Bounds, check_distinct, farthest, stage_name
+from .step import (
+    Accumulator,
+    Bounds,
+    check_distinct,
+    farthest,
+    label_counts,
+    next_centers,
+    stage_name,
+    take_over,
+)
 
 
 class LloydEngine(Engine):
@@ -120,7 +129,7 @@ class LloydEngine(Engine):
             if best is None or result[2] < best[2]:
                 best = result
         centers, labels, inertia, n_iter = best
-        check_distinct(labels, self.n_clusters)
+        check_distinct(label_counts(labels, self.n_clusters), self.n_clusters)
         self.cluster_centers_ = centers.astype(data.dtype)
         self.labels_ = labels
         self.inertia_ = inertia
@@ -163,11 +172,7 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
         relocated = bool((work.weight_sums == 0).any())
         if relocated:
             relocate_empty_clusters(data, centers, labels, work.sums, work.weight_sums)
-        new_centers = np.where(
-            work.weight_sums[:, None] > 0,
-            work.sums / np.maximum(work.weight_sums, 1e-300)[:, None],
-            centers,
-        )
+        new_centers = next_centers(work.sums, work.weight_sums, centers)
         shift = float(((new_centers - centers) ** 2).sum())
         if bounds is not None:
             bounds.update(centers, new_centers)
@@ -217,9 +222,4 @@ def relocate_empty_clusters(data, centers, labels, sums, weight_sums):
         best_w = np.concatenate([best_w, w[top]])
         keep = farthest(best_d, best_i, m)
         best_d, best_i, best_x, best_w = best_d[keep], best_i[keep], best_x[keep], best_w[keep]
-    for cluster, x, w, row in zip(empty, best_x, best_w, best_i, strict=False):
-        old = labels[row]
-        sums[old] -= x * w
-        weight_sums[old] -= w
-        sums[cluster] = x * w
-        weight_sums[cluster] = w
+    take_over(empty, best_x, best_w, labels[best_i], sums, weight_sums)

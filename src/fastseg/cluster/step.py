@@ -254,16 +254,33 @@ def label_counts(labels, k):
     return counts
 
 
-def check_distinct(labels, k):
-    """A cluster still empty after Lloyd (which refills empty ones) means fewer distinct rows
-    than clusters: say so rather than return a segment of nobody."""
-    sizes = label_counts(labels, k)
+def check_distinct(sizes, k):
+    """A cluster still empty after Lloyd (which refills empty ones: ``sizes``, rows per
+    cluster) means fewer distinct rows than clusters: say so rather than return a segment of
+    nobody."""
     if (sizes == 0).any():
         found = int((sizes > 0).sum())
         raise DataError(
             f"the data has only {found} distinct rows (of positive weight) for n_clusters={k}: "
             f"choose at most {found} segments"
         )
+
+
+def next_centers(sums, weight_sums, centers):
+    """Lloyd's M-step: each centre the mean of its rows (an empty one stays where it is)."""
+    return np.where(
+        weight_sums[:, None] > 0, sums / np.maximum(weight_sums, 1e-300)[:, None], centers
+    )
+
+
+def take_over(empty, rows, weights, old_labels, sums, weight_sums):
+    """Empty clusters take the given rows (farthest first): each row leaves its old cluster's
+    sums (sums, weight_sums INOUT)."""
+    for cluster, x, w, old in zip(empty, rows, weights, old_labels, strict=False):
+        sums[old] -= x * w
+        weight_sums[old] -= w
+        sums[cluster] = x * w
+        weight_sums[cluster] = w
 
 
 def stage_name(run, n_runs):

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import config
-from ..cluster.step import Totals, check_distinct, farthest, stage_name
+from ..cluster.step import Totals, check_distinct, farthest, next_centers, stage_name, take_over
 from ..errors import DataError, FastsegError
-from ..io.store import sample_positions
+from ..io.store import Dataset, sample_positions
 from ..io.tables import TableReader
 from ..preprocess.fit import fit_scaling
-from ..preprocess.pca import pca_from_scatter
+from ..preprocess.pca import component_variance, pca_from_scatter
 from ..preprocess.settings import IMPUTING
 from ..preprocess.stats import CategoryLevels, first_row_shift
 from ..progress import report
@@ -147,16 +147,11 @@ class Summary:
     weights = chunks = None
     candidates = None  # k-means||: the rows' side on the cluster (``distributed.init``)
 
-    def scaled_var(self):
-        if self.scale_std is None or self.pca is not None:
-            return self.var
-        return self.var / self.scale_std**2
+    scaled_var = Dataset.scaled_var
+    release_sample = Dataset.release_sample
 
     def init_rows(self):
         return self.sample, self.sample_weights
-
-    def release_sample(self):
-        self.sample = self.sample_weights = None
 
 
 class Prepared:
@@ -248,8 +243,7 @@ def fit_minibatch(engine, X, columns=None, *, client=None, persist=False, sample
 
 
 def _set_fitted(engine, fit, centers, counts):
-    if (counts == 0).any():
-        check_distinct(np.flatnonzero(counts > 0).astype(np.int32), engine.n_clusters)
+    check_distinct(counts, engine.n_clusters)
     engine.cluster_centers_ = centers.astype(np.float32)
     engine._n_features_out = engine.n_clusters
     engine.cluster_sizes_ = counts  # rows per centre (what labels_ would count)
@@ -414,9 +408,7 @@ def _fit_pca(engine, plan, columns, pre, data):
     p = data.pca.components.shape[0]
     data.n_features = p
     data.mean = np.zeros(p)
-    data.var = data.pca.explained_variance.copy()
-    if unweighted and data.n_rows > 1:  # the population variance, as for the features
-        data.var *= (data.n_rows - 1) / data.n_rows
+    data.var = component_variance(data.pca, data.n_rows, unweighted)
 
 
 def _keep_decoded(plan, job):
@@ -448,11 +440,7 @@ def lloyd(fit, centers, engine, tol, run=0, n_runs=1):
         previous = (totals.sums.copy(), totals.weight_sums.copy())
         if (totals.weight_sums == 0).any():
             _relocate(fit, centers, totals)
-        new_centers = np.where(
-            totals.weight_sums[:, None] > 0,
-            totals.sums / np.maximum(totals.weight_sums, 1e-300)[:, None],
-            centers,
-        )
+        new_centers = next_centers(totals.sums, totals.weight_sums, centers)
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
         if engine.verbose:
@@ -489,11 +477,7 @@ def _relocate(fit, centers, totals):
     labels = np.concatenate([f[3] for f in found])
     weights = np.concatenate([f[4] for f in found])
     top = farthest(dist, index, m)
-    for cluster, x, old, w in zip(empty, rows[top], labels[top], weights[top], strict=False):
-        totals.sums[old] -= x * w
-        totals.weight_sums[old] -= w
-        totals.sums[cluster] = x * w
-        totals.weight_sums[cluster] = w
+    take_over(empty, rows[top], weights[top], labels[top], totals.sums, totals.weight_sums)
 
 
 def _lazy_labels(plan, job, centers):

@@ -12,7 +12,7 @@ import numpy as np
 from .. import config
 from ..errors import DataError, DataWarning
 from ..io.store import RowStore, draw_sample
-from .pca import fit_pca
+from .pca import component_variance, fit_pca
 from .scaling import log1p_in_place, standardize
 from .settings import IMPUTING
 from .stats import MinMax, Moments, PresentValues
@@ -137,9 +137,7 @@ def _project(data, keep, spill_dir, budget):
     data.store.close()
     data.store, data.pca = store, pca
     data.mean = np.zeros(p)
-    data.var = pca.explained_variance.copy()  # what tol is relative to
-    if data.weights is None and n > 1:
-        data.var *= (n - 1) / n  # the population variance, as for the features
+    data.var = component_variance(pca, n, data.weights is None)  # what tol is relative to
     return data
 
 

@@ -38,6 +38,15 @@ def fit_pca(data, keep):
     return pca_from_scatter(scatter, data.n_rows, data.weights is None, keep)
 
 
+def component_variance(pca, n_rows, unweighted):
+    """The stored components' population variance (what ``tol`` is relative to): scikit-learn's
+    n - 1 undone for unweighted rows."""
+    var = pca.explained_variance.copy()
+    if unweighted and n_rows > 1:
+        var *= (n_rows - 1) / n_rows
+    return var
+
+
 def scaled_mean(data):
     """The mean of the stored (scaled) rows: what PCA centres them on."""
     return data.mean if data.scale_std is None else (data.mean - data.scale_mean) / data.scale_std
