@@ -15,7 +15,17 @@ TOP_LEVEL = {
     "interrupts.py",
     "progress.py",
 }
-PACKAGES = {"io", "preprocess", "cluster", "metrics", "workflow", "datasets", "cli", "distributed"}
+PACKAGES = {
+    "io",
+    "preprocess",
+    "cluster",
+    "metrics",
+    "workflow",
+    "datasets",
+    "cli",
+    "distributed",
+    "drift",
+}
 MAX_LINES = 60  # of code, docstring aside; Numba kernels excepted (one loop nest each)
 
 

@@ -52,6 +52,11 @@ _DEFAULTS = {
     # While more than this share of rows changed centre in the last pass, Hamerly searches every
     # row instead of testing its bounds (the tests would fail for most rows anyway).
     "busy_fraction": 0.05,
+    # Input rows of the uniform sample a fit keeps its reference profile from (drift's
+    # quantiles, decile bins, distance quantiles; exact below it), and drift's sample of new data.
+    "reference_rows": 250_000,
+    # Rows per partition when drift matches customers by id (the join holds one at a time).
+    "migration_partition_rows": 1 << 20,
 }
 
 batch_size = _DEFAULTS["batch_size"]
@@ -66,6 +71,8 @@ report_scatter_points = _DEFAULTS["report_scatter_points"]
 accumulator_bytes = _DEFAULTS["accumulator_bytes"]
 exact_sums_every = _DEFAULTS["exact_sums_every"]
 busy_fraction = _DEFAULTS["busy_fraction"]
+reference_rows = _DEFAULTS["reference_rows"]
+migration_partition_rows = _DEFAULTS["migration_partition_rows"]
 
 
 def reset():

@@ -21,6 +21,7 @@ COMMANDS = {  # command: its module and function, in the order --help lists them
     "profile": "profile",
     "report": "report",
     "predict": "predict",
+    "drift": "drift",
     "generate": "generate",
     "demo": "demo",
 }

@@ -163,6 +163,7 @@ class Engine:
         min_rows=None,
         log1p=True,
         fill_values=None,
+        reference_rows=None,
     ):
         """Decode the input once (see ``io.decode.load_dataset``); close the result when done."""
         data = load_dataset(
@@ -178,6 +179,7 @@ class Engine:
             sample_size=sample_size,
             random_state=random_state,
             fill_values=fill_values,
+            reference_rows=reference_rows,
         )
         min_rows = self.n_clusters if min_rows is None else min_rows
         if data.n_rows < min_rows:
@@ -196,17 +198,31 @@ class Engine:
             source = self._source(X, columns, reset=True)
             self.timings_ = {}
             with thread_limit(self.n_threads):
-                data = self._load(source, sample_weight, random_state, self._sample_size())
+                data = self._load(
+                    source,
+                    sample_weight,
+                    random_state,
+                    self._sample_size(),
+                    reference_rows=config.reference_rows,
+                )
                 self.timings_.update(data.timings)
                 self._remember_input(data)
                 try:
                     yield data, random_state
+                    self._keep_reference(data.reference)
                 finally:
                     data.close()
 
     # What a fit learns from its data: set aside while a new fit runs (its columns come from
     # the parameters, not from the past fit), put back if the new fit fails.
-    _learned = ("preprocessor_", "categories_", "labels_", "inertia_", "cluster_sizes_")
+    _learned = (
+        "preprocessor_",
+        "categories_",
+        "labels_",
+        "inertia_",
+        "cluster_sizes_",
+        "reference_",
+    )
 
     @contextmanager
     def _new_fit(self):
@@ -247,6 +263,14 @@ class Engine:
                 DataWarning,
                 stacklevel=4,
             )
+
+    def _keep_reference(self, tap):
+        """Keep the reference profile of the fitted data (``reference_``: what drift compares
+        new data with), made from the decode pass's tap of input rows."""
+        from ..drift.reference import profile_of_fit
+
+        with self._timed("reference"):
+            self.reference_ = profile_of_fit(self, tap)
 
     def _init_centers(self, data, random_state):
         """Initial float64 centres from the init sample (or all rows; k-means||: all rows)."""
@@ -421,6 +445,7 @@ class Engine:
                 "cluster_sizes": None if sizes is None else sizes.tolist(),
             },
             **_given("k_selection", getattr(self, "k_selection_", None)),
+            **_given("reference", _maybe(lambda r: r.to_dict(), getattr(self, "reference_", None))),
         }
 
     def _fit_sizes(self):
@@ -462,6 +487,10 @@ class Engine:
         self._n_features_out = self.n_clusters
         if doc.get("k_selection") is not None:
             self.k_selection_ = _checked_selection(doc["k_selection"], self.n_clusters)
+        if doc.get("reference") is not None:
+            from ..drift.reference import ReferenceProfile
+
+            self.reference_ = ReferenceProfile.from_dict(doc["reference"], self.n_clusters)
 
 
 def _given(name, value):

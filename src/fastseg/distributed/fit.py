@@ -19,6 +19,7 @@ import numpy as np
 from .. import config
 from ..cluster.step import Totals, check_distinct, farthest, next_centers, stage_name, take_over
 from ..errors import DataError, FastsegError
+from ..io.decode import REFERENCE_SEED
 from ..io.store import Dataset, sample_positions
 from ..io.tables import TableReader
 from ..preprocess.fit import fit_scaling
@@ -145,6 +146,7 @@ class Summary:
     impute_values = scale_mean = scale_std = pca = sample = sample_weights = None
     dtype = np.dtype(np.float32)
     weights = chunks = None
+    reference = None  # the merged RowTap of the reference profile's sample
     candidates = None  # k-means||: the rows' side on the cluster (``distributed.init``)
 
     scaled_var = Dataset.scaled_var
@@ -217,6 +219,7 @@ def fit_kmeans(engine, X, columns=None, *, client=None, persist=False, sample_we
         _set_fitted(engine, fit, centers, counts)
         engine.inertia_ = inertia
         engine.n_iter_ = n_iter
+        engine._keep_reference(data.reference)
     return engine
 
 
@@ -239,6 +242,7 @@ def fit_minibatch(engine, X, columns=None, *, client=None, persist=False, sample
             _set_fitted(engine, fit, centers, totals.weight_sums.astype(np.int64))
             engine.inertia_ = totals.inertia
         engine.cluster_centers_ = centers.astype(np.float32)
+        engine._keep_reference(data.reference)
     return engine
 
 
@@ -329,7 +333,8 @@ def _preprocess(engine, plan, columns, pre):
     data = Summary()
     imputing = engine.missing in IMPUTING
     job = plan.job(columns, engine.missing, pre)
-    parts = _statistics(plan, job, RAW)
+    parts = _statistics(plan, job, RAW, tap=True)
+    data.reference = _merged(parts, "tap")
     plan.kept = np.array([p["rows"] for p in parts], dtype=np.int64)
     data.n_rows = int(plan.kept.sum())
     if data.n_rows < engine.n_clusters:
@@ -369,7 +374,9 @@ def _check_weights(parts):
         raise DataError("sample_weight sums to zero: at least one row needs a positive weight")
 
 
-def _statistics(plan, job, upto):
+def _statistics(plan, job, upto, tap=False):
+    """Every fragment's ``tasks.statistics``; with ``tap``, each also taps its input rows of
+    the reference profile's sample (the positions the local decode pass taps)."""
     first = None
     for fragment, part in zip(plan.fragments, plan.inputs, strict=True):
         first = _first_row(plan, job, fragment, part, upto)
@@ -377,7 +384,20 @@ def _statistics(plan, job, upto):
             break
     if first is None:
         raise DataError("no rows left in the data after dropping those with missing values")
-    return plan.each(tasks.statistics, job, first_row_shift(first[None, :]), upto)
+    shift = first_row_shift(first[None, :])
+    if not tap:
+        return plan.each(tasks.statistics, job, shift, upto)
+    n_input = plan.fragments[-1].stop
+    positions = sample_positions(n_input, config.reference_rows, REFERENCE_SEED)
+    cut = np.searchsorted(positions, [f.start for f in plan.fragments] + [n_input])
+    import dask
+
+    call = dask.delayed(tasks.statistics, pure=True)
+    found = [
+        call(job, f, x, shift, upto, positions[cut[i] : cut[i + 1]] - f.start)
+        for i, (f, x) in enumerate(zip(plan.fragments, plan.inputs, strict=True))
+    ]
+    return plan.client.gather(plan.client.compute(found))
 
 
 def _first_row(plan, job, fragment, part, upto):

@@ -20,7 +20,7 @@ from ..cluster.reduction import FragmentSums
 from ..cluster.step import Totals, Workspace, labelled_inertia, step
 from ..cluster.threads import thread_limit
 from ..errors import DataError
-from ..io.sources import FrameSource, weight_values
+from ..io.sources import FrameSource, RowTap, weight_values
 from ..io.store import RowStore, aligned_chunk_rows
 from ..io.tables import TableReader
 from ..preprocess.fit import _report_not_finite
@@ -96,9 +96,13 @@ class Decoded:
 
 
 class Read:
-    """What reading a fragment found besides its rows: the source (its dropped rows)."""
+    """What reading a fragment found besides its rows: the source (its dropped rows); a
+    ``RowTap`` given here sees the rows as read (the reference profile's sample)."""
 
     source = None
+
+    def __init__(self, tap=None):
+        self.tap = tap
 
 
 def chunks(job, fragment, data, upto=DECODED, read=None):
@@ -116,7 +120,7 @@ def chunks(job, fragment, data, upto=DECODED, read=None):
     part, w = data
     source = FrameSource(_reader(job, part), list(job.columns), missing=job.missing)
     if read is not None:
-        read.source = source
+        read.source, source.tap = source, read.tap
     if job.weight is not None:
         w = _weight_column(job, fragment, part)
     buffer = RowStore(chunk, len(job.columns), np.float32, in_memory=True, keep=False)
@@ -184,15 +188,16 @@ def first_row(job, fragment, data, upto):
     return None
 
 
-def statistics(job, fragment, data, shift, upto):
+def statistics(job, fragment, data, shift, upto, tapped=None):
     """The fragment's preprocessing statistics: moments around ``shift``, minimum and
     maximum, the sums and counts of present values; its stored and dropped row counts, and
-    what its weights are (rows of positive weight, bad weights)."""
+    what its weights are (rows of positive weight, bad weights). ``tapped``: positions of
+    input rows (within the fragment) to tap for the reference profile."""
     d = len(job.columns)
     moments, extremes, present = Moments(d, shift=shift), MinMax(d), PresentValues(d)
     imputing = upto == RAW and job.missing in IMPUTING
     n = positive = bad = 0
-    weight, read = 0.0, Read()
+    weight, read = 0.0, Read(None if tapped is None else RowTap(tapped, d))
     with on_worker():
         for _, rows, w in chunks(job, fragment, data, upto, read):
             if imputing:
@@ -217,6 +222,7 @@ def statistics(job, fragment, data, shift, upto):
         "weight": weight,
         "dropped": read.source.n_dropped,
         "imputed": read.source.n_imputed,
+        "tap": read.tap,
     }
 
 

@@ -15,8 +15,17 @@ from ..errors import DataError
 from ..preprocess.fit import PreprocessFit
 from ..preprocess.settings import SCALINGS
 from ..progress import report
-from .sources import ArraySource
-from .store import Dataset, RowStore, aligned_chunk_rows, draw_sample, hand_back_freed_memory
+from .sources import ArraySource, RowTap
+from .store import (
+    Dataset,
+    RowStore,
+    aligned_chunk_rows,
+    draw_sample,
+    hand_back_freed_memory,
+    sample_positions,
+)
+
+REFERENCE_SEED = 0  # the reference sample's positions depend on the row count alone
 
 
 def load_dataset(
@@ -33,6 +42,7 @@ def load_dataset(
     sample_size=None,
     random_state=None,
     fill_values=None,
+    reference_rows=None,
 ):
     """Run the decode pass over ``source`` and return a Dataset (close it when done).
 
@@ -40,6 +50,8 @@ def load_dataset(
     ``preprocess.fit.PreprocessFit`` describes; ``sample_size`` rows are then drawn for the
     initialisation (None: no sample). ``fill_values`` fills missing values with those of
     an earlier fit instead of learning them (``partial_fit`` after ``fit``).
+    ``reference_rows``: tap a uniform sample of that many input rows, as read, for the
+    model's reference profile (``Dataset.reference``, a ``RowTap``).
     """
     if scale not in SCALINGS:
         raise DataError(f"scale={scale!r}: use one of {', '.join(SCALINGS)}")
@@ -55,6 +67,7 @@ def load_dataset(
     # The sample's seed is drawn whether or not a sample is needed, so the random stream that
     # follows (k-means++) is the same in RAM and spilled.
     seed = None if sample_size is None else random_state.randint(np.iinfo(np.int32).max)
+    tap = _tap(source, n_max, reference_rows)
     start = time.perf_counter()
     store = _read(source, weights, fit, n_max, batch_size, budget, spill_dir)
     data = Dataset(
@@ -66,6 +79,7 @@ def load_dataset(
         mean=None,
         var=None,
         chunk_rows=batch_size,
+        reference=tap,
     )
     hand_back_freed_memory()
     read_done = time.perf_counter()
@@ -74,6 +88,18 @@ def load_dataset(
         data.sample, data.sample_weights = draw_sample(data, sample_size, seed)
     data.timings = {"read": read_done - start, "preprocess": time.perf_counter() - read_done}
     return data
+
+
+def _tap(source, n_rows, size):
+    """The ``RowTap`` of a uniform sample of ``size`` input rows (None: no profile)."""
+    if size is None:
+        return None
+    tap = RowTap(sample_positions(n_rows, size, REFERENCE_SEED), source.n_features)
+    if isinstance(source, ArraySource):
+        tap.take_array(source.X)
+    else:
+        source.tap = tap
+    return tap
 
 
 def _read(source, weights, fit, n_max, batch_size, budget, spill_dir):

@@ -56,6 +56,7 @@ class FrameSource:
         self.n_dropped = 0
         self._seen = 0
         self._dropped = []
+        self.tap = None  # a RowTap: sees every row as read, before nulls are handled
 
     def count_rows(self):
         """Rows in the input before any are dropped (Parquet answers from its metadata, a CSV
@@ -81,7 +82,10 @@ class FrameSource:
         self._dropped = []
         with self.reader.errors():
             for frame in self.reader.frames(self.feature_names, batch_size, rows):
-                frame = self._handle_nulls(as_float32(frame, self.feature_names, self.describe))
+                frame = as_float32(frame, self.feature_names, self.describe)
+                if self.tap is not None:
+                    self.tap.take(frame)
+                frame = self._handle_nulls(frame)
                 if frame.height:
                     yield frame
 
@@ -104,6 +108,55 @@ class FrameSource:
             return kept
         column = self.feature_names[next(i for i, n in enumerate(nulls) if n)]
         raise missing_values_error(column, self.describe)
+
+
+class RowTap:
+    """Copies the input rows at ``positions`` (sorted input row numbers) as they stream past,
+    before nulls are dropped or filled and before log1p, and counts every row's missing
+    values, minimum and maximum: what a fit's reference profile is made of
+    (``drift.reference``). A Dask task taps its fragment (positions within it); the client
+    merges the taps in fragment order."""
+
+    def __init__(self, positions, n_features):
+        self.positions = np.asarray(positions, dtype=np.int64)
+        self.rows = 0
+        self.found = []
+        self.missing = np.zeros(n_features, dtype=np.int64)
+        self.low = np.full(n_features, np.inf)
+        self.high = np.full(n_features, -np.inf)
+
+    def take(self, frame):
+        """The next input rows: a polars frame of the float32 feature columns (nulls kept)."""
+        first, self.rows = self.rows, self.rows + frame.height
+        lo, hi = np.searchsorted(self.positions, [first, self.rows])
+        if hi > lo:
+            picked = frame[self.positions[lo:hi] - first]
+            self.found.append(picked.to_numpy(order="c").astype(np.float32, copy=False))
+        self.missing += np.asarray(frame.null_count().row(0), dtype=np.int64)
+        low, high = frame.min().row(0), frame.max().row(0)
+        self.low = np.fmin(self.low, np.array(low, dtype=np.float64))  # None (no value): NaN
+        self.high = np.fmax(self.high, np.array(high, dtype=np.float64))
+
+    def take_array(self, X):
+        """Every row of an array at once (it is in memory already)."""
+        self.rows = X.shape[0]
+        self.found = [np.asarray(X[self.positions], dtype=X.dtype)]
+        if X.shape[0]:
+            self.low, self.high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(float)
+
+    def merge(self, other):
+        """Add the tap of the rows that follow (the next fragment)."""
+        self.rows += other.rows
+        self.found += other.found
+        self.missing += other.missing
+        self.low, self.high = np.fmin(self.low, other.low), np.fmax(self.high, other.high)
+        return self
+
+    def sample(self):
+        """The tapped rows, in input order (NaN where a value is missing)."""
+        if not self.found:
+            return np.empty((0, self.missing.shape[0]), dtype=np.float32)
+        return np.concatenate(self.found)
 
 
 def missing_values_error(column, describe):
@@ -173,4 +226,4 @@ def open_table(X, columns=None, *, missing="error", derive=()):
     return FrameSource(TableReader(X, derive), columns, missing=missing)
 
 
-__all__ = ["ArraySource", "FrameSource", "open_table"]
+__all__ = ["ArraySource", "FrameSource", "RowTap", "open_table"]

@@ -161,6 +161,7 @@ class Dataset:
     constant: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     chunk_rows: int = config.BLOCK_ROWS
     timings: dict = field(default_factory=dict)  # seconds: "read", "preprocess"
+    reference: object = None  # a RowTap of input rows for the reference profile, or None
     _ones: np.ndarray = field(default=None, repr=False)
 
     @property

@@ -1,0 +1,102 @@
+"""Drift measures between a reference distribution and a new one: effect sizes that decide
+(PSI, Wasserstein / std, Jensen–Shannon) and p-values that are only shown beside n.
+
+Bins come from the reference (decile edges, category levels); the outer bins are open, so a
+value beyond the reference's range still counts, and a category the reference never saw has
+a bin of its own. An empty bin counts as ``EPSILON`` of the rows (else PSI is infinite).
+"""
+
+import numpy as np
+
+EPSILON = 1e-4  # the share an empty bin counts as
+QUANTILES = 200  # quantiles a reference keeps per numeric feature: at (i + 0.5) / QUANTILES
+DECILES = np.arange(1, 10) / 10
+
+
+def quantile_levels():
+    """The probability levels a reference's quantiles are taken at (midpoints of 200 equal
+    slices: the Wasserstein distance between two such lists is the midpoint rule of
+    ∫|Q_ref(u) - Q_new(u)| du)."""
+    return (np.arange(QUANTILES) + 0.5) / QUANTILES
+
+
+def decile_edges(values):
+    """The distinct decile edges of ``values`` (no NaN): the bins are (-inf, e1], (e1, e2],
+    ..., (e_last, inf), so ties (many zeros) merge bins instead of making empty ones."""
+    return np.unique(np.quantile(values, DECILES))
+
+
+def bin_counts(edges, values):
+    """Rows of ``values`` (no NaN) in each bin of ``edges`` (len(edges) + 1 of them)."""
+    return np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)
+
+
+def shares(counts):
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
+def psi(expected, actual):
+    """Population stability index of two share vectors over the same bins:
+    Σ (a - e) ln(a / e), each share at least ``EPSILON``."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), EPSILON)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), EPSILON)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_terms(expected, actual):
+    """Each bin's term of ``psi`` (a segment's part of the share PSI)."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), EPSILON)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), EPSILON)
+    return (a - e) * np.log(a / e)
+
+
+def jensen_shannon(expected, actual):
+    """Jensen–Shannon distance (base 2: 0 the same, 1 disjoint) of two share vectors."""
+    from scipy.spatial.distance import jensenshannon
+
+    if not np.sum(expected) or not np.sum(actual):
+        return 0.0
+    return float(jensenshannon(expected, actual, base=2))
+
+
+def wasserstein(reference_quantiles, values):
+    """Wasserstein-1 distance between a reference (its quantiles at ``quantile_levels``) and
+    ``values`` (a sample of the new data), taken at the same levels."""
+    from scipy.stats import wasserstein_distance
+
+    if values.size == 0:
+        return None
+    return float(wasserstein_distance(reference_quantiles, np.quantile(values, quantile_levels())))
+
+
+def ks_test(reference_quantiles, values, n_reference, n_new):
+    """Two-sample Kolmogorov–Smirnov statistic of the reference (its quantiles, a piecewise
+    linear distribution function) against a sample of the new data, and its asymptotic
+    p-value for ``n_reference`` and ``n_new`` rows: at millions of rows any difference is
+    "significant", which is why it is only shown beside n."""
+    from scipy.stats import kstwobign
+
+    if values.size == 0 or n_reference == 0:
+        return None, None
+    values = np.sort(values)
+    levels = quantile_levels()
+    ref_cdf = np.interp(values, reference_quantiles, levels, left=0.0, right=1.0)
+    upper = np.arange(1, values.size + 1) / values.size
+    lower = np.arange(values.size) / values.size
+    d = float(max(np.max(np.abs(upper - ref_cdf)), np.max(np.abs(lower - ref_cdf))))
+    n_eff = n_reference * n_new / (n_reference + n_new)
+    return d, float(kstwobign.sf(d * np.sqrt(n_eff)))
+
+
+def chi2_test(reference_counts, new_counts):
+    """p-value of the chi-square test that two count vectors over the same categories come
+    from one distribution (categories empty on both sides left out)."""
+    from scipy.stats import chi2_contingency
+
+    table = np.array([reference_counts, new_counts], dtype=np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return None
+    return float(chi2_contingency(table, correction=False).pvalue)
