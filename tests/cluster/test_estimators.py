@@ -967,9 +967,10 @@ def test_sample_positions_give_every_row_the_same_chance(n, size):
 
 def test_fit_reports_where_its_time_went(blobs32):
     km = fastseg.KMeans(4, random_state=0).fit(blobs32)
-    assert set(km.timings_) == {"read", "preprocess", "init", "iterations"}
+    assert set(km.timings_) == {"read", "preprocess", "init", "iterations", "reference"}
     mb = fastseg.MiniBatchKMeans(4, random_state=0).fit(blobs32)
-    assert set(mb.timings_) == {"read", "preprocess", "init", "iterations", "labels"}
+    phases = {"read", "preprocess", "init", "iterations", "labels", "reference"}
+    assert set(mb.timings_) == phases
     assert all(t >= 0 for t in [*km.timings_.values(), *mb.timings_.values()])
 
 

@@ -91,6 +91,8 @@ def client1(client):
 @pytest.fixture
 def small_fragments(monkeypatch):
     monkeypatch.setattr(config, "FRAGMENT_ROWS", SMALL_FRAGMENT)
+    # the reference profile's sample: some rows of every fragment, gathered on the client
+    monkeypatch.setattr(config, "reference_rows", 20_000)
 
 
 def _within(seconds, func, *args, **kwargs):
@@ -133,6 +135,8 @@ def assert_same_model(a, b):
     assert np.array_equal(a.cluster_centers_, b.cluster_centers_), np.abs(
         a.cluster_centers_.astype(np.float64) - b.cluster_centers_
     ).max()
+    # the reference profile (drift's): the same sample rows, exact counts, the same figures
+    assert json.dumps(a.reference_.to_dict()) == json.dumps(b.reference_.to_dict())
 
 
 # --- 1. Parquet: the local engine's model, bit for bit -----------------------------------------

@@ -99,7 +99,7 @@ def peak_mb(*argv):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="VmHWM is Linux's")
-def test_predict_and_fit_labels_hold_the_same_memory_for_four_times_the_rows(copies, tmp_path):
+def test_labels_and_drift_hold_the_same_memory_for_four_times_the_rows(copies, tmp_path):
     one, four = copies
     model = tmp_path / "m.json"
     features = ["--features", "age,income,monthly_charge,tenure_months", "--quiet"]
@@ -112,7 +112,14 @@ def test_predict_and_fit_labels_hold_the_same_memory_for_four_times_the_rows(cop
     def fit_labels(data, out):
         return peak_mb(*fit[:1], str(data), *fit[1:], "--labels", str(out))
 
-    for run in (predict, fit_labels):
+    def drift(data, out):  # against the model's profile: one pass
+        return peak_mb("drift", str(model), str(data), "--quiet")
+
+    def drift_by_id(data, out):  # two passes, and the customers joined on disk by id
+        argv = ["--reference", str(one), "--id", "customer_id", "--spill-dir", str(tmp_path)]
+        return peak_mb("drift", str(model), str(data), *argv, "--quiet")
+
+    for run in (predict, fit_labels, drift, drift_by_id):
         small = run(one, tmp_path / f"{run.__name__}-1.parquet")
         large = run(four, tmp_path / f"{run.__name__}-4.parquet")
         # every input column is written; 4x the rows, within 15 % of the memory (the labels

@@ -15,8 +15,12 @@ from . import options as o
     "scatter of a sample; feature distributions by segment; the profile table. Segments are "
     "named by their labels and keep one colour in every plot. A model fitted with --k auto "
     "shows the scores its k was chosen from (nothing is scored again); for a model whose k "
-    "was given, k is scored over --k-range on DATA. Needs matplotlib: the report extra.",
-    example="fastseg report model.json customers.parquet --out report.html",
+    "was given, k is scored over --k-range on DATA. With --drift NEW, a last section compares "
+    "a later period with DATA (the earlier one): the verdict (stable / watch / retrain) and "
+    "its reasons, segment shares before and after, PSI by feature, a table by feature, and "
+    "with --id who moved from which segment to which. Needs matplotlib: the report extra.",
+    example="fastseg report model.json customers_q1.parquet --out report.html "
+    "--drift customers_q2.parquet --id customer_id",
 )
 @o.inputs(model=True)
 @click.option(
@@ -28,16 +32,32 @@ from . import options as o
     "chosen from",
     required=False,
 )
+@click.option(
+    "--drift",
+    "new",
+    multiple=True,
+    metavar="NEW",
+    help="data of a later period to compare with DATA in a drift section (file, glob or "
+    "folder; repeat for several), e.g. customers_q2.parquet",
+)
+@click.option(
+    "--id",
+    "id_column",
+    metavar="COLUMN",
+    help="customer id column of both periods (needs --drift): the drift section shows who "
+    "moved from which segment to which, e.g. customer_id",
+)
 @o.sample("rows the silhouettes are taken on when k is scored (default 10000), e.g. 20000")
 @o.seed()
 @o.memory
 @o.quiet_overwrite
-def report(model, data, out, k_range, sample, seed, overwrite, say, **memory):
+def report(model, data, out, k_range, new, id_column, sample, seed, overwrite, say, **memory):
     from ..cluster.modelfile import load_engine
     from ..io.output import check_output_path, input_files
     from ..workflow.report import DEFAULT_KS, k_range_text, write_report
 
-    check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
+    new = None if not new else (new[0] if len(new) == 1 else list(new))
+    check_output_path(out, overwrite=overwrite, inputs=input_files(model, data, new))
     engine = load_engine(model)
     kept = getattr(engine, "k_selection_", None)
     if kept is not None and k_range is not None:
@@ -53,8 +73,11 @@ def report(model, data, out, k_range, sample, seed, overwrite, say, **memory):
         sample_size=sample,
         random_state=seed,
         overwrite=overwrite,
+        new=new,
+        id=id_column,
         **memory,
     )
     scored = k_range_text([s.k for s in selection.scores])
     how = f"the model's own scores of k = {scored}" if kept is not None else f"k = {scored} scored"
-    say(f"report written to {out} ({how})")
+    later = "" if new is None else "; with the drift to the later period"
+    say(f"report written to {out} ({how}{later})")

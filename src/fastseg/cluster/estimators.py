@@ -179,7 +179,13 @@ class KMeans(ScikitLearnAPI, LloydEngine):
     timings_ : dict
         Seconds the last fit spent reading the input ("read": decoding, checks, moments,
         caching the rows), preparing it ("preprocess": scaling, drawing the init sample),
-        choosing initial centres ("init") and iterating ("iterations").
+        choosing initial centres ("init"), iterating ("iterations") and making the
+        reference profile ("reference").
+    reference_ : ReferenceProfile
+        What drift compares new data with (``fastseg.drift``): decile bins, quantiles, mean
+        and std of each feature, category shares, segment shares and distance quantiles,
+        from a uniform sample of ``config.reference_rows`` input rows and exact counts
+        (``fastseg.drift.reference``). Saved in the model file.
     """
 
     _parameter_constraints = {
@@ -198,7 +204,9 @@ class MiniBatchKMeans(ScikitLearnAPI, MiniBatchEngine):
     ``n_threads``, ``spill_dir`` and the preprocessing (``scale``, ``log1p``, ``derive``,
     ``missing``, ``categorical``, ``category_weight``, ``pca``) as in :class:`fastseg.KMeans`.
     ``timings_`` gives the seconds of the last fit per phase: "read", "preprocess", "init",
-    "iterations" (the mini-batch steps) and "labels" (the final pass labelling every row).
+    "iterations" (the mini-batch steps), "labels" (the final pass labelling every row) and
+    "reference" (the reference profile, ``reference_``, as in :class:`fastseg.KMeans`;
+    ``partial_fit`` drops it: the centres then move away from the data it describes).
     ``n_init`` (the starts tried on the init sample, best kept) may be "auto" as in
     scikit-learn: 1 for ``init="k-means++"`` or given centres, 3 for ``init="random"``.
     """

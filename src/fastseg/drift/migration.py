@@ -56,7 +56,9 @@ def _sorted_by_partition(ids, batch, n_partitions):
     order = np.argsort(part, kind="stable")
     starts = np.zeros(n_partitions + 1, dtype=np.int64)
     np.cumsum(np.bincount(part, minlength=n_partitions), out=starts[1:])
-    return batch.take(pa.array(order)), starts
+    # (from its buffers: pa.array of a NumPy array imports pandas where it is installed)
+    order = pa.Array.from_buffers(pa.int64(), order.size, [None, pa.py_buffer(order)])
+    return batch.take(order), starts
 
 
 def _first_rows(path, schema):
@@ -158,7 +160,9 @@ class Migration:
         batch = pa.RecordBatch.from_arrays(
             [
                 ids.to_arrow().cast(_ARROW[kind]),
-                pa.array(segments.astype(np.int32), type=pa.int32(), mask=~assigned),
+                pl.Series(segments.astype(np.int32))
+                .scatter(np.flatnonzero(~assigned), None)
+                .to_arrow(),
             ],
             names=["id", "segment"],
         )

@@ -8,6 +8,8 @@ sample of ``config.reference_rows`` rows at positions fixed by the row count and
 (the quantiles, and the profile of a reference period). Customer ids go to a ``Migration``.
 """
 
+import warnings
+
 import numpy as np
 import polars as pl
 
@@ -16,6 +18,7 @@ from ..errors import DataError
 from ..io.sources import as_float32
 from ..io.store import sample_positions
 from ..io.tables import TableReader, is_table_input
+from ..preprocess.categories import UnseenCategoryWarning
 from . import measures
 from .reference import MISSING, UNSEEN, PeriodSample, category_counts
 
@@ -56,7 +59,10 @@ class PeriodScan:
         lo, hi = np.searchsorted(self.positions, [first, self.rows])
         at = self.positions[lo:hi] - first
         self.sampled["numeric"].append(values[at])
-        self.sampled["codes"].append(np.stack([codes[c][at] for c in self.levels], axis=1))
+        picked = [codes[c][at] for c in self.levels]
+        self.sampled["codes"].append(
+            np.stack(picked, axis=1) if picked else np.empty((at.size, 0), np.int64)
+        )
         segment = np.where(batch.missing, -1, batch.segment)
         self.sampled["segment"].append(segment[at])
         self.sampled["distance"].append(np.sqrt(batch.distance[at]))
@@ -119,6 +125,13 @@ def scan(model, data, *, reference=None, ids=None, migration=None, side=None, se
     positions = sample_positions(n, config.reference_rows, seed)
     found = PeriodScan(model, numeric, levels, positions, reference)
     keep = list(dict.fromkeys([*numeric, *levels, *([ids] if ids else [])]))
+    with warnings.catch_warnings():  # unseen levels: counted and reported by drift itself
+        warnings.simplefilter("ignore", UnseenCategoryWarning)
+        _scan_batches(model, reader, keep, numeric, levels, found, ids, migration, side)
+    return found
+
+
+def _scan_batches(model, reader, keep, numeric, levels, found, ids, migration, side):
     for batch in model.iter_assign(reader, keep=keep, nulls="skip"):
         frame = batch.kept
         values = as_float32(frame, numeric, reader.describe).to_numpy(order="c")
@@ -126,7 +139,6 @@ def scan(model, data, *, reference=None, ids=None, migration=None, side=None, se
         found.add(values, codes, batch)
         if migration is not None:
             migration.add(side, frame[ids], batch.segment, ~batch.missing)
-    return found
 
 
 def _scan_array(model, X, numeric, reference, seed):

@@ -8,6 +8,9 @@ plot names a segment by its profile label ("0: high income · low age") and draw
 same colour (``segment_colours``); axes read as plain numbers with thousands separators,
 never an offset or an exponent (``_readable``). ``build_plots`` returns the figures before
 they become PNG, so their colours and labels can be checked.
+
+Given a later period (``new``), a drift section follows (``report_drift``): the report's data
+is the earlier period, and its segments keep their colours and names there.
 """
 
 import base64
@@ -22,10 +25,12 @@ import numpy as np
 
 from .. import config
 from .._version import __version__
-from ..errors import FastsegError
+from ..errors import DataError, FastsegError
 from ..io.output import atomic_output, check_output_path, input_files
 from ..preprocess.settings import PreprocessSettings
+from .drift import drift
 from .profile import fastseg_model, format_profile, segment_stats
+from .report_drift import drift_plots, drift_section
 from .select_k import Selection, select_k
 
 DEFAULT_KS = range(2, 13)  # scored for a model whose k was given
@@ -42,6 +47,8 @@ def write_report(
     overwrite=False,
     memory_budget=None,
     spill_dir=None,
+    new=None,
+    id=None,
 ):
     """Write ``out``: one self-contained HTML page on the segments ``model`` finds in ``data``.
 
@@ -53,12 +60,25 @@ def write_report(
     A model fitted with ``k="auto"`` keeps the scores its k was chosen from
     (``k_selection_``): those are drawn and ``ks`` is not used. For a model whose k was given,
     select-k scores ``ks`` (default 2..12) on ``data`` with the model's preprocessing
-    (silhouettes on ``sample_size`` rows) to show what the curves suggest. Written
-    atomically. Returns (the ``Selection`` drawn, the profile table).
+    (silhouettes on ``sample_size`` rows) to show what the curves suggest.
+
+    ``new``: data of a later period (path(s) or a frame): a drift section follows, ``data``
+    being the earlier period (``workflow.drift``: the verdict and its reasons, segment shares
+    before and after, PSI by feature); ``id``, a customer id column of both periods, adds who
+    moved from which segment to which. Written atomically. Returns (the ``Selection`` drawn,
+    the profile table).
     """
-    check_output_path(out, overwrite=overwrite, inputs=input_files(data))
+    if id is not None and new is None:
+        raise DataError(
+            f"matching customers by id ('{id}') needs a later period to compare with: "
+            "give it with --drift NEW (new=)"
+        )
+    check_output_path(out, overwrite=overwrite, inputs=input_files(data, new))
     model = fastseg_model(model)  # (or the fastseg model at the end of a Pipeline)
     plt = _pyplot()
+    later = None  # a later period's drift: measured first, so its errors come before the work
+    if new is not None:
+        later = drift(model, new, reference=data, id=id, seed=random_state, spill_dir=spill_dir)
     stats = segment_stats(model, data, random_state=random_state)
     table = stats.table()
     choice = choose_k_story(
@@ -73,11 +93,23 @@ def write_report(
     )
     plots = build_plots(model, stats, table, choice)
     rendered = {key: (plot, _png(plt, plot.figure)) for key, plot in plots.items()}
-    page = _page(header_facts(model, data, stats, choice), choice, table, rendered)
+    section = None if later is None else drift_html(plt, later, table, data, new)
+    page = _page(header_facts(model, data, stats, choice), choice, table, rendered, section)
     with atomic_output(out, overwrite=overwrite) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(page)
     return choice.selection, table
+
+
+# ----- a later period -------------------------------------------------------------------
+def drift_html(plt, result, table, data, new):
+    """The drift section ("Drift: DATA → NEW"): ``report_drift``'s plots in the report's
+    style, colours and segment names."""
+    with plt.rc_context(_STYLE):
+        colours = segment_colours(len(result.segments))
+        plots = drift_plots(plt, result, colours, segment_names(table, _LABEL_WIDTH))
+    rendered = {key: (plot, _png(plt, plot.figure)) for key, plot in plots.items()}
+    return drift_section(result, rendered, f"Drift: {_source_text(data)} → {_source_text(new)}")
 
 
 # ----- the story of k ---------------------------------------------------------------------
@@ -669,8 +701,9 @@ def _pyplot():
 
 
 # ----- the page ---------------------------------------------------------------------------
-def _page(facts, choice, table, rendered):
-    """The report's HTML: the header, the segments, then each plot with its caption."""
+def _page(facts, choice, table, rendered, section=None):
+    """The report's HTML: the header, the segments, each plot with its caption, the profile
+    table, then ``section`` (HTML: the drift to a later period) if given."""
     colours = segment_colours(choice.k)
     names = segment_names(table)
     rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{html.escape(v)}</td></tr>" for n, v in facts)
@@ -692,6 +725,8 @@ def _page(facts, choice, table, rendered):
         body.append(extras.get(key, ""))
     body.append("<h2>Segment profiles</h2>")
     body.append(_profile_html(table, colours))
+    if section:
+        body.append(section)
     return _PAGE.format(body="\n".join(body), version=html.escape(__version__))
 
 

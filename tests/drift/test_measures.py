@@ -1,0 +1,73 @@
+"""The drift measures against hand computations and SciPy on full samples."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fastseg.drift import measures
+
+
+def test_psi_by_hand_and_empty_bins():
+    expected, actual = np.array([0.5, 0.3, 0.2]), np.array([0.4, 0.4, 0.2])
+    by_hand = (0.4 - 0.5) * np.log(0.4 / 0.5) + (0.4 - 0.3) * np.log(0.4 / 0.3)
+    assert measures.psi(expected, actual) == pytest.approx(by_hand)
+    assert measures.psi_terms(expected, actual).sum() == pytest.approx(by_hand)
+    # an empty bin counts as EPSILON of the rows, not as infinitely far
+    with_empty = measures.psi([0.5, 0.5, 0.0], [0.4, 0.4, 0.2])
+    eps = measures.EPSILON
+    assert with_empty == pytest.approx(
+        2 * (0.4 - 0.5) * np.log(0.4 / 0.5) + (0.2 - eps) * np.log(0.2 / eps)
+    )
+    assert measures.psi(expected, expected) == 0.0
+
+
+def test_bins_follow_the_edges_with_ties_merged():
+    values = np.array([0, 0, 0, 0, 0, 0, 1, 2, 3, 4], dtype=np.float64)
+    edges = measures.decile_edges(values)
+    assert np.all(np.diff(edges) > 0)  # six zeros: one edge at 0, not six
+    counts = measures.bin_counts(edges, values)
+    naive = np.zeros(edges.size + 1, dtype=int)
+    for v in values:  # bin i holds edges[i-1] < v <= edges[i]; the outer bins are open
+        naive[sum(v > e for e in edges)] += 1
+    assert counts.tolist() == naive.tolist()
+    beyond = measures.bin_counts(edges, np.array([-5.0, 100.0]))
+    assert beyond[0] == 1 and beyond[-1] == 1
+
+
+def test_jensen_shannon_bounds():
+    assert measures.jensen_shannon([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert measures.jensen_shannon([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
+    p, q = np.array([0.2, 0.8]), np.array([0.6, 0.4])
+    m = (p + q) / 2
+    by_hand = np.sqrt((stats.entropy(p, m, base=2) + stats.entropy(q, m, base=2)) / 2)
+    assert measures.jensen_shannon(p, q) == pytest.approx(by_hand)
+
+
+def test_wasserstein_from_quantiles_is_near_scipy_on_full_samples():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 200_000), rng.normal(0.3, 1.2, 200_000)
+    quantiles = np.quantile(a, measures.quantile_levels())
+    exact = stats.wasserstein_distance(a, b)
+    assert measures.wasserstein(quantiles, b) == pytest.approx(exact, rel=0.02)
+    assert measures.wasserstein(quantiles, a) < 0.01
+
+
+def test_ks_statistic_near_scipy_and_p_values_shrink_with_n():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 100_000), rng.normal(0.05, 1, 100_000)
+    quantiles = np.quantile(a, measures.quantile_levels())
+    d, p = measures.ks_test(quantiles, b, a.size, b.size)
+    exact = stats.ks_2samp(a, b)
+    assert d == pytest.approx(exact.statistic, abs=0.003)
+    assert p < 1e-6  # a twentieth of a std is "significant" at this n
+    d_small, p_small = measures.ks_test(quantiles, b[:500], a.size, 500)
+    assert p_small > 1000 * p  # the same shift, fewer rows
+    assert p_small == pytest.approx(stats.ks_2samp(a, b[:500]).pvalue, rel=0.1)
+
+
+def test_chi2_test_matches_scipy():
+    ref, new = np.array([500, 300, 200, 0]), np.array([480, 330, 190, 0])
+    table = np.array([ref[:3], new[:3]])
+    assert measures.chi2_test(ref, new) == pytest.approx(
+        stats.chi2_contingency(table, correction=False).pvalue
+    )
