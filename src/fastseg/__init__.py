@@ -9,6 +9,7 @@ __all__ = [
     "MiniBatchKMeans",
     "select_k",
     "profile",
+    "drift",
     "load",
     "FastsegError",
     "DataError",
@@ -26,6 +27,7 @@ _LAZY = {
     "MiniBatchKMeans": ".cluster.estimators",
     "select_k": ".workflow.select_k",
     "profile": ".workflow.profile",
+    "drift": ".workflow.drift",
 }
 
 

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 import fastseg
-from fastseg.drift import measures
 from fastseg.errors import DataError
+from fastseg.monitor import measures
 from fastseg.workflow.drift import drift
 
 N = 60_000

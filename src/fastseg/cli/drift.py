@@ -71,11 +71,8 @@ def parse_threshold(text):
     help=f"exit with status {EXIT_DRIFT} when the verdict is this or worse (scheduled jobs)",
 )
 @o.seed("random seed of the sample the quantiles are taken from (default 0), e.g. 7")
-@click.option(
-    "--spill-dir",
-    type=o.FOLDER,
-    metavar="FOLDER",
-    help="folder for the temporary files of --id (default: the system temp folder)",
+@o.spill_dir(
+    "folder for the temporary files of --id, e.g. /mnt/scratch (default: the system temp folder)"
 )
 @o.quiet_overwrite
 def drift(

@@ -260,6 +260,12 @@ def preprocessing(command):
     return compose(*(_preprocess_option(f) for f in fields(PreprocessSettings)))(run)
 
 
+def spill_dir(
+    help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
+):
+    return click.option("--spill-dir", type=FOLDER, metavar="FOLDER", help=help)
+
+
 memory = compose(
     click.option(
         "--memory-budget",
@@ -268,12 +274,7 @@ memory = compose(
         help="RAM for decoded data, e.g. 512MB; above it rows spill to local disk "
         "(default: half of RAM)",
     ),
-    click.option(
-        "--spill-dir",
-        type=FOLDER,
-        metavar="FOLDER",
-        help="folder for the spill file, e.g. /mnt/scratch (default: the system temp folder)",
-    ),
+    spill_dir(),
 )
 
 

@@ -267,7 +267,7 @@ class Engine:
     def _keep_reference(self, tap):
         """Keep the reference profile of the fitted data (``reference_``: what drift compares
         new data with), made from the decode pass's tap of input rows."""
-        from ..drift.reference import profile_of_fit
+        from ..monitor.reference import profile_of_fit
 
         with self._timed("reference"):
             self.reference_ = profile_of_fit(self, tap)
@@ -488,7 +488,7 @@ class Engine:
         if doc.get("k_selection") is not None:
             self.k_selection_ = _checked_selection(doc["k_selection"], self.n_clusters)
         if doc.get("reference") is not None:
-            from ..drift.reference import ReferenceProfile
+            from ..monitor.reference import ReferenceProfile
 
             self.reference_ = ReferenceProfile.from_dict(doc["reference"], self.n_clusters)
 

@@ -182,10 +182,10 @@ class KMeans(ScikitLearnAPI, LloydEngine):
         choosing initial centres ("init"), iterating ("iterations") and making the
         reference profile ("reference").
     reference_ : ReferenceProfile
-        What drift compares new data with (``fastseg.drift``): decile bins, quantiles, mean
+        What ``fastseg.drift`` compares new data with: decile bins, quantiles, mean
         and std of each feature, category shares, segment shares and distance quantiles,
         from a uniform sample of ``config.reference_rows`` input rows and exact counts
-        (``fastseg.drift.reference``). Saved in the model file.
+        (``fastseg.monitor.reference``). Saved in the model file.
     """
 
     _parameter_constraints = {

@@ -114,7 +114,7 @@ class RowTap:
     """Copies the input rows at ``positions`` (sorted input row numbers) as they stream past,
     before nulls are dropped or filled and before log1p, and counts every row's missing
     values, minimum and maximum: what a fit's reference profile is made of
-    (``drift.reference``). A Dask task taps its fragment (positions within it); the client
+    (``monitor.reference``). A Dask task taps its fragment (positions within it); the client
     merges the taps in fragment order."""
 
     def __init__(self, positions, n_features):

@@ -2,9 +2,9 @@
 where, must the model be retrained?
 
 ``drift(model, new)`` compares new data with the reference profile the model keeps of its
-training data (``drift.reference``), or with a reference data set; one streaming pass per
-period (``drift.scan``), so memory follows the batch whatever the rows. Effect sizes decide
-(``drift.measures``), by explicit rules (``drift.rules``); p-values are shown beside n only.
+training data (``monitor.reference``), or with a reference data set; one streaming pass per
+period (``monitor.scan``), so memory follows the batch whatever the rows. Effect sizes decide
+(``monitor.measures``), by explicit rules (``monitor.rules``); p-values are shown beside n only.
 """
 
 import os
@@ -12,19 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..drift import measures
-from ..drift.reference import ReferenceProfile
-from ..drift.rules import STABLE, DriftRules, worst
-
-__all__ = ["DriftResult", "DriftRules", "drift"]
-from ..drift.scan import model_columns, scan
 from ..errors import DataError
 from ..io.tables import TableReader, is_table_input
+from ..monitor import measures
+from ..monitor.reference import ReferenceProfile
+from ..monitor.rules import STABLE, DriftRules, worst
+from ..monitor.scan import model_columns, scan
 from .segments import aligned, number_text
 
+__all__ = ["DriftResult", "DriftRules", "drift"]
+
 NO_PROFILE = (
-    "the model keeps no reference profile of its training data (a format-1 file, a model "
-    "written before fastseg 0.15, or one updated by partial_fit): pass the training data or "
+    "the model keeps no reference profile of its training data (a format-1 file, one written "
+    "before fastseg kept profiles, or one updated by partial_fit): pass the training data or "
     "an earlier period as the reference (--reference OLD, reference=)"
 )
 
@@ -84,7 +84,7 @@ def drift(model, new, reference=None, id=None, *, rules=None, seed=0, spill_dir=
     new = _reader(model, new)
     migration = None
     if id is not None:
-        from ..drift.migration import Migration
+        from ..monitor.migration import Migration
 
         reference = _reader(model, reference)
         rows = max(reference.count_rows(), new.count_rows())
@@ -144,7 +144,7 @@ def _numeric_drift(ref, found, sample, rules, reference_rows):
     normalised = None if distance is None or ref.std == 0 else distance / ref.std
     present = found.rows - found.missing[name]
     n_ref = round(reference_rows * (1.0 - ref.missing_share))
-    d, p = measures.ks_test(ref.quantiles, values, n_ref, present)
+    d, p = measures.ks_test(ref.shares[:-1], found.bins[name], n_ref)
     judgements = [rules.judge("psi", psi), rules.judge("wasserstein", normalised)]
     return {
         "feature": name,

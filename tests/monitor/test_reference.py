@@ -10,9 +10,9 @@ import pytest
 import fastseg
 from fastseg import config
 from fastseg.cluster.modelfile import load_engine
-from fastseg.drift import measures
-from fastseg.drift.reference import DISTANCE_LEVELS
 from fastseg.errors import ModelFileError
+from fastseg.monitor import measures
+from fastseg.monitor.reference import DISTANCE_LEVELS
 from fastseg.preprocess.settings import PreprocessSettings
 from fastseg.workflow.fit import fit_segments
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from fastseg import config
-from fastseg.drift import migration as migration_module
-from fastseg.drift.migration import Migration
 from fastseg.errors import DataError, FastsegError
+from fastseg.monitor import migration as migration_module
+from fastseg.monitor.migration import Migration
 
 K = 4
 
