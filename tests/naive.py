@@ -259,3 +259,39 @@ def candidate_weights(X, weights, candidates):
     for i, c in enumerate(labels):
         totals[c] += w[i]
     return totals, dist
+
+
+def assign_records(
+    X, log1p, centre, spread, pca_mean, components, centers, scaled_centers, group, fill
+):
+    """Reference for ``kernels.assign_records``: returns (best, distance, runner-up,
+    distance, the positive parts' groups largest first, their shares) per row, and the
+    per-group parts of the squared-distance gap."""
+    X = np.asarray(X, dtype=np.float64)
+    z = np.where(log1p, np.log1p(X), X)
+    z = np.where(np.isnan(z), fill, z)  # filled after log1p, as the fit fills
+    z = (z - centre) / spread
+    y = (z - pca_mean) @ components.T if len(components) else z
+    d2 = ((y[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    order = np.argsort(d2, axis=1, kind="stable")  # ties: the lower centre first
+    found = []
+    for i, row in enumerate(order):
+        best, runner = row[0], (row[1] if len(row) > 1 else -1)
+        parts = np.zeros(int(group.max()) + 1)
+        if runner >= 0:
+            gap = (z[i] - scaled_centers[runner]) ** 2 - (z[i] - scaled_centers[best]) ** 2
+            np.add.at(parts, group, gap)
+        positive = [g for g in np.argsort(-parts, kind="stable") if parts[g] > 0]
+        pull = parts[parts > 0].sum()
+        found.append(
+            (
+                best,
+                np.sqrt(d2[i, best]),
+                runner,
+                np.sqrt(d2[i, runner]) if runner >= 0 else np.nan,
+                positive,
+                [parts[g] / pull for g in positive],
+                parts,
+            )
+        )
+    return found

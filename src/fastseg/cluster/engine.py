@@ -11,10 +11,12 @@ import inspect
 import json
 import time
 import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
 from numbers import Integral
 
 import numpy as np
+import polars as pl
 
 from .. import config
 from .._version import __version__
@@ -22,7 +24,7 @@ from ..errors import DataError, DataWarning, FastsegError
 from ..io.decode import load_dataset
 from ..io.output import atomic_output
 from ..io.sources import ArraySource, open_table, weight_values
-from ..io.tables import TableReader, is_table_input
+from ..io.tables import TableReader, from_pandas, is_pandas_frame, is_table_input
 from ..preprocess.categories import learn_levels
 from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.settings import PreprocessSettings
@@ -325,6 +327,40 @@ class Engine:
             yield from iter_assign(
                 self, X, columns=columns, keep=keep, nulls=nulls, batch_size=batch_size
             )
+
+    def assign(self, records):
+        """Assign one customer in microseconds: ``records`` is a dict of raw column values
+        (what the fit read: numbers, and the level of each categorical column), or a list of
+        them, or a small polars/pandas frame.
+
+        Returns, for a dict, a dict: ``segment``; ``distance`` (Euclidean, in the centres'
+        space); ``runner_up``, the next nearest segment, and ``margin``, how much nearer the
+        chosen centre is; ``contributions``, the features that most favour the chosen
+        segment over the runner-up, each with its share of the squared-distance gap, its
+        value and the two centres' (a category: the share of each segment's customers with
+        it); ``explanation``, the same in words; ``unseen``, levels the fit never saw (none
+        of its one-hot columns set, as predict does). A list or frame gives a list, in order.
+        A missing or unknown field, a wrong type, NaN or infinity is a ``DataError`` naming
+        the field; a null is filled as the fit filled, else an error.
+        """
+        cached = self.__dict__.get("_record_assigner")  # (checked once: it takes 10 µs)
+        if (
+            cached is None
+            or cached[0] is not self.__dict__.get("cluster_centers_")
+            or (cached[1] is not self.__dict__.get("preprocessor_"))
+        ):
+            from .record import RecordAssigner
+
+            self._check_fitted()
+            cached = (self.cluster_centers_, self.preprocessor_, RecordAssigner(self))
+            self._record_assigner = cached
+        if type(records) is dict or isinstance(records, Mapping):
+            return cached[2].assign_one(records)
+        if is_pandas_frame(records):
+            records = from_pandas(records)
+        if isinstance(records, pl.DataFrame):
+            records = records.to_dicts()
+        return cached[2].assign(list(records))
 
     def _scaled(self, rows):
         """Rows in the space the centres live in (see ``Preprocessor.transform``)."""

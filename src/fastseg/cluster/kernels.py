@@ -454,3 +454,84 @@ def assign_accumulate_bounded(
         _store_block(b, sums, wsum, block_sums, block_weights)
         block_stats[b, 0] = 0.0
         block_stats[b, 1] = changed
+
+
+@njit(cache=CACHE)
+def assign_records(X, params, components, centers, scaled_centers, n_groups, out):
+    """A few records at a time (``model.assign``): raw float64 rows X (n, d; NaN where a
+    value is missing) through log1p, filling, scaling and PCA to their nearest centre and
+    the runner-up, without the block machinery a batch needs (a record takes microseconds:
+    the per-call overhead is what counts, hence few arguments).
+
+    params (6, d) IN: per feature, 1 where log1p applies, the scaling's centre and spread,
+    the PCA mean, its group (0..n_groups-1; a categorical column's one-hot columns are one
+    group), and the value a missing one is filled with (after log1p, as the fit filled).
+    components (p, d) IN: the PCA (0 rows: none). scaled_centers (k, d) IN: the centres in
+    the scaled feature space. out (n, 4 + 2t) OUT: nearest centre, its Euclidean distance,
+    the runner-up (-1 when k == 1) and its distance (NaN); then the t groups with the
+    largest positive parts of the squared-distance gap between the two, largest first (-1
+    past the last), and each one's share of the positive parts' sum. A group's part is the
+    sum over its features of (z - runner-up)² - (z - nearest)², z the scaled row. Ties go to
+    the lower centre, as in ``assign``.
+    """
+    n, d = X.shape
+    k, p = centers.shape
+    t = (out.shape[1] - 4) // 2
+    z, y, contrib = np.empty(d), np.empty(p), np.empty(n_groups)
+    for i in range(n):
+        for j in range(d):
+            v = X[i, j]
+            if params[0, j] > 0:
+                v = np.log1p(v)
+            if v != v:  # a missing value, filled as the fit filled (after log1p)
+                v = params[5, j]
+            z[j] = (v - params[1, j]) / params[2, j]
+        if components.shape[0] > 0:
+            for q in range(p):
+                acc = 0.0
+                for j in range(d):
+                    acc += (z[j] - params[3, j]) * components[q, j]
+                y[q] = acc
+        else:
+            for q in range(p):
+                y[q] = z[q]
+        best, second, best_d, second_d = -1, -1, np.inf, np.inf
+        for c in range(k):
+            acc = 0.0
+            for q in range(p):
+                diff = y[q] - centers[c, q]
+                acc += diff * diff
+            if acc < best_d:
+                second, second_d = best, best_d
+                best, best_d = c, acc
+            elif acc < second_d:
+                second, second_d = c, acc
+        out[i, 0], out[i, 1] = best, np.sqrt(best_d)
+        out[i, 2], out[i, 3] = second, np.sqrt(second_d) if second >= 0 else np.nan
+        contrib[:] = 0.0
+        if second >= 0:
+            for j in range(d):
+                a, b = z[j] - scaled_centers[second, j], z[j] - scaled_centers[best, j]
+                contrib[int(params[4, j])] += a * a - b * b
+        _top_groups(contrib, out[i, 4 : 4 + t], out[i, 4 + t : 4 + 2 * t])
+
+
+@njit(cache=CACHE)
+def _top_groups(contrib, top, share):
+    """The groups of the largest positive parts, largest first (top OUT, -1 past the last),
+    and each one's share of the positive parts' sum (share OUT)."""
+    pull = 0.0
+    for g in range(contrib.shape[0]):
+        if contrib[g] > 0:
+            pull += contrib[g]
+    for t in range(top.shape[0]):
+        top[t], share[t] = -1, 0.0
+        best = 0.0
+        for g in range(contrib.shape[0]):
+            taken = False
+            for u in range(t):
+                taken = taken or top[u] == g
+            if contrib[g] > best and not taken:
+                top[t], best = g, contrib[g]
+        if top[t] >= 0:
+            share[t] = best / pull

@@ -1,0 +1,1 @@
+"""The dashboard: ``fastseg dashboard``, a Streamlit app over aggregates fastseg computes once."""
