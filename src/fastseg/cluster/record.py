@@ -79,6 +79,7 @@ class RecordAssigner:
             self.params[1], self.params[2] = pre.centre, pre.spread
         self.params[4] = self.group
         self.groups = len(self.explained) + len(self.hot)
+        self.width = 4 + 2 * TOP_FEATURES  # the kernel's answer per record
         self.centers = np.ascontiguousarray(model.cluster_centers_, dtype=np.float64)
         if pre.pca is None:
             self.components, self.scaled_centers = np.empty((0, d)), self.centers
@@ -188,8 +189,19 @@ class RecordAssigner:
         return self._assign(records)
 
     def assign_one(self, record):
-        """The answer for one record (``assign`` without the list around it)."""
-        return self._assign((record,))[0]
+        """The answer for one record (``assign`` without the lists around it)."""
+        x, chosen, unseen = self.row(record)
+        out = np.empty((1, self.width))
+        kernels.assign_records(
+            np.array(x, dtype=np.float64)[None, :],
+            self.params,
+            self.components,
+            self.centers,
+            self.scaled_centers,
+            self.groups,
+            out,
+        )
+        return self._answer(x, chosen, unseen, out[0].tolist())
 
     def _assign(self, records):
         rows = [self.row(r) for r in records]
@@ -197,7 +209,7 @@ class RecordAssigner:
             X = np.array(rows[0][0], dtype=np.float64)[None, :]
         else:
             X = np.array([r[0] for r in rows], dtype=np.float64).reshape(len(rows), -1)
-        out = np.empty((X.shape[0], 4 + 2 * TOP_FEATURES))
+        out = np.empty((X.shape[0], self.width))
         kernels.assign_records(
             X, self.params, self.components, self.centers, self.scaled_centers, self.groups, out
         )
