@@ -20,10 +20,10 @@ from fastseg.dashboard.aggregates import (
     compute_aggregates,
     drift_result,
     load_aggregates,
-    pca_2d,
     save_aggregates,
 )
 from fastseg.errors import DataError, FastsegError
+from fastseg.workflow.report import pca_2d
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402

@@ -89,7 +89,7 @@ def test_the_drift_plots_keep_the_segments_colours_and_show_the_levels(periods):
     result = drift(model, new, reference=old, id="customer_id")
     colours = segment_colours(4)
     names = {s: f"{s}: segment" for s in range(4)}
-    plots = drift_plots(_pyplot(), result, colours, names)
+    plots = drift_plots(pyplot(), result, colours, names)
     assert list(plots) == ["shares", "psi", "migration"]
 
     bars = plots["shares"].figure.axes[0]
@@ -156,10 +156,10 @@ def test_report_command_with_drift_and_its_refusals(periods, tmp_path, capsys):
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
-    _pyplot().close("all")
+    pyplot().close("all")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")

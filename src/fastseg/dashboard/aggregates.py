@@ -22,7 +22,7 @@ from ..io.output import Outputs
 from ..io.tables import TableReader
 from ..workflow.drift import DriftResult, DriftRules, drift
 from ..workflow.profile import fastseg_model, segment_stats
-from ..workflow.report import _source_text, segment_colours, segment_names
+from ..workflow.report import pca_2d, segment_colours, segment_names, source_text
 
 FORMAT, FORMAT_VERSION = "fastseg-dashboard", 1
 META = "dashboard.json"  # written last: its presence says the folder is complete
@@ -58,8 +58,8 @@ def compute_aggregates(model, data, reference=None, sample_rows=5000, seed=0):
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "fastseg_version": __version__,
-        "data": _source_text(data),
-        "reference": None if reference is None else _source_text(reference),
+        "data": source_text(data),
+        "reference": None if reference is None else source_text(reference),
         "k": int(model.n_clusters),
         "features": list(features),
         "rows": int(stats.counts.sum()),
@@ -179,23 +179,6 @@ def _distance_and_sample(model, data, features, sample_rows, seed):
             rows = np.empty((n, 0))
         found.add(rows, batch.segment[present], batch.distance[present], keys.random_sample(n))
     return found.sorted()
-
-
-def pca_2d(rows):
-    """The rows on the first two principal components of the standardised features (as the
-    report's scatter), and the share of the differences each shows."""
-    n, d = rows.shape
-    if n == 0 or d == 0:
-        return np.zeros((n, 2)), np.zeros(2)
-    spread = rows.std(axis=0)
-    centred = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    xy = centred @ components[:2].T
-    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-300)
-    if xy.shape[1] == 1:  # one feature (or one row): a strip along the first component
-        xy = np.column_stack([xy, np.zeros(n)])
-        explained = np.r_[explained, 0.0]
-    return xy, explained
 
 
 # ----- the folder -----------------------------------------------------------------------

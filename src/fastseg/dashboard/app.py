@@ -22,7 +22,7 @@ import streamlit as st
 
 from fastseg.dashboard.aggregates import META, drift_result, load_aggregates
 from fastseg.workflow.profile import format_profile
-from fastseg.workflow.report import _LABEL_WIDTH, _STYLE, _heatmap, _png, _pyplot, segment_names
+from fastseg.workflow.report import LABEL_WIDTH, STYLE, heatmap, png, pyplot, segment_names
 from fastseg.workflow.report_drift import drift_plots
 
 ENV = "FASTSEG_DASHBOARD_DATA"
@@ -210,14 +210,14 @@ def heatmap_png(folder, stamp, chosen):
     """The report's z-score heat map of the chosen segments: (title, caption, PNG bytes)."""
     agg = load(folder, stamp)
     table = agg["profile"].filter(pl.col("segment").is_in(list(chosen)))
-    names = segment_names(table, _LABEL_WIDTH)
+    names = segment_names(table, LABEL_WIDTH)
     lines = max(name.count("\n") + 1 for name in names.values())
     row = max(0.42, 0.16 * lines + 0.16)  # inches per segment, as in the report
     colours = dict(enumerate(agg["meta"]["colours"]))
-    plt = _pyplot()
-    with plt.rc_context(_STYLE):
-        plot = _heatmap(plt, table, agg["meta"]["features"], list(chosen), names, colours, row)
-    return plot.title, plot.caption, base64.b64decode(_png(plt, plot.figure))
+    plt = pyplot()
+    with plt.rc_context(STYLE):
+        plot = heatmap(plt, table, agg["meta"]["features"], list(chosen), names, colours, row)
+    return plot.title, plot.caption, base64.b64decode(png(plt, plot.figure))
 
 
 def scatter_section(agg, sample, ranges):
@@ -329,9 +329,9 @@ def drift_section(key, agg):
         "shares": shares_frame(doc, segment_names_of(agg["segments"])),
         "psi": features_frame(doc),
     }
-    for name, (title, caption, png) in drift_pngs(*key).items():
+    for name, (title, caption, image) in drift_pngs(*key).items():
         st.subheader(title)
-        st.image(png)
+        st.image(image)
         st.caption(caption)
         if name in tables:
             st.dataframe(tables[name], hide_index=True, column_config=number_formats(tables[name]))
@@ -371,12 +371,12 @@ def drift_pngs(folder, stamp):
     """The report's drift figures, keyed as ``drift_plots``' ("shares" before and after,
     "psi" by feature): (title, caption, PNG bytes) each."""
     agg = load(folder, stamp)
-    plt = _pyplot()
-    names = segment_names(agg["profile"], _LABEL_WIDTH)
-    with plt.rc_context(_STYLE):
+    plt = pyplot()
+    names = segment_names(agg["profile"], LABEL_WIDTH)
+    with plt.rc_context(STYLE):
         plots = drift_plots(plt, drift_result(agg["drift"]), agg["meta"]["colours"], names)
     return {
-        name: (p.title, plain_text(p.caption), base64.b64decode(_png(plt, p.figure)))
+        name: (p.title, plain_text(p.caption), base64.b64decode(png(plt, p.figure)))
         for name, p in plots.items()
     }
 

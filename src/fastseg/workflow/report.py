@@ -75,7 +75,7 @@ def write_report(
         )
     check_output_path(out, overwrite=overwrite, inputs=input_files(data, new))
     model = fastseg_model(model)  # (or the fastseg model at the end of a Pipeline)
-    plt = _pyplot()
+    plt = pyplot()
     later = None  # a later period's drift: measured first, so its errors come before the work
     if new is not None:
         later = drift(model, new, reference=data, id=id, seed=random_state, spill_dir=spill_dir)
@@ -92,7 +92,7 @@ def write_report(
         spill_dir=spill_dir,
     )
     plots = build_plots(model, stats, table, choice)
-    rendered = {key: (plot, _png(plt, plot.figure)) for key, plot in plots.items()}
+    rendered = {key: (plot, png(plt, plot.figure)) for key, plot in plots.items()}
     section = None if later is None else drift_html(plt, later, table, data, new)
     page = _page(header_facts(model, data, stats, choice), choice, table, rendered, section)
     with atomic_output(out, overwrite=overwrite) as tmp:
@@ -105,11 +105,11 @@ def write_report(
 def drift_html(plt, result, table, data, new):
     """The drift section ("Drift: DATA → NEW"): ``report_drift``'s plots in the report's
     style, colours and segment names."""
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         colours = segment_colours(len(result.segments))
-        plots = drift_plots(plt, result, colours, segment_names(table, _LABEL_WIDTH))
-    rendered = {key: (plot, _png(plt, plot.figure)) for key, plot in plots.items()}
-    return drift_section(result, rendered, f"Drift: {_source_text(data)} → {_source_text(new)}")
+        plots = drift_plots(plt, result, colours, segment_names(table, LABEL_WIDTH))
+    rendered = {key: (plot, png(plt, plot.figure)) for key, plot in plots.items()}
+    return drift_section(result, rendered, f"Drift: {source_text(data)} → {source_text(new)}")
 
 
 # ----- the story of k ---------------------------------------------------------------------
@@ -210,7 +210,7 @@ def header_facts(model, data, stats, choice, now=None):
         features += f"; categorical: {', '.join(settings.categorical)}"
     now = now or datetime.datetime.now().astimezone()
     return [
-        ("Data", _source_text(data)),
+        ("Data", source_text(data)),
         ("Rows", _rows_text(stats, settings)),
         ("Features", features),
         ("Preprocessing", _preprocessing_text(model, settings)),
@@ -220,7 +220,7 @@ def header_facts(model, data, stats, choice, now=None):
     ]
 
 
-def _source_text(data):
+def source_text(data):
     """The data as the caller named it: its path(s), or what kind of table it is."""
     items = data if isinstance(data, list | tuple) else [data]
     if items and all(isinstance(item, str | os.PathLike) for item in items):
@@ -325,31 +325,31 @@ def segment_names(table, width=None):
     return names
 
 
-_LABEL_WIDTH = 32  # characters per line of a segment's name in a plot
+LABEL_WIDTH = 32  # characters per line of a segment's name in a plot
 
 
 def build_plots(model, stats, table, choice):
     """The report's figures, keyed: "k" (the choice of k), "sizes", and with plain features
     "heatmap", "scatter", "distributions". The caller saves and closes them."""
-    plt = _pyplot()
+    plt = pyplot()
     segments = [int(s) for s in table["segment"]]
     colours = segment_colours(model.n_clusters)
-    names = segment_names(table, _LABEL_WIDTH)
+    names = segment_names(table, LABEL_WIDTH)
     lines = max(name.count("\n") + 1 for name in names.values())
     row = max(0.42, 0.16 * lines + 0.16)  # inches per segment where names label rows
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         plots = {
             "k": _choosing_k(plt, choice),
             "sizes": _sizes(plt, table, segments, names, colours, row),
         }
         if stats.features:  # (a model of categorical columns only has none to plot)
-            plots["heatmap"] = _heatmap(plt, table, stats.features, segments, names, colours, row)
+            plots["heatmap"] = heatmap(plt, table, stats.features, segments, names, colours, row)
             plots["scatter"] = _scatter(plt, stats, segments, names, colours)
             plots["distributions"] = _distributions(plt, stats, segments, names, colours, row)
     return plots
 
 
-_STYLE = {
+STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.titlesize": 11,
@@ -465,7 +465,7 @@ def _sizes(plt, table, segments, names, colours, row):
     return Plot("Segment sizes", fig)
 
 
-def _heatmap(plt, table, features, segments, names, colours, row):
+def heatmap(plt, table, features, segments, names, colours, row):
     """Each segment's mean per feature in standard deviations from the average customer."""
     from matplotlib.colors import to_rgb
 
@@ -511,15 +511,7 @@ def _scatter(plt, stats, segments, names, colours):
     """The first two principal components of a sample (features standardised), each segment
     in its own colour."""
     rows, labels = _scatter_sample(stats)
-    rows = rows.astype(np.float64)
-    spread = rows.std(axis=0)
-    centred = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    xy = centred @ components[:2].T
-    if xy.shape[1] == 1:  # one feature: a strip along the first component
-        xy = np.column_stack([xy, np.zeros(len(xy))])
-        singular = np.r_[singular, 0.0]
-    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-300)
+    xy, explained = pca_2d(rows.astype(np.float64))
     fig, ax = plt.subplots(figsize=(9, 7), layout="constrained")
     for s in segments:  # largest first: the small segments are drawn over it
         mine = labels == s
@@ -540,6 +532,23 @@ def _scatter(plt, stats, segments, names, colours):
         f"{explained.sum():.0%} of the differences, so segments that overlap here may still "
         "be apart in the others.",
     )
+
+
+def pca_2d(rows):
+    """The rows on the first two principal components of the standardised features, and the
+    share of the differences each shows (the report's scatter, the dashboard's)."""
+    n, d = rows.shape
+    if n == 0 or d == 0:
+        return np.zeros((n, 2)), np.zeros(2)
+    spread = rows.std(axis=0)
+    centred = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ components[:2].T
+    explained = singular[:2] ** 2 / max(float((singular**2).sum()), 1e-300)
+    if xy.shape[1] == 1:  # one feature (or one row): a strip along the first component
+        xy = np.column_stack([xy, np.zeros(n)])
+        explained = np.r_[explained, 0.0]
+    return xy, explained
 
 
 def _scatter_sample(stats):
@@ -680,14 +689,14 @@ def _readable_formatter():
 _LARGE = ((1e12, "T"), (1e9, "B"), (1e6, "M"))  # 1.5M: fewer digits than 1,500,000
 
 
-def _png(plt, fig):
+def png(plt, fig):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
