@@ -7,10 +7,6 @@ from . import options as o
 MAX_SAMPLE = 200_000  # every sampled row goes to the browser: ~20 MB, well under 200 MB
 
 
-def port_number(text):
-    return o.whole_number(text, 1, 65535)
-
-
 def sample_size(text):
     return o.whole_number(text, 1, MAX_SAMPLE)
 
@@ -37,19 +33,10 @@ def sample_size(text):
     help="data of an earlier period (file, glob or folder; repeat for several): DATA is the "
     "new one, and a drift section compares them, e.g. customers_q1.parquet",
 )
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    metavar="HOST",
-    help="address to listen on (default 127.0.0.1: this machine only); anything but loopback "
-    "shows the segment data to the network, and there is no login, e.g. 0.0.0.0",
-)
-@click.option(
-    "--port",
-    type=o.Parsed(port_number),
-    default=8501,
-    metavar="PORT",
-    help="port to listen on (default 8501), e.g. 8502",
+@o.listening(
+    8501,
+    "anything but loopback shows the segment data to the network, and there is no login, "
+    "e.g. 0.0.0.0",
 )
 @click.option(
     "--sample",

@@ -45,6 +45,10 @@ def positive_int(text):
     return whole_number(text, 1)
 
 
+def port_number(text):
+    return whole_number(text, 1, 65535)
+
+
 def parse_seed(text):
     return whole_number(text, 0, 2**32 - 1)
 
@@ -149,6 +153,7 @@ SIZE, SEED, K = Parsed(parse_size), Parsed(parse_seed), Parsed(parse_k)
 K_RANGE, COLUMNS, PCA = Parsed(parse_k_range), Parsed(parse_columns), Parsed(parse_pca)
 POSITIVE, FOLDER = Parsed(positive_int), Parsed(writable_folder)
 POSITIVE_NUMBER = Parsed(positive_number)
+PORT = Parsed(port_number)
 
 
 # ----- help layout ------------------------------------------------------------------------
@@ -350,3 +355,22 @@ def k_range(help, default=None, required=True):
     given)."""
     given = {"default": default} if default is not None else {"required": required}
     return click.option("--k-range", type=K_RANGE, metavar="K_RANGE", help=help, **given)
+
+
+def listening(default_port, host_help):
+    """--host and --port of a command that serves (serve, dashboard): loopback by default."""
+    return compose(
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            metavar="HOST",
+            help=f"address to listen on (default 127.0.0.1: this machine only); {host_help}",
+        ),
+        click.option(
+            "--port",
+            type=PORT,
+            default=default_port,
+            metavar="PORT",
+            help=f"port to listen on (default {default_port}), e.g. {default_port + 1}",
+        ),
+    )

@@ -520,6 +520,12 @@ class Engine:
             if metrics[attr] is not None:
                 setattr(self, attr + "_", metrics[attr])
         self.n_rows_dropped_ = int(metrics["n_rows_dropped"])
+        sizes = metrics.get("cluster_sizes")
+        if sizes is not None:  # what the fit counted: segment tables of a loaded model
+            sizes = np.asarray(sizes, dtype=np.int64)
+            if sizes.shape != (self.n_clusters,) or (sizes < 0).any():
+                raise ValueError(f"cluster_sizes must be {self.n_clusters} counts")
+            self.cluster_sizes_ = sizes
         self._n_features_out = self.n_clusters
         if doc.get("k_selection") is not None:
             self.k_selection_ = _checked_selection(doc["k_selection"], self.n_clusters)

@@ -127,8 +127,9 @@ class MiniBatchEngine(Engine):
                 )
         if not hasattr(self, "_random_state"):
             self._random_state = random_stream(self.random_state)
-        # the centres move away from the fitted data: its profile no longer describes them
+        # the centres move away from the fitted data: its profile and sizes no longer hold
         self.__dict__.pop("reference_", None)
+        self.__dict__.pop("cluster_sizes_", None)
         # later batches: rows with nulls dropped or filled (with the fitted values) as the fit did
         source = self._source(X, columns, reset=first, missing=None if first else self.missing)
         with thread_limit(self.n_threads):

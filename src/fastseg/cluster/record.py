@@ -28,6 +28,7 @@ from . import kernels
 
 TOP_FEATURES = 3  # features an explanation names
 _ABSENT = object()
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 class RecordAssigner:
@@ -112,9 +113,11 @@ class RecordAssigner:
         x = [0.0] * len(self.names)  # a list: NumPy's per-item overhead is most of a record
         for name, j in self.numeric:
             value = record.get(name, _ABSENT)
-            if type(value) is float or type(value) is int:  # the usual cases first
+            if type(value) is float:  # the usual case first
                 if not math.isfinite(value):
                     raise DataError(f"field '{name}' is {value}: give a finite number")
+            elif type(value) is int and -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                pass
             else:
                 value = self._number(name, value)
                 if value != value:  # a null: the kernel fills it as the fit did
@@ -141,6 +144,9 @@ class RecordAssigner:
             )
         if isinstance(value, bool) or not isinstance(value, Real):
             raise DataError(f"field '{name}' must be a number, not {value!r}")
+        if isinstance(value, Integral) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+            digits = len(str(abs(int(value))))
+            raise DataError(f"field '{name}' has {digits} digits: beyond the range of a float")
         if not math.isfinite(value):
             raise DataError(f"field '{name}' is {value}: give a finite number")
         return float(value)
@@ -171,6 +177,8 @@ class RecordAssigner:
                 raise DataError(
                     f"missing field '{column}': the model reads {', '.join(self.fields)}"
                 )
+            if not isinstance(value, str | int | type(None)):  # (bool is an int)
+                _check_kind(column, value, self.levels[column])
             j = hot.get(value) if value is not None else None
             if j is not None and type(value) is type(self.levels[column][0]):
                 x[j] = self.weight  # as the one-hot column holds it
@@ -204,6 +212,8 @@ class RecordAssigner:
         return self._answer(x, chosen, unseen, out[0].tolist())
 
     def _assign(self, records):
+        if not records:
+            return []
         rows = [self.row(r) for r in records]
         if len(rows) == 1:
             X = np.array(rows[0][0], dtype=np.float64)[None, :]

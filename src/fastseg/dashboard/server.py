@@ -5,15 +5,16 @@ Headless and on loopback unless asked: the page shows segment data and has no lo
 """
 
 import importlib.util
-import ipaddress
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 from ..errors import FastsegError
+from ..serve.listen import bind, is_loopback, url
+
+__all__ = ["check_installed", "check_port", "is_loopback", "start", "stop", "url"]
 
 APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
 STARTUP_SECONDS = 60  # Streamlit starts in a few seconds; a slow machine gets some slack
@@ -29,36 +30,10 @@ def check_installed():
         )
 
 
-def is_loopback(host):
-    """Whether only this machine can reach ``host`` ('localhost', 127.0.0.1, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to an interface the network reaches
-        return False
-
-
-def url(host, port):
-    """The page's address (an IPv6 address in brackets)."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def check_port(host, port):
     """Fail before any work when nothing could listen on ``host``:``port`` (taken, or an
     address of no interface here), rather than once the aggregates are computed."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise FastsegError(f"cannot listen on '{host}': {exc.strerror}") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            taken = exc.errno == getattr(os, "EADDRINUSE", 98) or "in use" in str(exc)
-            why = "it is in use: choose another with --port" if taken else exc.strerror
-            raise FastsegError(f"cannot listen on {url(host, port)}: {why}") from None
+    bind(host, port).close()
 
 
 def command(folder, host, port):

@@ -209,13 +209,13 @@ class SegmentStats:
             for value in values:
                 shares = [seen.get((c, value), 0) / max(self.counts[c], 1) for c in range(self.k)]
                 columns[f"{column}={value}"] = np.asarray(shares)[present]
-        apart = [_apart(z[c], features) for c in np.flatnonzero(present)]
+        apart = [what_sets_apart(z[c], features) for c in np.flatnonzero(present)]
         columns["apart"] = [", ".join(a) for a in apart]
         columns["label"] = [" · ".join(a[:3]) if a else "typical" for a in apart]
         return pl.DataFrame(columns)
 
 
-def _apart(z, features):
+def what_sets_apart(z, features):
     """'high income', 'low age', ... for the features whose z-score is notable, strongest first."""
     order = np.argsort(-np.abs(z), kind="stable")
     return [
