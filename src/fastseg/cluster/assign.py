@@ -17,7 +17,6 @@ from ..errors import DataError
 from ..io.sources import as_float32, missing_values_error, refuse_nan_values
 from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import UnseenLevels, check_level_kinds
-from . import kernels
 
 NULLS = ("model", "error", "skip")
 NO_SEGMENT = -1  # what predict gives a row that gets none (scikit-learn's "no cluster")
@@ -160,7 +159,7 @@ def _assigned(model, rows, missing):
     scaled = model._scaled(rows)
     labels = np.empty(rows.shape[0], dtype=np.int32)
     dist = np.empty(rows.shape[0], dtype=np.float64)
-    kernels.assign(scaled, model._centers64(), labels, dist)
+    model._nearest(scaled, labels, dist)
     if not missing.any():
         return AssignedBatch(labels, dist, missing, scaled)
     segment = np.zeros(missing.shape[0], dtype=np.int32)

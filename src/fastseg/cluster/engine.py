@@ -362,6 +362,12 @@ class Engine:
             records = records.to_dicts()
         return cached[2].assign(list(records))
 
+    def _nearest(self, rows, labels, distances):
+        """Each row's segment and squared distance to its centre (``labels``, ``distances``
+        OUT), for ``iter_assign``: the nearest centre (a mixture model overrides it with its
+        most probable component)."""
+        kernels.assign(rows, self._centers64(), labels, distances)
+
     def _scaled(self, rows):
         """Rows in the space the centres live in (see ``Preprocessor.transform``)."""
         return self.preprocessor_.transform(rows)
