@@ -57,6 +57,9 @@ _DEFAULTS = {
     "reference_rows": 250_000,
     # Rows per partition when drift matches customers by id (the join holds one at a time).
     "migration_partition_rows": 1 << 20,
+    # select-k: a k whose fits on two subsamples agree at least this much (adjusted Rand
+    # index) is stable; --k auto takes the knee only when it is.
+    "stable_ari": 0.75,
 }
 
 batch_size = _DEFAULTS["batch_size"]
@@ -73,6 +76,7 @@ exact_sums_every = _DEFAULTS["exact_sums_every"]
 busy_fraction = _DEFAULTS["busy_fraction"]
 reference_rows = _DEFAULTS["reference_rows"]
 migration_partition_rows = _DEFAULTS["migration_partition_rows"]
+stable_ari = _DEFAULTS["stable_ari"]
 
 
 def reset():

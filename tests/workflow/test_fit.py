@@ -76,7 +76,8 @@ def test_k_auto_takes_the_knee_and_says_so(tmp_path):
     said = []
     result = fit(blobs(tmp_path), "auto", k_range=range(2, 9), say=said.append)
     assert result.k == 5 == result.model.n_clusters
-    assert said == ["--k auto: k = 5, the knee of the inertia curve"]
+    assert len(said) == 1 and said[0].startswith("--k auto: k = 5, the knee of the inertia curve")
+    assert "(stability" in said[0]
 
 
 def test_k_auto_without_a_knee_takes_the_best_silhouette(tmp_path, monkeypatch):
@@ -84,7 +85,8 @@ def test_k_auto_without_a_knee_takes_the_best_silhouette(tmp_path, monkeypatch):
     said = []
     result = fit(blobs(tmp_path), "auto", k_range=[3, 4, 5, 6], say=said.append)
     assert result.k == 5
-    assert said == ["--k auto: the inertia curve has no clear knee; k = 5, the best silhouette"]
+    assert len(said) == 1
+    assert said[0].startswith("--k auto: the inertia curve has no clear knee; k = 5, the best")
 
 
 @pytest.mark.parametrize("as_file", [True, False], ids=["model file", "fitted model"])

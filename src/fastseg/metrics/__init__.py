@@ -3,6 +3,7 @@ model over data of any size."""
 
 from .scores import (
     LabelStats,
+    adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
     score_chunks,
@@ -15,6 +16,7 @@ from .scores import (
 
 __all__ = [
     "LabelStats",
+    "adjusted_rand_score",
     "calinski_harabasz_score",
     "davies_bouldin_score",
     "score_chunks",

@@ -151,8 +151,9 @@ def _previous_model(align_to):
 
 
 def choose_k(data, k_range, features, settings, seed=0, max_iter=None, *, say=_silent, **memory):
-    """``k="auto"``: the knee of select-k's inertia curve over ``k_range``, else the k of the
-    best silhouette; ``say`` is told which. Returns (k, the selection as the model keeps it).
+    """``k="auto"``: the knee of select-k's inertia curve over ``k_range`` when its k is stable,
+    else the best silhouette among the stable k (``Selection.recommended``); ``say`` is told
+    which and why. Returns (k, the selection as the model keeps it).
     ``memory``: memory_budget, spill_dir, n_threads."""
     from .select_k import select_k  # scores: imported only when asked for
 
@@ -165,9 +166,6 @@ def choose_k(data, k_range, features, settings, seed=0, max_iter=None, *, say=_s
         **settings.as_params(),
         **memory,
     )
-    if selection.knee is not None:
-        say(f"--k auto: k = {selection.knee}, the knee of the inertia curve")
-        return selection.knee, selection.for_model("knee")
-    k = selection.picks["silhouette"]
-    say(f"--k auto: the inertia curve has no clear knee; k = {k}, the best silhouette")
-    return k, selection.for_model("silhouette")
+    k, decided_by, why = selection.recommended()
+    say(f"--k auto: {why}")
+    return k, selection.for_model(decided_by)

@@ -131,7 +131,8 @@ class KChoice:
         if self.decided_by == "knee":
             return f"k = {self.k}, chosen by the knee of the inertia curve {over}"
         if self.decided_by == "silhouette":
-            return f"k = {self.k}, chosen by the best silhouette {over} (no clear knee)"
+            why = "no clear knee" if self.selection.knee is None else "the knee was unstable"
+            return f"k = {self.k}, chosen by the best silhouette {over} ({why})"
         return f"k = {self.k}, given when the model was fitted"
 
     def verdict(self):
