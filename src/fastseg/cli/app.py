@@ -19,6 +19,7 @@ COMMANDS = {  # command: its module and function, in the order --help lists them
     "fit": "fit",
     "select-k": "select_k",
     "profile": "profile",
+    "explain": "explain",
     "report": "report",
     "dashboard": "dashboard",
     "predict": "predict",
