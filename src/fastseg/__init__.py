@@ -10,6 +10,7 @@ __all__ = [
     "select_k",
     "profile",
     "drift",
+    "explain",
     "load",
     "FastsegError",
     "DataError",
@@ -28,6 +29,7 @@ _LAZY = {
     "select_k": ".workflow.select_k",
     "profile": ".workflow.profile",
     "drift": ".workflow.drift",
+    "explain": ".workflow.explain",
 }
 
 
