@@ -7,6 +7,7 @@ from .errors import DataError, FastsegError, ModelFileError
 __all__ = [
     "KMeans",
     "MiniBatchKMeans",
+    "GaussianMixture",
     "select_k",
     "profile",
     "drift",
@@ -26,6 +27,7 @@ _LAZY = {
     "load": ".cluster.modelfile",
     "KMeans": ".cluster.estimators",
     "MiniBatchKMeans": ".cluster.estimators",
+    "GaussianMixture": ".cluster.mixture_estimator",
     "select_k": ".workflow.select_k",
     "profile": ".workflow.profile",
     "drift": ".workflow.drift",

@@ -352,6 +352,11 @@ class Engine:
             from .record import RecordAssigner
 
             self._check_fitted()
+            if type(self)._nearest is not Engine._nearest:
+                raise FastsegError(
+                    f"assign() gives the nearest centre, which is not a {self.estimator_name}'s "
+                    "segment: use predict (or predict_proba) for one customer too"
+                )
             cached = (self.cluster_centers_, self.preprocessor_, RecordAssigner(self))
             self._record_assigner = cached
         if type(records) is dict or isinstance(records, Mapping):

@@ -19,6 +19,15 @@ class Algorithm:
     estimator_path: str  # "module:Class" of the scikit-learn estimator
     max_iter: int  # the default of max_iter: Lloyd iterations, or mini-batch passes
     summary: str
+    k_param: str = "n_clusters"  # the engine's parameter for the number of segments
+
+    def make(self, k, **params):
+        """An engine of ``k`` segments with the ``params`` it takes (a mixture has no init)."""
+        from inspect import signature
+
+        engine = self.engine()
+        known = signature(engine.__init__).parameters
+        return engine(**{self.k_param: k}, **{n: v for n, v in params.items() if n in known})
 
     def engine(self):
         """The engine class: what the CLI fits and predicts with."""
@@ -45,6 +54,15 @@ ALGORITHMS = (
         estimator_path="fastseg.cluster.estimators:MiniBatchKMeans",
         max_iter=100,
         summary="mini-batch k-means (a few passes over huge data)",
+    ),
+    Algorithm(
+        name="gmm",
+        tag="GaussianMixture",
+        engine_path="fastseg.cluster.mixture:GaussianMixtureEngine",
+        estimator_path="fastseg.cluster.mixture_estimator:GaussianMixture",
+        max_iter=100,
+        summary="Gaussian mixture by exact EM (full or diagonal covariances), soft assignments",
+        k_param="n_components",
     ),
 )
 

@@ -289,8 +289,6 @@ def assign_rows(model, rows):
     """Segment (-1: none) and Euclidean distance to its centre (NaN: none) of raw feature
     rows as the model reads them; a row with a missing value the model does not fill gets
     none."""
-    from ..cluster import kernels
-
     segment = np.full(rows.shape[0], -1, dtype=np.int32)
     distance = np.full(rows.shape[0], np.nan)
     pre = model.preprocessor_
@@ -301,7 +299,7 @@ def assign_rows(model, rows):
         scaled = pre.transform(np.ascontiguousarray(rows[whole]))
         labels = np.empty(scaled.shape[0], dtype=np.int32)
         squared = np.empty(scaled.shape[0])
-        kernels.assign(scaled, model._centers64(), labels, squared)
+        model._nearest(scaled, labels, squared)  # (a mixture: the most probable component)
         segment[whole], distance[whole] = labels, np.sqrt(squared)
     return segment, distance
 

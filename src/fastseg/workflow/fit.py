@@ -84,8 +84,8 @@ def fit_segments(
             data, k_range, features, settings, seed, max_iter, say=say, **memory
         )
         _check_alignment(previous, features, k, settings)
-    engine = registry.by_name(algorithm).engine()(
-        n_clusters=k,
+    engine = registry.by_name(algorithm).make(
+        k,
         random_state=seed,
         n_init=n_init,
         init=init,

@@ -41,6 +41,8 @@ def renumber(model, order):
 
 
 def _renumber_state(model, order):
+    if hasattr(model, "_renumber_components"):  # a mixture: weights and covariances too
+        model._renumber_components(order)
     if getattr(model, "reference_", None) is not None:  # its per-segment figures
         model.reference_ = model.reference_.renumbered(order)
     for state in ("_centers", "_counts"):  # MiniBatchKMeans: so partial_fit keeps the order
