@@ -246,3 +246,38 @@ def test_collapsed_components_are_scikit_learns_error(covariance_type):
 def test_the_estimator_checks_its_parameters(params, X):
     with pytest.raises(InvalidParameterError):
         GaussianMixture(**{"n_components": K, **params}).fit(X)
+
+
+def test_fastseg_fit_algorithm_gmm_numbers_segments_and_saves_the_mixture(customers, tmp_path):
+    """``fastseg fit --algorithm gmm``: segments numbered largest first, the mixture's weights
+    renumbered with them, the model file loaded through the registry, its labels predict's."""
+    from fastseg.cli import main
+
+    model, labels = tmp_path / "gmm.json", tmp_path / "labels.parquet"
+    argv = [
+        "fit",
+        customers,
+        "--k",
+        "4",
+        "--features",
+        "age,income,tenure_months",
+        "--algorithm",
+        "gmm",
+        "--missing",
+        "drop",
+        "--model",
+        model,
+        "--labels",
+        labels,
+        "--quiet",
+    ]
+    assert main([str(a) for a in argv]) == 0
+    loaded = fastseg.load(model)
+    assert type(loaded).__name__ == "GaussianMixture"
+    sizes = json.loads(model.read_text())["metrics"]["cluster_sizes"]
+    assert sizes == sorted(sizes, reverse=True)
+    assert np.argsort(-loaded.weights_).tolist() == [0, 1, 2, 3]  # numbered with the segments
+    written = pl.read_parquet(labels)["segment"].to_numpy()
+    predicted = loaded.predict(pl.read_parquet(customers))
+    kept = predicted >= 0
+    assert np.array_equal(written[kept], predicted[kept])
