@@ -20,13 +20,14 @@ class Algorithm:
     max_iter: int  # the default of max_iter: Lloyd iterations, or mini-batch passes
     summary: str
     k_param: str = "n_clusters"  # the engine's parameter for the number of segments
+    own_init: bool = False  # the algorithm starts its own way: the CLI's --init is not its
 
     def make(self, k, **params):
         """An engine of ``k`` segments with the ``params`` it takes (a mixture has no init)."""
         from inspect import signature
 
         engine = self.engine()
-        known = signature(engine.__init__).parameters
+        known = set(signature(engine.__init__).parameters) - ({"init"} if self.own_init else set())
         return engine(**{self.k_param: k}, **{n: v for n, v in params.items() if n in known})
 
     def engine(self):
@@ -63,6 +64,15 @@ ALGORITHMS = (
         max_iter=100,
         summary="Gaussian mixture by exact EM (full or diagonal covariances), soft assignments",
         k_param="n_components",
+    ),
+    Algorithm(
+        name="ward",
+        tag="Ward",
+        engine_path="fastseg.cluster.ward:WardEngine",
+        estimator_path="fastseg.cluster.ward_estimator:Ward",
+        max_iter=1,
+        summary="Ward's hierarchical clustering in two stages (micro-clusters, then Ward)",
+        own_init=True,
     ),
 )
 
