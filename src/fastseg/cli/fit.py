@@ -41,7 +41,7 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
     "--algorithm",
     type=click.Choice(registry.NAMES),
     default=registry.NAMES[0],
-    help="; ".join(f"{a.name}: {a.summary}" for a in registry.ALGORITHMS)
+    help="; ".join(f"{a.name}: {a.summary}" for a in registry.ALGORITHMS if a.in_fit_command)
     + f" (default {registry.NAMES[0]})",
 )
 @o.seed()
