@@ -18,6 +18,7 @@ EXIT_USAGE = 2
 COMMANDS = {  # command: its module and function, in the order --help lists them
     "fit": "fit",
     "select-k": "select_k",
+    "compare": "compare",
     "profile": "profile",
     "explain": "explain",
     "report": "report",

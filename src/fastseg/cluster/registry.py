@@ -84,9 +84,21 @@ ALGORITHMS = (
         summary="k-prototypes: numbers and categories together, no one-hot (Huang 1998)",
         in_fit_command=False,  # its own API (fit(X, categorical=...)); not yet in fastseg fit
     ),
+    Algorithm(
+        name="hdbscan",
+        tag="HDBSCAN",
+        engine_path="fastseg.cluster.density:HDBSCANEngine",
+        estimator_path="fastseg.cluster.density_estimator:HDBSCAN",
+        max_iter=1,  # (no iterations: one HDBSCAN run on a sample, one labelling pass)
+        summary="HDBSCAN on a sample, extended by nearest point; finds k itself (--k ignored), "
+        "noise its own segment",
+        k_param="requested_k",  # HDBSCAN finds the number of segments: --k is ignored
+        own_init=True,
+    ),
 )
 
 NAMES = tuple(a.name for a in ALGORITHMS if a.in_fit_command)
+ALL_NAMES = tuple(a.name for a in ALGORITHMS)
 
 
 def by_name(name):
