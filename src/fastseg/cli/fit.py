@@ -119,7 +119,7 @@ def fit_notes(result, align_to=None):
             "(in standard deviations when scaled)"
         )
     yield (
-        f"clustered {int(fitted._fit_sizes().sum()):,} rows into {result.k} segments in "
+        f"clustered {int(fitted._fit_sizes().sum()):,} rows into {fitted.n_clusters} segments in "
         f"{result.seconds:.1f} s (inertia {fitted.inertia_:.6g}, {fitted.n_iter_} iterations)"
     )
     if fitted.n_imputed_:

@@ -97,7 +97,7 @@ def fit_segments(
     engine.fit(
         data, columns=features, **({} if cluster is None else dict(backend="dask", **cluster))
     )
-    result = FitResult(engine, k, time.perf_counter() - start)
+    result = FitResult(engine, engine.n_clusters, time.perf_counter() - start)  # (HDBSCAN: found)
     if selection is not None:  # the report tells the same story
         engine.k_selection_ = selection
     segments.order_by_size(engine)
