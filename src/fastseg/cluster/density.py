@@ -24,11 +24,9 @@ from numbers import Integral
 import numpy as np
 
 from .. import config
-from .._version import __version__
 from ..errors import DataError, FastsegError
 from ..io.store import anonymous_array
-from .engine import Engine, _given, _maybe
-from .fileformat import FORMAT, FORMAT_VERSION
+from .engine import Engine
 from .reduction import FragmentSums
 
 SAMPLE_SIZE = 200_000  # rows HDBSCAN runs on: minutes (see the module docstring)
@@ -216,38 +214,17 @@ class HDBSCANEngine(Engine):
 
     # ----- the model file ----------------------------------------------------------------
     def to_dict(self):
-        """The model file's document: the shared fields (``Engine.to_dict``'s, without an
-        ``init``) plus "density", the stored points and labels predict needs."""
-        params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        sizes = self._fit_sizes()
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "fastseg_version": __version__,
-            "estimator": self.estimator_name,
-            "params": params,
-            "preprocessor": self.preprocessor_.to_dict(),
-            "dtype": str(self.cluster_centers_.dtype),
-            "cluster_centers": np.asarray(self.cluster_centers_, dtype=np.float64).tolist(),
-            "metrics": {
-                "inertia": _maybe(float, getattr(self, "inertia_", None)),
-                "n_iter": _maybe(int, getattr(self, "n_iter_", None)),
-                "n_rows": None if sizes is None else int(sizes.sum()),
-                "n_rows_dropped": int(getattr(self, "n_rows_dropped_", 0)),
-                "cluster_sizes": None if sizes is None else sizes.tolist(),
-            },
-            "density": {
-                "points": self.stored_points_.tolist(),
-                "labels": self.stored_labels_.tolist(),
-                "noise_segment": self.noise_segment_,
-                "min_cluster_size": self.min_cluster_size_,
-                "n_sample_rows": self.n_sample_rows_,
-            },
-            **_given("k_selection", getattr(self, "k_selection_", None)),
-            **_given("reference", _maybe(lambda r: r.to_dict(), getattr(self, "reference_", None))),
+        """The model file's document: the shared fields (``Engine.to_dict``'s) plus
+        "density", the stored points and labels predict needs."""
+        doc = super().to_dict()
+        doc["density"] = {
+            "points": self.stored_points_.tolist(),
+            "labels": self.stored_labels_.tolist(),
+            "noise_segment": self.noise_segment_,
+            "min_cluster_size": self.min_cluster_size_,
+            "n_sample_rows": self.n_sample_rows_,
         }
+        return doc
 
     def _restore(self, doc):
         """The shared fields (``Engine._restore``), then the stored points, each checked:

@@ -470,7 +470,7 @@ class Engine:
         fits. Settings of how a fit ran (threads, memory, temp folder) are left out: the same
         data and seed give the same file whatever they were."""
         params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
-        if not isinstance(params["init"], str):
+        if "init" in params and not isinstance(params["init"], str):  # (a mixture has none)
             params["init"] = np.asarray(params["init"], dtype=np.float64).tolist()
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None

@@ -22,12 +22,10 @@ from numbers import Integral
 import numpy as np
 
 from .. import config
-from .._version import __version__
 from ..errors import DataError
 from ..io.store import anonymous_array
 from ..progress import report
-from .engine import Engine, _given, _maybe
-from .fileformat import FORMAT, FORMAT_VERSION
+from .engine import Engine, _maybe
 from .lloyd import LloydEngine
 from .reduction import FragmentSums
 
@@ -458,42 +456,21 @@ class GaussianMixtureEngine(Engine):
 
     # ----- the model file ----------------------------------------------------------------
     def to_dict(self):
-        """The model file's document: the shared fields (``Engine.to_dict``'s, without an
-        ``init``) plus "mixture", everything predict_proba and score need."""
-        params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        sizes = self._fit_sizes()
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "fastseg_version": __version__,
-            "estimator": self.estimator_name,
-            "params": params,
-            "preprocessor": self.preprocessor_.to_dict(),
-            "dtype": str(self.cluster_centers_.dtype),
-            "cluster_centers": np.asarray(self.cluster_centers_, dtype=np.float64).tolist(),
-            "metrics": {
-                "inertia": _maybe(float, getattr(self, "inertia_", None)),
-                "n_iter": _maybe(int, getattr(self, "n_iter_", None)),
-                "n_rows": None if sizes is None else int(sizes.sum()),
-                "n_rows_dropped": int(getattr(self, "n_rows_dropped_", 0)),
-                "cluster_sizes": None if sizes is None else sizes.tolist(),
-            },
-            "mixture": {
-                "covariance_type": self.covariance_type,
-                "weights": self.weights_.tolist(),
-                "means": self.means_.tolist(),
-                "covariances": self.covariances_.tolist(),
-                "lower_bound": _maybe(float, getattr(self, "lower_bound_", None)),
-                "converged": _maybe(bool, getattr(self, "converged_", None)),
-                "n_iter": _maybe(int, getattr(self, "n_iter_", None)),
-                "bic": _maybe(float, getattr(self, "bic_", None)),
-                "aic": _maybe(float, getattr(self, "aic_", None)),
-            },
-            **_given("k_selection", getattr(self, "k_selection_", None)),
-            **_given("reference", _maybe(lambda r: r.to_dict(), getattr(self, "reference_", None))),
+        """The model file's document: the shared fields (``Engine.to_dict``'s) plus
+        "mixture", everything predict_proba and score need."""
+        doc = super().to_dict()
+        doc["mixture"] = {
+            "covariance_type": self.covariance_type,
+            "weights": self.weights_.tolist(),
+            "means": self.means_.tolist(),
+            "covariances": self.covariances_.tolist(),
+            "lower_bound": _maybe(float, getattr(self, "lower_bound_", None)),
+            "converged": _maybe(bool, getattr(self, "converged_", None)),
+            "n_iter": _maybe(int, getattr(self, "n_iter_", None)),
+            "bic": _maybe(float, getattr(self, "bic_", None)),
+            "aic": _maybe(float, getattr(self, "aic_", None)),
         }
+        return doc
 
     def _restore(self, doc):
         """The shared fields (``Engine._restore``), then the mixture, each value checked."""
