@@ -156,3 +156,23 @@ def test_a_categorical_column_of_another_kind_than_fitted_is_refused(tmp_path):
         model.predict(as_numbers)
     categorical = frame.with_columns(pl.col("r").cast(pl.Categorical))
     np.testing.assert_array_equal(model.predict(categorical), model.predict(frame))
+
+
+def test_profile_command_adds_the_rules(tmp_path, capsys):
+    import json
+
+    from fastseg.cli import main
+    from fastseg.datasets import write_customers
+
+    data, model = tmp_path / "c.parquet", tmp_path / "m.json"
+    write_customers(data, 5000, seed=4)
+    argv = ["fit", data, "--k", "3", "--features", "age,income,tenure_months", "--model", model]
+    assert main([str(a) for a in [*argv, "--quiet"]]) == 0
+    capsys.readouterr()
+    assert main(["profile", str(model), str(data), "--rules", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "The segments as rules:" in out and "the rules agree with the model for" in out
+    assert main(["profile", str(model), str(data), "--rules", "--format", "json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"profile", "rules"} and 0 < doc["rules"]["agreement"] <= 1
+    assert main(["profile", str(model), str(data), "--rules", "--format", "csv"]) == 2

@@ -303,3 +303,21 @@ def test_report_with_one_numeric_feature(data, tmp_path):
     out = tmp_path / "r.html"
     write_report(model, path, out, ks=range(2, 4))
     assert out.read_text().count("data:image/png;base64,") == 5
+
+
+def test_report_shows_the_segments_as_rules(data, tmp_path):
+    """The rules ``fastseg explain`` finds, each segment's, with their agreement."""
+    from fastseg.workflow.explain import explain
+
+    path, model = data
+    out = tmp_path / "r.html"
+    write_report(model, path, out, ks=range(2, 4))
+    page = out.read_text()
+    found = explain(model, path, seed=0)
+    assert "The segments as rules" in page
+    assert page.index("Segment profiles") < page.index("The segments as rules")
+    for segment, text, share in found.rules():
+        assert f"segment {segment}</td><td>{text}</td><td>{share:.0%}</td>" in page.replace(
+            "&gt;", ">"
+        )
+    assert f"agree with the model for {found.agreement:.0%}" in page

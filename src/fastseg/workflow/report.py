@@ -93,12 +93,36 @@ def write_report(
     )
     plots = build_plots(model, stats, table, choice)
     rendered = {key: (plot, png(plt, plot.figure)) for key, plot in plots.items()}
-    section = None if later is None else drift_html(plt, later, table, data, new)
-    page = _page(header_facts(model, data, stats, choice), choice, table, rendered, section)
+    sections = [rules_html(model, data, random_state, segment_colours(choice.k))]
+    if later is not None:
+        sections.append(drift_html(plt, later, table, data, new))
+    page = _page(header_facts(model, data, stats, choice), choice, table, rendered, sections)
     with atomic_output(out, overwrite=overwrite) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(page)
     return choice.selection, table
+
+
+# ----- the segments as rules ------------------------------------------------------------
+def rules_html(model, data, random_state, colours):
+    """ "The segments as rules": each segment as the rule a shallow tree gives it
+    (``workflow.explain``), the share of customers it sends there, and how often the rules
+    agree with the model."""
+    from .explain import explain
+
+    found = explain(model, data, seed=random_state)
+    rows = "".join(
+        f"<tr><td>{_swatch(colours[s])}segment {s}</td><td>{html.escape(text)}</td>"
+        f"<td>{share:.0%}</td></tr>"
+        for s, text, share in found.rules()
+    )
+    return (
+        "<h2>The segments as rules</h2>"
+        f'<table class="profile"><tr><th>segment</th><th>rule</th><th>customers</th></tr>{rows}'
+        f'</table><p class="caption">A shallow decision tree, one leaf per segment, grown on '
+        f"a sample of {found.sample.labels.size:,} customers (the IMM algorithm): the rules "
+        f"agree with the model for {found.agreement:.0%} of them.</p>"
+    )
 
 
 # ----- a later period -------------------------------------------------------------------
@@ -711,9 +735,9 @@ def pyplot():
 
 
 # ----- the page ---------------------------------------------------------------------------
-def _page(facts, choice, table, rendered, section=None):
+def _page(facts, choice, table, rendered, sections=()):
     """The report's HTML: the header, the segments, each plot with its caption, the profile
-    table, then ``section`` (HTML: the drift to a later period) if given."""
+    table, then ``sections`` (HTML: the rules, the drift to a later period)."""
     colours = segment_colours(choice.k)
     names = segment_names(table)
     rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{html.escape(v)}</td></tr>" for n, v in facts)
@@ -735,8 +759,7 @@ def _page(facts, choice, table, rendered, section=None):
         body.append(extras.get(key, ""))
     body.append("<h2>Segment profiles</h2>")
     body.append(_profile_html(table, colours))
-    if section:
-        body.append(section)
+    body.extend(sections)
     return _PAGE.format(body="\n".join(body), version=html.escape(__version__))
 
 
