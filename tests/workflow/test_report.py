@@ -321,3 +321,16 @@ def test_report_shows_the_segments_as_rules(data, tmp_path):
             "&gt;", ">"
         )
     assert f"agree with the model for {found.agreement:.0%}" in page
+
+
+def test_report_compares_the_other_algorithms_when_asked(data, tmp_path):
+    path, model = data
+    out = tmp_path / "r.html"
+    write_report(model, path, out, ks=range(2, 4))
+    assert "Other algorithms" not in out.read_text()
+    write_report(model, path, out, ks=range(2, 4), compare=True, overwrite=True)
+    page = out.read_text()
+    section = page[page.index("<h2>Other algorithms</h2>") :]
+    for name in ("kmeans", "gmm", "ward"):
+        assert f"<td>{name}</td><td>" in section
+    assert "Recommended: <b>" in section

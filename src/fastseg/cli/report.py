@@ -47,11 +47,20 @@ from . import options as o
     help="customer id column of both periods (needs --drift): the drift section shows who "
     "moved from which segment to which, e.g. customer_id",
 )
+@click.option(
+    "--compare",
+    "compare",
+    is_flag=True,
+    help="add a section comparing k-means with the other algorithms at the model's k "
+    "(fastseg compare: each algorithm is fitted again)",
+)
 @o.sample("rows the silhouettes are taken on when k is scored (default 10000), e.g. 20000")
 @o.seed()
 @o.memory
 @o.quiet_overwrite
-def report(model, data, out, k_range, new, id_column, sample, seed, overwrite, say, **memory):
+def report(
+    model, data, out, k_range, new, id_column, compare, sample, seed, overwrite, say, **memory
+):
     from ..cluster.modelfile import load_engine
     from ..io.output import check_output_path, input_files
     from ..workflow.report import DEFAULT_KS, k_range_text, write_report
@@ -75,6 +84,7 @@ def report(model, data, out, k_range, new, id_column, sample, seed, overwrite, s
         overwrite=overwrite,
         new=new,
         id=id_column,
+        compare=compare,
         **memory,
     )
     scored = k_range_text([s.k for s in selection.scores])

@@ -49,6 +49,7 @@ def write_report(
     spill_dir=None,
     new=None,
     id=None,
+    compare=False,
 ):
     """Write ``out``: one self-contained HTML page on the segments ``model`` finds in ``data``.
 
@@ -65,8 +66,9 @@ def write_report(
     ``new``: data of a later period (path(s) or a frame): a drift section follows, ``data``
     being the earlier period (``workflow.drift``: the verdict and its reasons, segment shares
     before and after, PSI by feature); ``id``, a customer id column of both periods, adds who
-    moved from which segment to which. Written atomically. Returns (the ``Selection`` drawn,
-    the profile table).
+    moved from which segment to which. ``compare``: a section comparing k-means with the
+    other algorithms on ``data`` (``workflow.compare``: each is fitted again). Written
+    atomically. Returns (the ``Selection`` drawn, the profile table).
     """
     if id is not None and new is None:
         raise DataError(
@@ -94,6 +96,9 @@ def write_report(
     plots = build_plots(model, stats, table, choice)
     rendered = {key: (plot, png(plt, plot.figure)) for key, plot in plots.items()}
     sections = [rules_html(model, data, random_state, segment_colours(choice.k))]
+    if compare:
+        memory = dict(memory_budget=memory_budget, spill_dir=spill_dir)
+        sections.append(compare_html(model, data, random_state, **memory))
     if later is not None:
         sections.append(drift_html(plt, later, table, data, new))
     page = _page(header_facts(model, data, stats, choice), choice, table, rendered, sections)
@@ -123,6 +128,56 @@ def rules_html(model, data, random_state, colours):
         f"a sample of {found.sample.labels.size:,} customers (the IMM algorithm): the rules "
         f"agree with the model for {found.agreement:.0%} of them.</p>"
     )
+
+
+def compare_html(model, data, random_state, **memory):
+    """ "Other algorithms": ``workflow.compare``'s table on the model's features and
+    preprocessing at its k, and the recommendation with its reason."""
+    from .compare import compare as compare_algorithms
+
+    pre = model.preprocessor_
+    features = [*pre.plain_features(), *(pre.settings.categorical or [])]
+    result = compare_algorithms(
+        data,
+        model.n_clusters,
+        columns=features,
+        settings=pre.settings,
+        random_state=random_state,
+        **memory,
+    )
+    head = [
+        "algorithm",
+        "k",
+        "silhouette",
+        "Davies–Bouldin",
+        "Calinski–Harabasz",
+        "agreement with k-means",
+        "stability",
+        "seconds",
+    ]
+    cells = "".join(f"<th>{h}</th>" for h in head)
+    rows = "".join(
+        f"<tr><td>{r.algorithm}</td><td>{r.k}</td>{_score_cells(r)}<td>{r.seconds:.1f}</td></tr>"
+        for r in result.results
+    )
+    advice = result.recommendation
+    return (
+        "<h2>Other algorithms</h2>"
+        f'<table class="profile"><tr>{cells}</tr>{rows}</table>'
+        f'<p class="caption">Each algorithm fitted with the model\'s preprocessing on every '
+        f"row, judged on a sample of {result.sample_rows:,} rows in k-means' space (stability: "
+        "agreement of two fits on halves of the sample). Recommended: "
+        f"<b>{html.escape(advice['algorithm'])}</b>: {html.escape(advice['reason'])}.</p>"
+    )
+
+
+def _score_cells(r):
+    values = [r.silhouette, r.davies_bouldin, r.calinski_harabasz, r.ari_kmeans, r.stability]
+    formats = ["{:.3f}", "{:.3f}", "{:,.0f}", "{:.3f}", "{:.3f}"]
+    shown = [
+        "–" if v is None or v != v else f.format(v) for v, f in zip(values, formats, strict=True)
+    ]
+    return "".join(f"<td>{v}</td>" for v in shown)
 
 
 # ----- a later period -------------------------------------------------------------------
