@@ -68,24 +68,7 @@ class HDBSCANEngine(Engine):
         missing="error",
         spill_dir=None,
     ):
-        self.min_cluster_size = min_cluster_size
-        self.min_samples = min_samples
-        self.sample_size = sample_size
-        self.max_stored = max_stored
-        self.random_state = random_state
-        self.requested_k = requested_k
-        self.batch_size = batch_size
-        self.memory_budget = memory_budget
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.scale = scale
-        self.log1p = log1p
-        self.derive = derive
-        self.pca = pca
-        self.categorical = categorical
-        self.category_weight = category_weight
-        self.missing = missing
-        self.spill_dir = spill_dir
+        self._keep_params(locals())
 
     @property
     def n_clusters(self):

@@ -54,6 +54,14 @@ class Engine:
     # Parameters that change how a fit runs, never its result (left out of model files).
     _run_settings = ("memory_budget", "n_threads", "verbose", "spill_dir")
 
+    def _keep_params(self, values):
+        """Store every constructor argument as given (``__init__``'s ``locals()``): an
+        engine's ``__init__`` only stores, as scikit-learn's rule is, and ``get_params``
+        reads them back by the signature's names."""
+        for name, value in values.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     def get_params(self, deep=False):
         """The constructor's parameters, sorted by name as scikit-learn's (which replaces it)."""
         names = inspect.signature(type(self).__init__).parameters

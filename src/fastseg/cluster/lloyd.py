@@ -49,26 +49,7 @@ class LloydEngine(Engine):
         spill_dir=None,
         algorithm="auto",
     ):
-        self.n_clusters = n_clusters
-        self.init = init
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.batch_size = batch_size
-        self.memory_budget = memory_budget
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.init_size = init_size
-        self.scale = scale
-        self.log1p = log1p
-        self.derive = derive
-        self.pca = pca
-        self.categorical = categorical
-        self.category_weight = category_weight
-        self.missing = missing
-        self.spill_dir = spill_dir
-        self.algorithm = algorithm
+        self._keep_params(locals())
 
     def _bounded(self, data):
         """Hamerly bounds (4 bytes a row) when the rows are in RAM or when asked for."""

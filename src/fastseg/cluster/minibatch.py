@@ -49,28 +49,7 @@ class MiniBatchEngine(Engine):
         missing="error",
         spill_dir=None,
     ):
-        self.n_clusters = n_clusters
-        self.init = init
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.verbose = verbose
-        self.compute_labels = compute_labels
-        self.random_state = random_state
-        self.tol = tol
-        self.max_no_improvement = max_no_improvement
-        self.init_size = init_size
-        self.n_init = n_init
-        self.reassignment_ratio = reassignment_ratio
-        self.memory_budget = memory_budget
-        self.n_threads = n_threads
-        self.scale = scale
-        self.log1p = log1p
-        self.derive = derive
-        self.pca = pca
-        self.categorical = categorical
-        self.category_weight = category_weight
-        self.missing = missing
-        self.spill_dir = spill_dir
+        self._keep_params(locals())
 
     def _stream_rows(self):
         # Mini-batches are drawn within chunks, so the chunk size is fixed (never a tunable):

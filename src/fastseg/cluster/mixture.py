@@ -247,26 +247,7 @@ class GaussianMixtureEngine(Engine):
         missing="error",
         spill_dir=None,
     ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.random_state = random_state
-        self.batch_size = batch_size
-        self.memory_budget = memory_budget
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.init_size = init_size
-        self.scale = scale
-        self.log1p = log1p
-        self.derive = derive
-        self.pca = pca
-        self.categorical = categorical
-        self.category_weight = category_weight
-        self.missing = missing
-        self.spill_dir = spill_dir
+        self._keep_params(locals())
 
     @property
     def n_clusters(self):

@@ -48,7 +48,7 @@ class WardEngine(LloydEngine):
         algorithm="auto",
     ):
         params = {k: v for k, v in locals().items() if k not in ("self", "n_micro", "__class__")}
-        super().__init__(**params)
+        super().__init__(**params)  # LloydEngine's parameters, then Ward's own
         self.n_micro = n_micro
 
     def _sample_size(self):
