@@ -20,7 +20,7 @@ from .. import config
 from ..cluster.step import Totals, check_distinct, farthest, next_centers, stage_name, take_over
 from ..errors import DataError, FastsegError
 from ..io.decode import REFERENCE_SEED
-from ..io.store import Dataset, sample_positions
+from ..io.store import Dataset, positions_within, sample_positions
 from ..io.tables import TableReader
 from ..preprocess.fit import fit_scaling
 from ..preprocess.pca import component_variance, pca_from_scatter
@@ -389,13 +389,12 @@ def _statistics(plan, job, upto, tap=False):
         return plan.each(tasks.statistics, job, shift, upto)
     n_input = plan.fragments[-1].stop
     positions = sample_positions(n_input, config.reference_rows, REFERENCE_SEED)
-    cut = np.searchsorted(positions, [f.start for f in plan.fragments] + [n_input])
     import dask
 
     call = dask.delayed(tasks.statistics, pure=True)
     found = [
-        call(job, f, x, shift, upto, positions[cut[i] : cut[i + 1]] - f.start)
-        for i, (f, x) in enumerate(zip(plan.fragments, plan.inputs, strict=True))
+        call(job, f, x, shift, upto, positions_within(positions, f.start, f.stop))
+        for f, x in zip(plan.fragments, plan.inputs, strict=True)
     ]
     return plan.client.gather(plan.client.compute(found))
 

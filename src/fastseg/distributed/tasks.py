@@ -21,7 +21,7 @@ from ..cluster.step import Totals, Workspace, labelled_inertia, step
 from ..cluster.threads import thread_limit
 from ..errors import DataError
 from ..io.sources import FrameSource, RowTap, weight_values
-from ..io.store import RowStore, aligned_chunk_rows
+from ..io.store import RowStore, aligned_chunk_rows, positions_within
 from ..io.tables import TableReader
 from ..preprocess.fit import _report_not_finite
 from ..preprocess.scaling import log1p_in_place, standardize
@@ -247,8 +247,7 @@ def sample(job, fragment, data, positions, upto, eligible=False):
     with on_worker():
         for _, rows, w in chunks(job, fragment, data, upto):
             index = np.flatnonzero(w > 0) if eligible else np.arange(rows.shape[0])
-            lo, hi = np.searchsorted(positions, [seen, seen + index.size])
-            at = index[positions[lo:hi] - seen]
+            at = index[positions_within(positions, seen, seen + index.size)]
             found.append((rows[at].copy(), w[at]))
             seen += index.size
     rows = np.concatenate([r for r, _ in found]) if found else _no_rows(job)

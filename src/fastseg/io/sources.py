@@ -11,6 +11,7 @@ import polars as pl
 
 from ..errors import DataError
 from ..preprocess.settings import IMPUTING, MISSING_POLICIES
+from .store import positions_within
 from .tables import TableReader
 
 
@@ -128,9 +129,9 @@ class RowTap:
     def take(self, frame):
         """The next input rows: a polars frame of the float32 feature columns (nulls kept)."""
         first, self.rows = self.rows, self.rows + frame.height
-        lo, hi = np.searchsorted(self.positions, [first, self.rows])
-        if hi > lo:
-            picked = frame[self.positions[lo:hi] - first]
+        at = positions_within(self.positions, first, self.rows)
+        if at.size:
+            picked = frame[at]
             self.found.append(picked.to_numpy(order="c").astype(np.float32, copy=False))
         self.missing += np.asarray(frame.null_count().row(0), dtype=np.int64)
         low, high = frame.min().row(0), frame.max().row(0)

@@ -274,6 +274,13 @@ def sample_positions(n, size, seed):
     return positions
 
 
+def positions_within(positions, start, stop):
+    """The sorted ``positions`` that fall in rows [start, stop), counted from ``start``: the
+    rows of one batch that a sample drawn over the whole data picks."""
+    lo, hi = np.searchsorted(positions, [start, stop])
+    return positions[lo:hi] - start
+
+
 def _distinct_sorted(values):
     values = np.sort(values)
     return values[np.concatenate([[True], values[1:] != values[:-1]])]

@@ -16,7 +16,7 @@ import polars as pl
 from .. import config
 from ..errors import DataError
 from ..io.sources import as_float32
-from ..io.store import sample_positions
+from ..io.store import positions_within, sample_positions
 from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import UnseenCategoryWarning
 from . import measures
@@ -56,8 +56,7 @@ class PeriodScan:
         for column, code in codes.items():
             self.level_counts[column] += category_counts(code, len(self.levels[column]))
         self._add_segments(batch)
-        lo, hi = np.searchsorted(self.positions, [first, self.rows])
-        at = self.positions[lo:hi] - first
+        at = positions_within(self.positions, first, self.rows)
         self.sampled["numeric"].append(values[at])
         picked = [codes[c][at] for c in self.levels]
         self.sampled["codes"].append(

@@ -20,7 +20,7 @@ import polars as pl
 from .. import config
 from ..cluster import registry
 from ..errors import DataError
-from ..io.store import sample_positions
+from ..io.store import positions_within, sample_positions
 from ..io.tables import TableReader
 from ..metrics.scores import (
     adjusted_rand_score,
@@ -193,8 +193,7 @@ def _sample(kmeans, data, columns, settings, size, seed):
     wanted = list(dict.fromkeys([*columns, *(settings.categorical or [])]))
     frames, spaces, kept, seen = [], [], [], 0
     for batch in kmeans.iter_assign(reader, keep=wanted, nulls="skip"):
-        lo, hi = np.searchsorted(positions, [seen, seen + batch.n_rows])
-        at = positions[lo:hi] - seen
+        at = positions_within(positions, seen, seen + batch.n_rows)
         frames.append(batch.kept[at])
         present = np.flatnonzero(~batch.missing)
         rank = np.searchsorted(present, at)

@@ -26,7 +26,7 @@ import numpy as np
 from ..cluster.assign import NO_SEGMENT
 from ..errors import DataError
 from ..io.sources import as_float32
-from ..io.store import sample_positions
+from ..io.store import positions_within, sample_positions
 from ..io.tables import TableReader, is_table_input
 from ..monitor.scan import level_codes, model_columns
 from ..preprocess.categories import level_name
@@ -70,8 +70,7 @@ def draw_sample(model, data, size, seed, numeric, levels):
     positions = sample_positions(n, size, seed)
     parts, first, left_out = [], 0, 0
     for batch in batches:
-        lo, hi = np.searchsorted(positions, [first, first + batch.n_rows])
-        at = positions[lo:hi] - first
+        at = positions_within(positions, first, first + batch.n_rows)
         left_out += int(batch.missing[at].sum())
         at = at[~batch.missing[at]]
         if batch.kept is None:  # an array: the batch is rows first .. first + n_rows of X
