@@ -12,11 +12,14 @@ its answer. scikit-learn gets the rows already scaled (its own input validation 
 the same centres (``init=`` them, one Lloyd iteration on a small sample, then the centres set
 back). The target: one record under 10 µs after warm-up, and at least 5x scikit-learn's time.
 Each figure is the median over rounds of the mean time per record; ratios from one run.
+Output: the figures, also in ``benchmarks/results/assign_speed-YYYYmmdd-HHMMSS.json``
+(``--out`` for another folder).
 """
 
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -43,11 +46,22 @@ def per_record(func, items, rounds):
     return statistics.median(times)
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="folder for the JSON results (default benchmarks/results)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    stamp = datetime.now()
     folder = Path(tempfile.mkdtemp(prefix="fastseg-assign-"))
     write_customers(folder / "fit.parquet", 200_000, seed=5)
     write_customers(folder / "new.parquet", args.records, seed=6)
@@ -75,9 +89,12 @@ def main():
     print(f"fastseg model.assign(list of all):   {batch * 1e6:8.2f} µs a record")
     print(f"scikit-learn predict(one scaled row): {theirs * 1e6:7.2f} µs a record")
     print(f"fastseg is {theirs / ours:.1f}x faster; the same segment for {same:.2%} of them")
-    out = HERE / "results" / "assign_speed.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"assign_speed-{stamp:%Y%m%d-%H%M%S}.json"
     result = {
-        "date": datetime.now().isoformat(timespec="seconds"),
+        "date": stamp.isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "records": len(records),
         "assign_us": ours * 1e6,
         "assign_list_us": batch * 1e6,

@@ -11,6 +11,8 @@ command in a fresh process, alternating, ``--repeat`` times (medians reported):
 ``predict`` of the second period (every input column written), ``drift`` of it against the
 model's own profile, and ``drift --reference`` the first period ``--id customer_id`` (two
 passes and the join by id). Ratios come from the same run: the machine is shared.
+Output: the table, and the runs with their medians in
+``benchmarks/results/drift_speed-YYYYmmdd-HHMMSS.json`` (``--out`` for another folder).
 """
 
 import argparse
@@ -41,11 +43,22 @@ def periods(rows, folder):
     return found
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="folder for the JSON results (default benchmarks/results)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    stamp = datetime.now()
     folder = HERE / "data"
     folder.mkdir(exist_ok=True)
     old, new = periods(args.rows, folder)
@@ -101,13 +114,18 @@ def main():
         print(
             f"{name:<24}{seconds:>9.2f}{seconds / time0:>11.2f}x{peak:>9.0f}{peak / peak0:>11.2f}x"
         )
-    results = HERE / "results" / "drift_speed.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / f"drift_speed-{stamp:%Y%m%d-%H%M%S}.json"
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results.write_text(
         json.dumps(
             {
-                "date": datetime.now().isoformat(timespec="seconds"),
+                "date": stamp.isoformat(timespec="seconds"),
+                "command": sys.argv,
+                "settings": settings,
                 "rows": args.rows,
-                "runs": measured,
+                "runs": measured,  # [peak RSS MB, seconds] of each run
+                "medians": medians,
             },
             indent=1,
         )

@@ -14,6 +14,8 @@ requests encoded beforehand: httpx costs some 150 µs a request of its own, more
 server. The client still shares the machine's cores with the server, so its CPU time counts
 against the figures: both processes' CPU time per request is measured (``/proc``) and printed.
 Each measurement is bounded in time (``--seconds``) and in requests (``--max-requests``).
+Output: one line per measurement, the verdict, and the figures with machine information in
+``benchmarks/results/serve_load-YYYYmmdd-HHMMSS.json`` (``--out`` for another folder).
 """
 
 import argparse
@@ -196,15 +198,25 @@ def run_all(args, port, customers, server):
     return found
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="customers to fit on")
     parser.add_argument("--seconds", type=float, default=6.0, help="per measurement")
     parser.add_argument("--max-requests", type=int, default=200_000, help="per measurement")
     parser.add_argument("--connections", type=int, default=2, help="for the throughput run")
     parser.add_argument("--batch", type=int, default=1000, help="customers per batch request")
-    parser.add_argument("--out", default=str(HERE / "results" / "serve_load.json"))
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="folder for the JSON results (default benchmarks/results)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    stamp = datetime.now()
     with tempfile.TemporaryDirectory(prefix="serve-load-") as name:
         folder = Path(name)
         print("fitting the model ...", flush=True)
@@ -225,12 +237,13 @@ def main():
         "single_requests_per_s": most >= TARGET["single_requests_per_s"],
     }
     print(f"target {TARGET}: met {verdict}")
-    report(args, found, verdict)
+    report(args, found, verdict, stamp)
 
 
-def report(args, found, verdict):
+def report(args, found, verdict, stamp):
     doc = {
-        "date": datetime.now().isoformat(timespec="seconds"),
+        "date": stamp.isoformat(timespec="seconds"),
+        "command": sys.argv,
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
@@ -238,14 +251,15 @@ def report(args, found, verdict):
         },
         "client": "raw sockets, one process per keep-alive connection, requests encoded "
         "beforehand; shares the cores with the server (its CPU per request is given)",
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "target": TARGET,
         "target_met": verdict,
         "results": found,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"written: {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"serve_load-{stamp:%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"written: {path}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ if ((quick)); then
   growth=(--rows 100000,200000 --k 4,8 --k-rows 200000 --plot "$out/cost_growth.png")
   spill=(--rows 200000 --memory-budget 2MB)
   labels=(--rows 200000)
+  drift=(--rows 200000 --repeat 1)
+  assign=(--records 1000 --rounds 1)
+  serve=(--seconds 1)
+  kproto=(--rows 2000)
 else
   out=${out:-benchmarks/results}
   data=()  # every size the suite reads, 100M rows included
@@ -50,6 +54,10 @@ else
   growth=()  # 1M-20M rows at k=8, k = 4-64 at 10M rows; plot docs/cost_growth.png
   spill=()   # 100M rows, --memory-budget 512MB
   labels=()  # predict and fit --labels on 10M, 20M and 40M rows
+  drift=()   # drift against predict on 10M rows, 3 rounds (prints its table)
+  assign=()  # model.assign on 10,000 records, 5 rounds, against scikit-learn's predict
+  serve=()   # fastseg serve on loopback, 1 and 2 connections
+  kproto=()  # k-prototypes against the kmodes package on 20,000 customers (kmodes: ~20 s)
 fi
 ((dry)) || mkdir -p "$out"
 
@@ -62,5 +70,10 @@ run "$PYTHON" benchmarks/end_to_end.py "${e2e[@]}" --k 8 --out "$out"
 run "$PYTHON" benchmarks/cost_growth.py ${growth[@]+"${growth[@]}"} --out "$out"
 run "$PYTHON" benchmarks/spill.py ${spill[@]+"${spill[@]}"} --out "$out"
 run "$PYTHON" benchmarks/labels_memory.py ${labels[@]+"${labels[@]}"} --out "$out"
+# (these four have no figure blocks: the READMEs quote their figures by hand)
+run "$PYTHON" benchmarks/drift_speed.py ${drift[@]+"${drift[@]}"} --out "$out"
+run "$PYTHON" benchmarks/assign_speed.py ${assign[@]+"${assign[@]}"} --out "$out"
+run "$PYTHON" benchmarks/serve_load.py ${serve[@]+"${serve[@]}"} --out "$out"
+run "$PYTHON" benchmarks/kprototypes_speed.py ${kproto[@]+"${kproto[@]}"} --out "$out"
 run "$PYTHON" scripts/refresh_readme_figures.py --results "$out"
 echo "results in $out"

@@ -185,6 +185,10 @@ def test_run_benchmarks_passes_arguments_the_scripts_accept(mode, tmp_path):
         "cost_growth.py",
         "spill.py",
         "labels_memory.py",
+        "drift_speed.py",
+        "assign_speed.py",
+        "serve_load.py",
+        "kprototypes_speed.py",
         "refresh_readme_figures.py",
     ]
     sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks import each other by name

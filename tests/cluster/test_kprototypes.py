@@ -17,7 +17,7 @@ from kmodes.kprototypes import KPrototypes as KModesKPrototypes
 from fastseg import config
 from fastseg.cluster import kproto_kernels as kernels
 from fastseg.cluster import registry
-from fastseg.cluster.kprototypes import KPrototypes, MixedData, lloyd
+from fastseg.cluster.kprototypes import KPrototypes, MixedData, _relocate, lloyd
 from fastseg.datasets import FEATURES
 from fastseg.errors import DataError, FastsegError, ModelFileError
 from fastseg.preprocess.categories import UnseenCategoryWarning
@@ -131,7 +131,7 @@ def test_same_labels_and_cost_as_kmodes_from_the_same_start():
     gamma = 2.5
     theirs = KModesKPrototypes(3, init=[init_num.copy(), init_cat.copy()], gamma=gamma, n_init=1)
     theirs.fit(np.hstack([num, cats]).astype(object), categorical=[2, 3])
-    data = MixedData(num.astype(np.float32), codes.astype(np.int32), np.ones(len(num)), [3, 3])
+    data = MixedData.of_arrays(num.astype(np.float32), codes.astype(np.int32), None, [3, 3])
     centers, modes, labels, cost, _ = lloyd(data, init_num.copy(), init_cat.copy(), gamma, 100)
     np.testing.assert_array_equal(labels, theirs.labels_)
     assert cost == pytest.approx(theirs.cost_, rel=1e-9)
@@ -153,15 +153,15 @@ def kmodes_cost(frame, seed):
 
 
 def test_cost_over_seeds_no_worse_than_kmodes(mixed):
-    """Mean cost over 5 seeds within 2% of kmodes' (default Cao init), same default gamma, on
+    """Mean cost over seeds within 2% of kmodes' (default Cao init), same default gamma, on
     5,000 of the customers (kmodes takes about 20 s a seed on all 20,000; the benchmark
-    compares there). The seeds run in parallel."""
-    seeds = range(5)
+    compares there). kmodes' seeds run in parallel; ours are fast enough for 20 seeds (one
+    start in about six lands 7% above the best here, so 5 seeds would be a coin toss)."""
     mixed = mixed.sample(5000, seed=0)
     theirs = Parallel(n_jobs=min(5, os.cpu_count() or 1))(
-        delayed(kmodes_cost)(mixed, s) for s in seeds
+        delayed(kmodes_cost)(mixed, s) for s in range(5)
     )
-    ours = [KPrototypes(6, random_state=s).fit(mixed, categorical=CATEGORICAL) for s in seeds]
+    ours = [KPrototypes(6, random_state=s).fit(mixed, categorical=CATEGORICAL) for s in range(20)]
     assert ours[0].gamma_ == pytest.approx(theirs[0][1], rel=1e-9)  # kmodes' default gamma
     mean_ours = np.mean([m.cost_ for m in ours])
     mean_theirs = np.mean([c for c, _ in theirs])
@@ -209,6 +209,17 @@ def test_batch_size_and_threads_do_not_change_the_fit(mixed):
         same_fit(base, one)
 
 
+@pytest.mark.parametrize("scale", ["none", "standard"])
+def test_spilled_rows_give_the_same_fit(mixed, tmp_path, scale):
+    """Over the memory budget the decoded rows go to spill files read back in chunks (the
+    scaling written back to them): the same model, and the files leave nothing behind."""
+    params = dict(random_state=1, scale=scale, n_init=2)
+    base = KPrototypes(5, **params).fit(mixed, categorical=CATEGORICAL)
+    spilled = KPrototypes(5, **params, memory_budget=1, batch_size=5000, spill_dir=tmp_path)
+    same_fit(base, spilled.fit(mixed, categorical=CATEGORICAL))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_weights_equal_repeated_rows():
     frame = separated(300, seed=4)
     repeats = np.random.default_rng(0).integers(1, 4, frame.height)
@@ -219,7 +230,7 @@ def test_weights_equal_repeated_rows():
         codes = np.stack(
             [f[c].replace_strict(sorted(set(f[c])), [0, 1, 2]) for c in ("colour", "size")], 1
         ).astype(np.int32)
-        data = MixedData(num, codes, weights, [3, 3])
+        data = MixedData.of_arrays(num, codes, weights, [3, 3])
         first = np.cumsum(repeats)[:3] - 1
         return lloyd(data, num[first].astype(np.float64), codes[first], 2.0, 100)
 
@@ -253,10 +264,28 @@ def test_an_empty_prototype_is_moved_to_the_costliest_row():
     frame = separated(300, seed=5)
     num = frame.select("x", "y").to_numpy().astype(np.float32)
     codes = np.zeros((frame.height, 1), np.int32)
-    data = MixedData(num, codes, np.ones(frame.height), [1])
+    data = MixedData.of_arrays(num, codes, None, [1])
     far = np.array([[1e6, 1e6], [1e6, 1e6], [0.0, 0.0]])  # two far away: one stays empty
     _, _, labels, _, _ = lloyd(data, far, np.zeros((3, 1), np.int32), 1.0, 100)
     assert np.bincount(labels, minlength=3).min() > 0
+
+
+def test_empty_prototypes_move_to_the_costliest_rows_across_chunks():
+    """The relocation keeps the costliest rows of each chunk: the same rows as one argsort
+    over all of them (ties: the first row), however the rows are chunked."""
+    rng = np.random.default_rng(8)
+    num = rng.integers(0, 4, (3 * B + 11, 2)).astype(np.float32)  # whole numbers: tied costs
+    codes = rng.integers(0, 2, (num.shape[0], 1)).astype(np.int32)
+    centers, modes = np.array([[1.0, 1.0], [9.0, 9.0], [8.0, 8.0]]), np.zeros((3, 1), np.int32)
+    costs = mixed_costs(num, codes, centers, modes, 0.5).min(axis=1)
+    expected = np.argsort(-costs, kind="stable")[:2]
+    for chunk_rows in (B, 2 * B, 4 * B):
+        data = MixedData.of_arrays(num, codes, None, [2])
+        data.chunk_rows = chunk_rows
+        moved, moved_modes = centers.copy(), modes.copy()
+        _relocate(data, moved, moved_modes, 0.5, np.array([1, 2]))
+        np.testing.assert_array_equal(moved[1:], num[expected])
+        np.testing.assert_array_equal(moved_modes[1:], codes[expected])
 
 
 # ----- prediction, profile and the model file -----------------------------------------------

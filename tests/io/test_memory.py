@@ -119,7 +119,11 @@ def test_labels_and_drift_hold_the_same_memory_for_four_times_the_rows(copies, t
         argv = ["--reference", str(one), "--id", "customer_id", "--spill-dir", str(tmp_path)]
         return peak_mb("drift", str(model), str(data), *argv, "--quiet")
 
-    for run in (predict, fit_labels, drift, drift_by_id):
+    def kprototypes_labels(data, out):  # its own decoded store, spilled past the budget too
+        mixed = ["--algorithm", "kprototypes", "--categorical", "region", "--labels", str(out)]
+        return peak_mb(*fit[:1], str(data), *fit[1:], *mixed)
+
+    for run in (predict, fit_labels, drift, drift_by_id, kprototypes_labels):
         small = run(one, tmp_path / f"{run.__name__}-1.parquet")
         large = run(four, tmp_path / f"{run.__name__}-4.parquet")
         # every input column is written; 4x the rows, within 15 % of the memory (the labels

@@ -29,7 +29,7 @@ def explain(model, data, sample, seed, as_json, out, overwrite, say):
 
     if out:
         check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
-    found = explaining(load_engine(model), data, sample_size=sample, seed=seed)
+    found = explaining(load_engine(model, any_model=True), data, sample_size=sample, seed=seed)
     text = found.to_json() if as_json else found.to_text()
     if not out:
         print(text)

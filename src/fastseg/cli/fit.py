@@ -41,7 +41,7 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
     "--algorithm",
     type=click.Choice(registry.NAMES),
     default=registry.NAMES[0],
-    help="; ".join(f"{a.name}: {a.summary}" for a in registry.ALGORITHMS if a.in_fit_command)
+    help="; ".join(f"{a.name}: {a.summary}" for a in registry.ALGORITHMS)
     + f" (default {registry.NAMES[0]})",
 )
 @o.seed()
@@ -64,7 +64,7 @@ MAX_ITER = {name: registry.by_name(name).max_iter for name in registry.NAMES}
     type=o.POSITIVE,
     metavar="N",
     help=f"Lloyd iterations (default {MAX_ITER['lloyd']}) or mini-batch passes over the data "
-    f"(default {MAX_ITER['minibatch']}), e.g. 50",
+    f"(default {MAX_ITER['minibatch']}), EM or k-prototypes iterations, e.g. 50",
 )
 @o.memory
 @o.threads
@@ -88,7 +88,7 @@ def fit(data, k, *, align_to, labels, model, say, workers, scheduler, persist, *
     from ..workflow.segments import segment_summary
 
     if workers is not None or scheduler is not None:
-        check_dask_request(k)
+        check_dask_request(k, request["algorithm"])
     with connected(workers, scheduler, persist, say) as cluster:
         result = fit_segments(
             data,
@@ -118,11 +118,15 @@ def fit_notes(result, align_to=None):
             f"{result.moved.min():.2f}-{result.moved.max():.2f} "
             "(in standard deviations when scaled)"
         )
+    if getattr(fitted, "gamma_", None) is not None:  # k-prototypes: a cost, not an inertia
+        measure = f"cost {fitted.cost_:.6g} with gamma {fitted.gamma_:.4g}"
+    else:
+        measure = f"inertia {fitted.inertia_:.6g}"
     yield (
         f"clustered {int(fitted._fit_sizes().sum()):,} rows into {fitted.n_clusters} segments in "
-        f"{result.seconds:.1f} s (inertia {fitted.inertia_:.6g}, {fitted.n_iter_} iterations)"
+        f"{result.seconds:.1f} s ({measure}, {fitted.n_iter_} iterations)"
     )
-    if fitted.n_imputed_:
+    if getattr(fitted, "n_imputed_", 0):
         yield (
             f"filled {fitted.n_imputed_:,} missing feature values with the feature "
             f"{fitted.missing}s"

@@ -38,7 +38,7 @@ def predict(model, data, out, keep, overwrite, say, workers, scheduler, persist)
         from ..distributed.predict import check_folder, write_label_parts
 
         check_folder(out, overwrite)
-        engine = load_engine(model)
+        engine = load_engine(model, any_model=True)
         with connected(workers, scheduler, persist, say) as cluster:
             written, unlabelled = write_label_parts(
                 engine, data, out, client=cluster["client"], keep=keep, overwrite=overwrite
@@ -47,6 +47,6 @@ def predict(model, data, out, keep, overwrite, say, workers, scheduler, persist)
         return
     check_output_path(out, overwrite=overwrite, inputs=input_files(model, data))
     written, unlabelled = write_labels(
-        load_engine(model), data, out, keep=keep, overwrite=overwrite
+        load_engine(model, any_model=True), data, out, keep=keep, overwrite=overwrite
     )
     say(labels_written(written, unlabelled, out))

@@ -50,7 +50,7 @@ def profile(model, data, fmt, out, categories, rules, sample, seed, overwrite, s
         raise click.UsageError(
             "--rules does not fit a CSV table: use --format table, markdown or json"
         )
-    engine = load_engine(model)
+    engine = load_engine(model, any_model=True)
     table = profiling.profile(
         engine, data, categories=categories, sample_size=sample, random_state=seed
     )

@@ -144,6 +144,10 @@ class Engine:
             getattr(self, "categories_", None),
         )
 
+    def _plain_features(self):
+        """The fitted feature names other than the one-hot columns (the numbers chosen)."""
+        return self._preprocessing().plain_features()
+
     def _derivations(self):
         """The derived and one-hot columns every read of the input must compute."""
         return self._preprocessing().derivations()

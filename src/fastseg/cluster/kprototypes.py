@@ -7,8 +7,10 @@ a fixed share of a standard deviation; here ``gamma`` says what one mismatch is 
 defaults as kmodes does: half the mean standard deviation of the numeric columns.
 
 The fit reads the table once in bounded batches (``io.tables.TableReader``) into float32
-numbers and int32 codes of the sorted levels (about 4 bytes a value: 20M rows of 8 numbers and
-2 categories take 800 MB), then runs batch Lloyd passes: a Numba kernel assigns each row by the
+numbers and int32 codes of the sorted levels (4 bytes a value: 20M rows of 8 numbers and 2
+categories take 800 MB), kept in RAM within the memory budget and otherwise in spill files read
+back a chunk at a time (``io.store.RowStore``, as k-means), so memory follows the batch. It
+then runs batch Lloyd passes: a Numba kernel assigns each row by the
 mixed cost and adds per-block numeric sums and per-prototype level counts, folded in block
 order, so the answer does not depend on threads or batch size. New prototypes are the weighted
 means and modes (ties: the lowest code, i.e. the first level in sorted order). Seeding is
@@ -31,6 +33,7 @@ from .._version import __version__
 from ..errors import DataError, FastsegError, ModelFileError
 from ..io.output import atomic_output
 from ..io.sources import weight_values
+from ..io.store import RowStore, aligned_chunk_rows, positions_within, sample_positions
 from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import UnseenLevels, check_level_kinds, learn_levels
 from . import kproto_kernels as kernels
@@ -40,6 +43,7 @@ from .kernels import n_blocks
 from .threads import thread_limit
 
 SCALES = ("none", "standard")
+MISSING = ("error", "drop")
 
 
 class KPrototypes:
@@ -63,14 +67,22 @@ class KPrototypes:
     scale : {"none", "standard"}
         "standard" centres and divides each numeric column by its standard deviation before
         clustering (``cost_`` and ``gamma`` are then in those units).
+    missing : {"error", "drop"}
+        A row with a missing value: stop with an error, or leave it out of the fit (counted
+        in ``n_rows_dropped_``, positions in ``dropped_rows_``) and give it no segment.
     init_size : int or None
         Rows of the uniform sample k-means++ runs on (default ``config.init_size``).
     n_threads : int or None
         Numba threads (default: all); never changes the result.
+    memory_budget : int or None
+        Bytes the decoded rows may take in RAM (default: as k-means'); beyond it they go to
+        a spill file. Never changes the result.
+    spill_dir : str or None
+        Folder of the spill files (default: the system's temporary folder).
     """
 
     estimator_name = "KPrototypes"
-    _run_settings = ("batch_size", "n_threads")  # left out of model files
+    _run_settings = ("batch_size", "n_threads", "memory_budget", "spill_dir")  # not in files
 
     def __init__(
         self,
@@ -82,8 +94,11 @@ class KPrototypes:
         random_state=None,
         batch_size=None,
         scale="none",
+        missing="error",
         init_size=None,
         n_threads=None,
+        memory_budget=None,
+        spill_dir=None,
     ):
         self.n_clusters = n_clusters
         self.gamma = gamma
@@ -92,14 +107,17 @@ class KPrototypes:
         self.random_state = random_state
         self.batch_size = batch_size
         self.scale = scale
+        self.missing = missing
         self.init_size = init_size
         self.n_threads = n_threads
+        self.memory_budget = memory_budget
+        self.spill_dir = spill_dir
 
     # ----- parameters ---------------------------------------------------------------------
     def get_params(self, deep=True):
         """The constructor's parameters (as scikit-learn's ``get_params``)."""
         names = ("n_clusters", "gamma", "n_init", "max_iter", "random_state", "batch_size")
-        names += ("scale", "init_size", "n_threads")
+        names += ("scale", "missing", "init_size", "n_threads", "memory_budget", "spill_dir")
         return {name: getattr(self, name) for name in names}
 
     def set_params(self, **params):
@@ -116,7 +134,7 @@ class KPrototypes:
     def _validate_params(self):
         """Check the parameters once, at the edge: the passes trust them."""
         counts = {"n_clusters": 1, "n_init": 1, "max_iter": 1}
-        counts.update(batch_size=None, init_size=None, n_threads=None)
+        counts.update(batch_size=None, init_size=None, n_threads=None, memory_budget=None)
         for name, default in counts.items():
             value = getattr(self, name)
             if (value is not None or default is not None) and not _positive_int(value):
@@ -128,6 +146,8 @@ class KPrototypes:
             raise ValueError(f"gamma must be a finite number >= 0 or None, not {gamma!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}")
+        if self.missing not in MISSING:
+            raise ValueError(f"missing must be one of {', '.join(MISSING)}, not {self.missing!r}")
 
     def _rows(self):
         return config.batch_size if self.batch_size is None else self.batch_size
@@ -142,35 +162,46 @@ class KPrototypes:
         self._validate_params()
         random_state = random_stream(self.random_state)
         with thread_limit(self.n_threads):
-            data, names, levels = self._decode(X, categorical, columns, sample_weight)
-            if data.n_rows < self.n_clusters:
-                raise DataError(
-                    f"n_samples={data.n_rows} should be >= n_clusters={self.n_clusters}"
-                )
-            gamma, scaling = self._prepare(data)
-            sample = self.init_size or config.init_size
-            starts = [  # every start first: the passes draw no random numbers
-                _seed(data, self.n_clusters, gamma, random_state, sample)
-                for _ in range(self.n_init)
-            ]
-            best = None
-            for centers, modes in starts:
-                result = lloyd(data, centers, modes, gamma, self.max_iter)
-                if best is None or result[3] < best[3]:
-                    best = result
+            data, names, levels, dropped = self._decode(X, categorical, columns, sample_weight)
+            try:
+                best, gamma, scaling = self._run(data, random_state)
+            finally:
+                data.close()
         self._set_fitted(best[:2], best[3:], names, levels, gamma, scaling)
         self.labels_ = best[2]
         self.cluster_sizes_ = np.bincount(best[2], minlength=self.n_clusters).astype(np.int64)
+        self.dropped_rows_ = dropped
+        self.n_rows_dropped_ = int(dropped.size)
         return self
+
+    def _run(self, data, random_state):
+        """Every start on the decoded rows; returns (the best result of ``lloyd``, gamma,
+        scaling)."""
+        if data.n_rows == 0:
+            raise DataError("no rows left to cluster: every row has a missing value")
+        if data.n_rows < self.n_clusters:
+            raise DataError(f"n_samples={data.n_rows} should be >= n_clusters={self.n_clusters}")
+        gamma, scaling = self._prepare(data)
+        sample = self.init_size or config.init_size
+        starts = [  # every start first: the passes draw no random numbers
+            _seed(data, self.n_clusters, gamma, random_state, sample) for _ in range(self.n_init)
+        ]
+        best = None
+        for centers, modes in starts:
+            result = lloyd(data, centers, modes, gamma, self.max_iter)
+            if best is None or result[3] < best[3]:
+                best = result
+        return best, gamma, scaling
 
     def _prepare(self, data):
         """Scale the numbers (in place) if asked; returns (gamma, (mean, std) or None). The
         default gamma is kmodes': half the mean population std of the numbers clustered."""
-        mean, std = _moments(data.num)
+        mean, std = _moments(data)
         scaling = None
         if self.scale == "standard":
             scaling = (mean, np.where(std > 0, std, 1.0))
-            _standardise(data.num, *scaling)
+            for _, num, _, _ in data.chunks(writable=True):
+                _standardise(num, *scaling)
             std = (std > 0).astype(np.float64)  # what is left of each column's spread
         gamma = float(0.5 * np.mean(std)) if self.gamma is None else float(self.gamma)
         return gamma, scaling
@@ -192,7 +223,8 @@ class KPrototypes:
         return self.fit(X, categorical=categorical, **kwargs).labels_
 
     def _decode(self, X, categorical, columns, sample_weight):
-        """Read X once: (MixedData, (numeric, categorical) column names, levels)."""
+        """Read X once: (MixedData, (numeric, categorical) column names, levels, positions
+        of the rows dropped for a missing value)."""
         categorical = _categorical_names(categorical)
         reader = _reader(X)
         levels = learn_levels(reader, categorical)
@@ -205,18 +237,40 @@ class KPrototypes:
             )
         numeric = reader.check_features(numeric)
         lookup = {c: levels[c] for c in categorical}
-        nums, codes = [], []
-        with reader.errors():
-            for frame in reader.frames([*numeric, *categorical], self._rows()):
-                nums.append(_numeric(frame, numeric, reader.describe))
-                codes.append(_codes(frame, lookup, reader.describe))
-        num = np.concatenate(nums) if nums else np.empty((0, len(numeric)), np.float32)
-        code = np.concatenate(codes) if codes else np.empty((0, len(categorical)), np.int32)
-        if isinstance(sample_weight, str):
-            sample_weight = weight_values(reader, sample_weight, self._rows())
-        weights = _weights(sample_weight, num.shape[0])
-        data = MixedData(num, code, weights, [len(levels[c]) for c in categorical])
-        return data, (numeric, categorical), levels
+        n_max = reader.count_rows()
+        budget = (
+            config.default_memory_budget() if self.memory_budget is None else self.memory_budget
+        )
+        fits = n_max * 4 * (len(numeric) + len(categorical)) <= budget
+        stores = [
+            RowStore(n_max, width, dtype, in_memory=fits, spill_dir=self.spill_dir)
+            for width, dtype in ((len(numeric), np.float32), (len(categorical), np.int32))
+        ]
+        dropped, read = [np.empty(0, np.int64)], 0
+        try:
+            with reader.errors():
+                for frame in reader.frames([*numeric, *categorical], self._rows()):
+                    height = frame.height
+                    if self.missing == "drop":
+                        nulls = _null_rows(frame, [*numeric, *categorical])
+                        dropped.append(np.flatnonzero(nulls) + read)
+                        frame = frame.filter(pl.Series(~nulls)) if nulls.any() else frame
+                    read += height
+                    stores[0].append(_numeric(frame, numeric, reader.describe))
+                    stores[1].append(_codes(frame, lookup, reader.describe))
+            dropped = np.concatenate(dropped)
+            if isinstance(sample_weight, str):
+                sample_weight = weight_values(reader, sample_weight, self._rows())
+            weights = _weights(sample_weight, read)
+            if weights is not None and dropped.size:
+                weights = np.delete(weights, dropped)
+        except BaseException:
+            for store in stores:
+                store.close()
+            raise
+        chunk_rows = aligned_chunk_rows(self._rows())
+        data = MixedData(*stores, weights, [len(levels[c]) for c in categorical], chunk_rows)
+        return data, (numeric, categorical), levels, dropped
 
     # ----- prediction ---------------------------------------------------------------------
     def _check_fitted(self):
@@ -226,35 +280,74 @@ class KPrototypes:
     def predict(self, X):
         """Segment of each row of X (the columns the fit read), streamed in batches. A level
         the fit never saw matches no mode (counted in an ``UnseenCategoryWarning``)."""
-        labels = [labels for labels, _ in self._assigned(X)]
+        labels = [batch.segment for batch in self.iter_assign(X)]
         return np.concatenate([np.empty(0, np.int32), *labels])
 
     def score(self, X, y=None):
         """Opposite of the mixed cost of X on the fitted prototypes (higher is better)."""
-        return -float(sum(costs.sum() for _, costs in self._assigned(X)))
+        return -float(sum(batch.distance.sum() for batch in self.iter_assign(X)))
 
-    def _assigned(self, X):
-        """(labels, costs) per batch of X."""
+    def iter_assign(self, X, *, columns=None, keep=None, nulls="model", batch_size=None):
+        """An ``AssignedBatch`` per bounded batch of X, every row once, in input order, as
+        k-means' ``iter_assign`` (labels files, profiles): ``distance`` is the mixed cost,
+        ``scaled`` the numbers as the prototypes see them, ``kept`` the ``keep`` columns. A
+        row with a missing value gets no segment (``missing``) with ``nulls="skip"`` or
+        ``"model"`` after a fit that dropped such rows; otherwise it stops with a clear
+        error. ``columns`` must be None (tables are read by name only)."""
+        from .assign import NULLS, AssignedBatch
+
         self._check_fitted()
+        if columns is not None:
+            raise DataError("k-prototypes reads its columns by name: leave columns out")
+        if nulls not in NULLS:
+            raise ValueError(f"nulls={nulls!r}: use one of {', '.join(NULLS)}")
         reader = _reader(X)
-        numeric, categorical = self.numeric_columns_, self.categorical_columns_
-        reader.check_features(numeric)
+        features = [*self.numeric_columns_, *self.categorical_columns_]
+        reader.check_features(self.numeric_columns_)
         check_level_kinds(reader.schema, self.categories_, reader.describe)
         unseen = UnseenLevels(self.categories_)
+        read = list(dict.fromkeys([*features, *(keep or [])]))
+        rows = batch_size or self._rows()
         with reader.errors(), thread_limit(self.n_threads):
-            for frame in reader.frames([*numeric, *categorical], self._rows()):
-                num = _numeric(frame, numeric, reader.describe)
-                codes = _codes(frame, self.categories_, reader.describe)
-                unseen.count(frame)
+            for frame in reader.frames(read, rows):
+                missing = np.zeros(frame.height, bool)
+                if nulls == "skip" or (nulls == "model" and self.missing == "drop"):
+                    missing = _null_rows(frame, features)
+                present = frame.filter(pl.Series(~missing)) if missing.any() else frame
+                num = _numeric(present, self.numeric_columns_, reader.describe)
+                codes = _codes(present, self.categories_, reader.describe)
+                unseen.count(present)
                 if self.scale_mean_ is not None:
                     _standardise(num, self.scale_mean_, self.scale_std_)
-                labels = np.empty(num.shape[0], np.int32)
-                costs = np.empty(num.shape[0])
+                labels, costs = np.empty(num.shape[0], np.int32), np.empty(num.shape[0])
                 kernels.assign(
                     num, codes, self.cluster_centers_, self.modes_, self.gamma_, labels, costs
                 )
-                yield labels, costs
+                segment, distance = np.zeros(frame.height, np.int32), np.full(frame.height, np.nan)
+                segment[~missing], distance[~missing] = labels, costs
+                kept = None if keep is None else frame.select(keep)
+                yield AssignedBatch(segment, distance, missing, num, kept)
         unseen.warn()
+
+    # ----- what the fastseg commands read (as k-means models give it) ---------------------
+    @property
+    def categorical(self):
+        """The categorical columns of the fit."""
+        return list(self.categorical_columns_)
+
+    def _plain_features(self):
+        """The numeric columns (profiled by their statistics; the categories by shares)."""
+        return list(self.numeric_columns_)
+
+    def _derivations(self):
+        return ()  # (no derived or one-hot columns: the columns are read as they are)
+
+    def _fit_sizes(self):
+        return self.cluster_sizes_
+
+    def _renumber_components(self, order):
+        """Renumber the modes with the centres (``workflow.segments.renumber``)."""
+        self.modes_ = self.modes_[order]
 
     # ----- what the segments are ----------------------------------------------------------
     def _numeric_centers(self):
@@ -291,11 +384,15 @@ class KPrototypes:
     # ----- the model file -----------------------------------------------------------------
     def save(self, path, *, overwrite=True):
         """Write the fitted model as JSON, atomically (``KPrototypes.load`` reads it)."""
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+        text = self.to_json()
         with atomic_output(path, overwrite=overwrite) as tmp:
             with open(tmp, "w") as f:
                 f.write(text)
         return self
+
+    def to_json(self):
+        """The model file's text (what ``save`` writes)."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def to_dict(self):
         """Everything predict needs, plus how the model was made and how well it fits."""
@@ -383,13 +480,52 @@ class KPrototypes:
 
 
 class MixedData:
-    """The decoded rows of a fit: float32 numbers (n, p), int32 codes (n, c), float64
-    weights, and where each categorical column's levels sit in the per-prototype counts."""
+    """The decoded rows of a fit: float32 numbers (n, p) and int32 codes (n, c) in two
+    ``RowStore``s (RAM, or spill files), float64 weights (None: every row weighs 1), and
+    where each categorical column's levels sit in the per-prototype counts."""
 
-    def __init__(self, num, codes, weights, n_levels):
+    def __init__(self, num, codes, weights, n_levels, chunk_rows):
         self.num, self.codes, self.weights = num, codes, weights
         self.offsets = np.concatenate([[0], np.cumsum(n_levels)]).astype(np.int64)
-        self.n_rows = num.shape[0]
+        self.n_rows = num.n_rows
+        self.chunk_rows = chunk_rows
+
+    @classmethod
+    def of_arrays(cls, num, codes, weights, n_levels):
+        """Rows already in memory (float32 numbers, int32 codes), used in place."""
+        stores = [
+            RowStore(a.shape[0], a.shape[1], a.dtype, in_memory=True, array=a) for a in (num, codes)
+        ]
+        return cls(*stores, weights, n_levels, aligned_chunk_rows(config.batch_size))
+
+    def chunks(self, chunk_rows=None, writable=False):
+        """(first row, numbers, codes, weights) chunk by chunk, in row order; with
+        ``writable``, changes to the numbers are kept."""
+        chunk_rows = chunk_rows or self.chunk_rows
+        ones = np.ones(min(chunk_rows, self.n_rows)) if self.weights is None else None
+        pairs = zip(
+            self.num.chunks(chunk_rows, writable), self.codes.chunks(chunk_rows), strict=True
+        )
+        for (start, num), (_, codes) in pairs:
+            m = num.shape[0]
+            yield start, num, codes, ones[:m] if ones is not None else self.weights[start:][:m]
+
+    def take(self, positions):
+        """Copies of the numbers, codes and weights of the rows at sorted ``positions``."""
+        num = np.empty((positions.size, self.num.n_features), np.float32)
+        codes = np.empty((positions.size, self.codes.n_features), np.int32)
+        taken = 0
+        for start, rows, row_codes, _ in self.chunks():
+            picked = positions_within(positions, start, start + rows.shape[0])
+            num[taken : taken + picked.size] = rows[picked]
+            codes[taken : taken + picked.size] = row_codes[picked]
+            taken += picked.size
+        weights = np.ones(positions.size) if self.weights is None else self.weights[positions]
+        return num, codes, weights
+
+    def close(self):
+        self.num.close()
+        self.codes.close()
 
 
 def lloyd(data, centers, modes, gamma, max_iter):
@@ -417,7 +553,7 @@ class Totals:
     order, so the sums do not depend on threads or chunking."""
 
     def __init__(self, k, data):
-        p, n_levels = data.num.shape[1], int(data.offsets[-1])
+        p, n_levels = data.num.n_features, int(data.offsets[-1])
         per_block = 8 * k * (p + n_levels + 1)
         blocks = max(1, min(n_blocks(data.n_rows), config.accumulator_bytes // per_block))
         self.chunk_rows = blocks * config.BLOCK_ROWS
@@ -441,23 +577,23 @@ class Totals:
         """One E-step over every row (labels INOUT), summing what the M-step needs."""
         for total in (self.sums, self.counts, self.weights, self.stats):
             total[:] = 0.0
-        for start in range(0, data.n_rows, self.chunk_rows):
-            part = slice(start, min(data.n_rows, start + self.chunk_rows))
+        for start, num, codes, weights in data.chunks(self.chunk_rows):
+            m = num.shape[0]
             kernels.assign_accumulate(
-                data.num[part],
-                data.codes[part],
-                data.weights[part],
+                num,
+                codes,
+                weights,
                 centers,
                 modes,
                 gamma,
                 self.offsets,
-                labels[part],
+                labels[start : start + m],
                 self.block_sums,
                 self.block_counts,
                 self.block_weights,
                 self.block_stats,
             )
-            for b in range(n_blocks(part.stop - part.start)):
+            for b in range(n_blocks(m)):
                 self.sums += self.block_sums[b]
                 self.counts += self.block_counts[b]
                 self.weights += self.block_weights[b]
@@ -479,23 +615,35 @@ class Totals:
 
 def _relocate(data, centers, modes, gamma, empty):
     """Move each empty prototype (INOUT) onto one of the rows costing most under the others,
-    as scikit-learn's k-means does, so that no segment is lost."""
-    labels = np.empty(data.n_rows, np.int32)
-    costs = np.empty(data.n_rows)
-    kernels.assign(data.num, data.codes, centers, modes, gamma, labels, costs)
-    far = np.argsort(-costs, kind="stable")[: empty.size]
-    centers[empty] = data.num[far]
-    modes[empty] = data.codes[far]
+    as scikit-learn's k-means does, so that no segment is lost (the costliest first; ties:
+    the first row). One pass, keeping the costliest rows seen so far."""
+    e = empty.size
+    costs, rows = np.empty(0), np.empty(0, np.int64)
+    num = np.empty((0, data.num.n_features), np.float32)
+    codes = np.empty((0, data.codes.n_features), np.int32)
+    for start, chunk_num, chunk_codes, _ in data.chunks():
+        m = chunk_num.shape[0]
+        chunk_costs = np.empty(m)
+        kernels.assign(
+            chunk_num, chunk_codes, centers, modes, gamma, np.empty(m, np.int32), chunk_costs
+        )
+        top = np.argsort(-chunk_costs, kind="stable")[:e]
+        costs, rows = np.concatenate([costs, chunk_costs[top]]), np.concatenate([rows, start + top])
+        num, codes = (
+            np.concatenate([num, chunk_num[top]]),
+            np.concatenate([codes, chunk_codes[top]]),
+        )
+        kept = np.lexsort((rows, -costs))[:e]
+        costs, rows, num, codes = costs[kept], rows[kept], num[kept], codes[kept]
+    centers[empty] = num
+    modes[empty] = codes
 
 
 def _seed(data, k, gamma, random_state, sample_rows):
-    """k-means++ prototypes on a uniform sample of at most ``sample_rows`` rows."""
-    n = data.n_rows
-    if n > sample_rows:
-        rows = np.sort(random_state.choice(n, sample_rows, replace=False))
-        num, codes, weights = data.num[rows], data.codes[rows], data.weights[rows]
-    else:
-        num, codes, weights = data.num, data.codes, data.weights
+    """k-means++ prototypes on a uniform sample of at most ``sample_rows`` rows (drawn in
+    O(sample) memory, whatever the rows)."""
+    seed = random_state.randint(np.iinfo(np.int32).max)
+    num, codes, weights = data.take(sample_positions(data.n_rows, sample_rows, seed))
     chosen = plusplus(num, codes, weights, k, gamma, random_state)
     return num[chosen].astype(np.float64), np.ascontiguousarray(codes[chosen])
 
@@ -563,7 +711,7 @@ def _numeric(frame, numeric, describe):
     if nulls:
         raise DataError(
             f"numeric column(s) {', '.join(repr(c) for c in nulls)} of {describe} have missing "
-            "values: k-prototypes needs every value (drop or fill those rows first)"
+            "values: k-prototypes needs every value (missing='drop' leaves those rows out)"
         )
     num = frame.select(pl.col(numeric).cast(pl.Float32)).to_numpy(order="c")
     num = np.require(num, np.float32, ["C", "W"])
@@ -576,6 +724,12 @@ def _numeric(frame, numeric, describe):
     return num
 
 
+def _null_rows(frame, columns):
+    """Mask of the rows of a batch with a missing value in any of ``columns``."""
+    nulls = frame.select(pl.any_horizontal(pl.col(columns).is_null())).to_series()
+    return nulls.fill_null(False).to_numpy()
+
+
 def _codes(frame, levels, describe):
     """Each categorical column as int32 codes of its levels (-1: a level not learned)."""
     codes = np.empty((frame.height, len(levels)), np.int32)
@@ -584,7 +738,8 @@ def _codes(frame, levels, describe):
         if column.null_count():
             raise DataError(
                 f"categorical column '{name}' of {describe} has missing values: k-prototypes "
-                "needs a level in every row (fill them with a level of their own first)"
+                "needs a level in every row (missing='drop' leaves those rows out, or fill them "
+                "with a level of their own)"
             )
         if isinstance(column.dtype, (pl.Categorical, pl.Enum)):
             column = column.cast(pl.String)
@@ -596,7 +751,7 @@ def _codes(frame, levels, describe):
 
 def _weights(sample_weight, n):
     if sample_weight is None:
-        return np.ones(n)
+        return None  # every row weighs 1 (no array of n ones)
     w = np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (n,):
         raise DataError(f"sample_weight has shape {w.shape}, expected ({n},): one per row")
@@ -605,26 +760,26 @@ def _weights(sample_weight, n):
     return np.ascontiguousarray(w)
 
 
-def _moments(num):
-    """Mean and population standard deviation of each column in float64, in chunks (no
-    n x p float64 copy), two passes as numpy's ``std``."""
-    n, p = num.shape
-    step = config.batch_size
-    total = np.zeros(p)
-    for s in range(0, n, step):
-        total += num[s : s + step].sum(axis=0, dtype=np.float64)
-    mean = total / max(n, 1)
-    squares = np.zeros(p)
-    for s in range(0, n, step):
-        squares += ((num[s : s + step] - mean) ** 2).sum(axis=0)
-    return mean, np.sqrt(squares / max(n, 1))
+def _moments(data):
+    """Mean and population standard deviation of each numeric column in float64, two passes
+    as numpy's ``std``, summed block by block in row order (chunks hold whole blocks), so the
+    figures do not depend on the batch size."""
+    n = max(data.n_rows, 1)
+    total = np.zeros(data.num.n_features)
+    for _, num, _, _ in data.chunks():
+        for b in range(0, num.shape[0], config.BLOCK_ROWS):
+            total += num[b : b + config.BLOCK_ROWS].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros_like(total)
+    for _, num, _, _ in data.chunks():
+        for b in range(0, num.shape[0], config.BLOCK_ROWS):
+            squares += ((num[b : b + config.BLOCK_ROWS] - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(squares / n)
 
 
 def _standardise(num, mean, std):
-    """Scale numeric rows in place (float32 storage, float64 arithmetic per chunk)."""
-    step = config.batch_size
-    for s in range(0, num.shape[0], step):
-        num[s : s + step] = (num[s : s + step] - mean) / std
+    """Scale numeric rows in place (float32 storage, float64 arithmetic)."""
+    num[:] = (num - mean) / std
 
 
 def _positive_int(value):

@@ -18,9 +18,19 @@ def load(path):
     return _load_as(path, lambda algorithm: algorithm.estimator())
 
 
-def load_engine(path):
-    """Read a model file into the engine that predicts with it, without scikit-learn (CLI)."""
-    return _load_as(path, lambda algorithm: algorithm.engine())
+def load_engine(path, *, any_model=False):
+    """Read a model file into the engine that predicts with it, without scikit-learn (CLI).
+
+    A k-prototypes model has prototypes of numbers and modes, not centres in one space: only
+    commands that say ``any_model`` (predict, profile) take it; the others say so.
+    """
+    model = _load_as(path, lambda algorithm: algorithm.engine())
+    if not any_model and registry.by_tag(model.estimator_name).name == "kprototypes":
+        raise ModelFileError(
+            f"'{path}' is a k-prototypes model, which fastseg predict, profile and explain "
+            "read; this command needs a model with centres (fit one with --algorithm lloyd)"
+        )
+    return model
 
 
 def read_model_doc(path):

@@ -21,7 +21,6 @@ class Algorithm:
     summary: str
     k_param: str = "n_clusters"  # the engine's parameter for the number of segments
     own_init: bool = False  # the algorithm starts its own way: the CLI's --init is not its
-    in_fit_command: bool = True  # offered by ``fastseg fit --algorithm``
 
     def make(self, k, **params):
         """An engine of ``k`` segments with the ``params`` it takes (a mixture has no init)."""
@@ -81,8 +80,8 @@ ALGORITHMS = (
         engine_path="fastseg.cluster.kprototypes:KPrototypes",
         estimator_path="fastseg.cluster.kprototypes:KPrototypes",
         max_iter=100,
-        summary="k-prototypes: numbers and categories together, no one-hot (Huang 1998)",
-        in_fit_command=False,  # its own API (fit(X, categorical=...)); not yet in fastseg fit
+        summary="k-prototypes: numbers and --categorical columns together, no one-hot (Huang 1998)",
+        own_init=True,
     ),
     Algorithm(
         name="hdbscan",
@@ -97,8 +96,7 @@ ALGORITHMS = (
     ),
 )
 
-NAMES = tuple(a.name for a in ALGORITHMS if a.in_fit_command)
-ALL_NAMES = tuple(a.name for a in ALGORITHMS)
+NAMES = tuple(a.name for a in ALGORITHMS)
 
 
 def by_name(name):

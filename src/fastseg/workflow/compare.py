@@ -138,7 +138,7 @@ def _chosen(algorithms, settings):
         if algorithms:
             raise DataError("kprototypes compares only with categorical columns: add --categorical")
         names.remove("kprototypes")
-    names = [n for n in names if n == "kprototypes" or REGISTRY_NAME[n] in registry.ALL_NAMES]
+    names = [n for n in names if n == "kprototypes" or REGISTRY_NAME[n] in registry.NAMES]
     if "kmeans" in names:
         names.remove("kmeans")
     return ["kmeans", *names]  # k-means first: the others are measured against it

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..cluster.assign import NO_SEGMENT
+from ..cluster.kprototypes import KPrototypes
 from ..errors import DataError
 from ..io.sources import as_float32
 from ..io.store import positions_within, sample_positions
@@ -91,8 +92,8 @@ def draw_sample(model, data, size, seed, numeric, levels):
 
 def _filled(model, values, numeric):
     """Missing values as the model reads them: its fill value, taken back to original units."""
-    pre = model.preprocessor_
-    if pre.fill_values is None or not np.isnan(values).any():
+    pre = getattr(model, "preprocessor_", None)  # (k-prototypes fills nothing)
+    if pre is None or pre.fill_values is None or not np.isnan(values).any():
         return values
     for j, name in enumerate(numeric):
         at = pre.feature_names.index(name) if pre.feature_names else j
@@ -290,9 +291,13 @@ def explain(model, data, sample_size=100_000, seed=0):
     model._check_fitted()
     if not isinstance(sample_size, int | np.integer) or sample_size < 1:
         raise DataError(f"sample_size must be a whole number of rows above 0, not {sample_size!r}")
-    numeric, levels = model_columns(model)
+    if isinstance(model, KPrototypes):  # prototypes are already numbers and modes
+        numeric, levels = model._plain_features(), dict(model.categories_)
+        centres, modes = model._numeric_centers(), model.modes_
+    else:
+        numeric, levels = model_columns(model)
+        centres, modes = centre_points(model, numeric, levels)
     sample = draw_sample(model, data, int(sample_size), seed, numeric, levels)
-    centres, modes = centre_points(model, numeric, levels)
     n_levels = [len(v) for v in levels.values()]
     tree = imm_tree(sample.values, sample.codes, sample.labels, centres, modes, n_levels)
     return Explanation(tree, numeric, levels, sample, _segment_labels(sample, numeric, len(modes)))

@@ -73,7 +73,9 @@ def fit_segments(
     """
     settings = settings or PreprocessSettings()
     if cluster is not None:
-        check_dask_request(k)
+        check_dask_request(k, algorithm)
+    if algorithm == "kprototypes":
+        check_kprototypes_request(k, settings, align_to, init)
     outputs = _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to)
     previous = _previous_model(align_to)
     memory = dict(memory_budget=memory_budget, spill_dir=spill_dir, n_threads=n_threads)
@@ -84,19 +86,21 @@ def fit_segments(
             data, k_range, features, settings, seed, max_iter, say=say, **memory
         )
         _check_alignment(previous, features, k, settings)
-    engine = registry.by_name(algorithm).make(
-        k,
-        random_state=seed,
-        n_init=n_init,
-        init=init,
-        max_iter=max_iter or registry.by_name(algorithm).max_iter,
-        **memory,
-        **settings.as_params(),
-    )
+    params = dict(random_state=seed, n_init=n_init, max_iter=max_iter, **memory)
+    if algorithm == "kprototypes":
+        engine, fit_args = _kprototypes(k, features, settings, params)
+    else:
+        engine = registry.by_name(algorithm).make(
+            k,
+            init=init,
+            **{**params, "max_iter": max_iter or registry.by_name(algorithm).max_iter},
+            **settings.as_params(),
+        )
+        fit_args = dict(columns=features)
+        if cluster is not None:
+            fit_args.update(backend="dask", **cluster)
     start = time.perf_counter()
-    engine.fit(
-        data, columns=features, **({} if cluster is None else dict(backend="dask", **cluster))
-    )
+    engine.fit(data, **fit_args)
     result = FitResult(engine, engine.n_clusters, time.perf_counter() - start)  # (HDBSCAN: found)
     if selection is not None:  # the report tells the same story
         engine.k_selection_ = selection
@@ -115,10 +119,52 @@ def fit_segments(
     return result
 
 
-def check_dask_request(k):
+def check_dask_request(k, algorithm="lloyd"):
     """What a Dask fit cannot do yet (checked before a cluster starts)."""
     if k == "auto":
         raise FastsegError("--k auto does not run on Dask yet: give --k")
+    if algorithm == "kprototypes":
+        raise FastsegError("--algorithm kprototypes does not run on Dask yet: leave out --workers")
+
+
+def check_kprototypes_request(k, settings, align_to, init):
+    """What ``--algorithm kprototypes`` cannot do (checked before any work): it reads the
+    numbers and the categories as they are, so none of the k-means preprocessing but the
+    standard scaling and dropping rows with missing values."""
+    from ..cluster.kprototypes import MISSING, SCALES
+
+    if not settings.categorical:
+        raise FastsegError(
+            "--algorithm kprototypes needs --categorical COLUMNS (numbers only: use lloyd)"
+        )
+    refused = {
+        "--k auto": k == "auto",
+        "--align-to": align_to is not None,
+        f"--init {init}": init != "k-means++",
+        "--derive": bool(settings.derive),
+        "--log1p": bool(settings.log1p),
+        "--pca": settings.pca is not None,
+        "--category-weight": settings.category_weight is not None,
+        f"--scale {settings.scale}": settings.scale not in SCALES,
+        f"--missing {settings.missing}": settings.missing not in MISSING,
+    }
+    given = [option for option, used in refused.items() if used]
+    if given:
+        raise FastsegError(
+            f"--algorithm kprototypes does not take {', '.join(given)} (it takes --scale "
+            "standard or none, --missing drop or error, --n-init, --max-iter, --seed)"
+        )
+
+
+def _kprototypes(k, features, settings, params):
+    """The KPrototypes of a ``fastseg fit`` and its fit arguments (the categorical columns
+    are read apart from the numeric features, named among them or not)."""
+    from ..cluster.kprototypes import KPrototypes
+
+    params["max_iter"] = params["max_iter"] or registry.by_name("kprototypes").max_iter
+    engine = KPrototypes(k, scale=settings.scale, missing=settings.missing, **params)
+    numeric = [f for f in features if f not in settings.categorical]
+    return engine, dict(categorical=settings.categorical, columns=numeric)
 
 
 def _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to=None):

@@ -149,8 +149,11 @@ def _read_exactly(file, array):
 
 
 def _labels_request(data, model, keep=None):
-    """``check_labels_request`` for a fitted model."""
-    return check_labels_request(data, table_features(model), keep, model._derivations())
+    """``check_labels_request`` for a fitted model (k-prototypes: its numeric columns; its
+    categorical ones are levels, checked as it reads them)."""
+    numeric = getattr(model, "numeric_columns_", None)
+    features = table_features(model) if numeric is None else numeric
+    return check_labels_request(data, features, keep, model._derivations())
 
 
 def check_labels_request(data, features, keep=None, derive=None):

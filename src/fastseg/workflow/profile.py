@@ -46,7 +46,7 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
     features = table_features(model)
     reader = TableReader(data, model._derivations())
     # One-hot columns label the rows but are not profiled: their categories' shares are.
-    shown = model._preprocessing().plain_features()
+    shown = model._plain_features()
     asked = categories is not None
     categories = _category_columns(reader.schema, features, categories, model.categorical)
     stats = SegmentStats(model.n_clusters, shown, categories, sample_size)
@@ -75,13 +75,15 @@ def segment_stats(model, data, categories=None, sample_size=20_000, random_state
 def fastseg_model(model):
     """The fastseg model to profile with: ``model``, or the last step of a Pipeline whose
     other steps change nothing. Anything else is refused, saying what to pass instead."""
-    if isinstance(model, Engine):
+    from ..cluster.kprototypes import KPrototypes
+
+    if isinstance(model, Engine | KPrototypes):
         return model
     pipeline = sys.modules.get("sklearn.pipeline")  # imported if model is a Pipeline
     if pipeline is None or not isinstance(model, pipeline.Pipeline):
         raise FastsegError(
-            f"this needs a fitted fastseg model (fastseg.KMeans, fastseg.MiniBatchKMeans, "
-            f"fastseg.load(path)) or a Pipeline ending in one, not {_kind(model)}"
+            f"this needs a fitted fastseg model (fastseg.KMeans, fastseg.KPrototypes, "
+            f"fastseg.load(path)...) or a Pipeline ending in one, not {_kind(model)}"
         )
     from sklearn.preprocessing import FunctionTransformer
 

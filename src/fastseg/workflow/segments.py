@@ -41,7 +41,7 @@ def renumber(model, order):
 
 
 def _renumber_state(model, order):
-    if hasattr(model, "_renumber_components"):  # a mixture: weights and covariances too
+    if hasattr(model, "_renumber_components"):  # a mixture's weights, k-prototypes' modes
         model._renumber_components(order)
     if getattr(model, "reference_", None) is not None:  # its per-segment figures
         model.reference_ = model.reference_.renumbered(order)
@@ -144,6 +144,8 @@ def format_segment_table(table, shares=(), centres=()):
     for name in table.columns[3:]:
         feature = name.removesuffix(" (feature)")
         show = (lambda v: f"{v:.1%}") if feature in shares else number_text
+        if table[name].dtype == pl.String:  # a k-prototypes mode: a level
+            show = str
         label = f"{name} (centre)" if feature in centres else name
         rows.append([label, *[show(v) for v in table[name]]])
     return aligned(rows)
@@ -152,7 +154,15 @@ def format_segment_table(table, shares=(), centres=()):
 def segment_summary(model):
     """What ``fastseg fit`` prints: the segment table with category shares in percent, and
     what a log1p feature's number is (its centre taken back from the log scale, which
-    ``fastseg profile``'s arithmetic means do not equal)."""
+    ``fastseg profile``'s arithmetic means do not equal). A k-prototypes model shows the
+    numeric means and each categorical column's mode."""
+    if hasattr(model, "modes_"):
+        table = model.centers_in_original_units()
+        sizes = table["size"].to_numpy()
+        table = table.insert_column(2, pl.Series("share", sizes / max(1, sizes.sum())))
+        return format_segment_table(
+            table.rename({c: f"{c} (mode)" for c in model.categorical_columns_})
+        )
     pre = model.preprocessor_
     names = pre.feature_names or [f"x{j}" for j in range(pre.n_features)]
     shares = [names[j] for j in pre.one_hot_indices()]
