@@ -209,3 +209,17 @@ def test_reading_a_csv_holds_the_same_memory_for_four_times_the_rows(tmp_path):
         peaks["fit", size] = peak_mb("fit", data, *fit, "--labels", out, "--overwrite")
     for run in ("predict", "fit"):  # 4x the rows, within 15 % of the memory (as Parquet's)
         assert peaks[run, "large"] <= 1.15 * peaks[run, "small"], peaks
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 8), (1000, 3), (4097, 8), (2000, 33), (5, 0)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_column_extremes_of_an_array_are_numpys(shape, order):
+    """The array tap's fast column min and max equal NumPy's, NaN included."""
+    from fastseg.io.sources import column_extreme
+
+    rng = np.random.default_rng(shape[0])
+    X = np.asarray(rng.standard_normal(shape).astype(np.float32), order=order)
+    X[rng.random(shape) < 0.001] = np.nan
+    for reduce in (np.min, np.max):
+        if shape[0]:
+            np.testing.assert_array_equal(column_extreme(X, reduce), reduce(X, axis=0))

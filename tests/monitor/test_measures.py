@@ -78,3 +78,20 @@ def test_chi2_test_matches_scipy():
     assert measures.chi2_test(ref, new) == pytest.approx(
         stats.chi2_contingency(table, correction=False).pvalue
     )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 1001, 250_000])
+@pytest.mark.parametrize("ties", [False, True])
+def test_quantiles_and_bins_of_sorted_values_are_numpys(n, ties):
+    """The reference profile's shortcuts on sorted values give NumPy's figures exactly."""
+    rng = np.random.default_rng(n)
+    values = rng.integers(0, 5, n).astype(float) if ties else rng.standard_normal(n)
+    values = np.sort(values)
+    for levels in (measures.DECILES, measures.quantile_levels(), [0.0, 0.5, 1.0]):
+        np.testing.assert_array_equal(
+            measures.sorted_quantiles(values, levels), np.quantile(values, levels)
+        )
+    edges = measures.decile_edges(values)
+    np.testing.assert_array_equal(
+        measures.sorted_bin_counts(edges, values), measures.bin_counts(edges, values)
+    )

@@ -26,6 +26,25 @@ def decile_edges(values):
     return np.unique(np.quantile(values, DECILES))
 
 
+def sorted_quantiles(values, levels):
+    """``np.quantile(values, levels)`` (its default "linear" method, rounded alike) of values
+    already sorted: no selection, just the interpolation."""
+    n = values.shape[0]
+    virtual = np.asarray(levels, dtype=np.float64) * (n - 1)
+    below = np.floor(virtual).astype(np.int64)
+    above = np.minimum(below + 1, n - 1)
+    t = virtual - below
+    a, b = values[below], values[above]
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def sorted_bin_counts(edges, values):
+    """``bin_counts`` of values already sorted: one binary search per edge."""
+    ends = np.searchsorted(values, edges, side="right")
+    return np.diff(np.concatenate([[0], ends, [values.shape[0]]]))
+
+
 def bin_counts(edges, values):
     """Rows of ``values`` (no NaN) in each bin of ``edges`` (len(edges) + 1 of them)."""
     return np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)

@@ -14,9 +14,11 @@ positions merges exactly (a Dask fit gathers each fragment's rows of it), so the
 the same for any batch size, thread count or number of workers.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import get_num_threads
 
 from ..preprocess.categories import level_name
 from . import measures
@@ -102,8 +104,10 @@ class ReferenceProfile:
     def from_sample(cls, sample, k):
         """The profile of a period's ``PeriodSample`` for a model of ``k`` segments."""
         profile = cls(int(sample.rows), int(sample.segment.shape[0]))
-        for name, values in sample.numeric.items():
-            profile.numeric.append(_numeric(name, values, sample))
+        with ThreadPoolExecutor(get_num_threads()) as pool:  # (NumPy sorts without the GIL)
+            columns = pool.map(_sorted_present, sample.numeric.values())
+            for name, present in zip(sample.numeric, columns, strict=True):
+                profile.numeric.append(_numeric(name, present, sample))
         for name, codes in sample.codes.items():
             profile.categorical.append(_categorical(name, codes, sample))
         present = sample.segment >= 0
@@ -167,17 +171,22 @@ class ReferenceProfile:
         return profile
 
 
-def _numeric(name, values, sample):
-    # sorted once: the quantile calls below then cost half (NumPy's selection on sorted data)
-    present = np.sort(values[~np.isnan(values)].astype(np.float64))
+def _sorted_present(values):
+    """The values that are not NaN, sorted, as float64 (sorted in their own type first: a
+    float32 sort takes half the time, and widening keeps the order)."""
+    return np.sort(values[~np.isnan(values)]).astype(np.float64)
+
+
+def _numeric(name, present, sample):
+    """A numeric feature's reference from its sorted ``present`` values."""
     missing_share = sample.missing[name] / sample.rows if sample.rows else 0.0
     if present.size == 0:
         edges, bins, quantiles = np.empty(0), np.ones(1), np.zeros(measures.QUANTILES)
         mean = std = 0.0
     else:
-        edges = measures.decile_edges(present)
-        bins = measures.shares(measures.bin_counts(edges, present))
-        quantiles = np.quantile(present, measures.quantile_levels())
+        edges = np.unique(measures.sorted_quantiles(present, measures.DECILES))
+        bins = measures.shares(measures.sorted_bin_counts(edges, present))
+        quantiles = measures.sorted_quantiles(present, measures.quantile_levels())
         mean, std = float(present.mean()), float(present.std())
     shares = np.append(bins * (1.0 - missing_share), missing_share)
     low, high = sample.low[name], sample.high[name]
