@@ -60,6 +60,26 @@ def test_segments_and_distances_are_those_of_the_fit(blobs32):
         assert ref.mean_sq_distance[s] == pytest.approx(np.mean(mine**2), rel=1e-5)
 
 
+@pytest.mark.parametrize("missing", ["drop", "median"])
+def test_segments_from_the_fit_labels_equal_a_search(missing, monkeypatch):
+    """The profile takes each tapped row's segment from the fit's labels (dropped rows
+    counted out), and equals the one a nearest-centre search gives: a sample of part of the
+    rows, with nulls dropped or filled."""
+    from fastseg.monitor import reference
+
+    monkeypatch.setattr(config, "reference_rows", 3_000)
+    frame = _frame(20_000, seed=4)
+    fit = fastseg.KMeans(4, random_state=0, missing=missing, scale="standard")
+    model = fit.fit(frame, columns=["income", "spend"])
+    searched = fastseg.KMeans(4, random_state=0, missing=missing, scale="standard")
+    monkeypatch.setattr(
+        reference, "_fitted_assignment", lambda m, t, r: reference.assign_rows(m, r)
+    )
+    searched.fit(frame, columns=["income", "spend"])
+    assert json.dumps(model.reference_.to_dict()) == json.dumps(searched.reference_.to_dict())
+    assert model.reference_.sample_rows == 3_000
+
+
 def test_categorical_shares_count_levels_and_missing_values():
     frame = _frame(10_000, seed=1)
     model = fastseg.KMeans(3, random_state=0, categorical=["region"], missing="mean").fit(

@@ -63,8 +63,9 @@ def padded_centers(centers):
     """
     k, d = centers.shape
     padded = np.zeros((-(-k // 4) * 4, d + d % 2))
-    padded[:k, :d] = centers
-    padded[k:, :] = np.inf
+    for c in range(padded.shape[0]):  # loops, not slices: those compiled for 3 s more
+        for j in range(padded.shape[1]):
+            padded[c, j] = centers[c, j] if c < k and j < d else (np.inf if c >= k else 0.0)
     return padded
 
 

@@ -278,7 +278,7 @@ def profile_of_fit(model, tap):
     rows = tap.sample()
     one_hot = set(pre.one_hot_indices())
     plain = [j for j in range(len(names)) if j not in one_hot]
-    segment, distance = assign_rows(model, rows)
+    segment, distance = _fitted_assignment(model, tap, rows)
     sample = PeriodSample(
         rows=tap.rows,
         numeric={names[j]: rows[:, j] for j in plain},
@@ -294,10 +294,45 @@ def profile_of_fit(model, tap):
     return ReferenceProfile.from_sample(sample, model.n_clusters)
 
 
+def _fitted_assignment(model, tap, rows):
+    """``assign_rows`` of the tapped rows from the fit's own labels, when its segments are
+    the nearest centres: only each row's distance to its centre is computed, in NumPy (no
+    search, and no search kernel to compile on a first run). Other models search."""
+    from ..cluster.engine import Engine
+
+    labels = getattr(model, "labels_", None)
+    positions = tap.positions
+    if (
+        not isinstance(labels, np.ndarray)
+        or type(model)._nearest is not Engine._nearest  # a mixture's, HDBSCAN's segments
+        or positions.shape[0] != rows.shape[0]
+    ):
+        return assign_rows(model, rows)
+    dropped = np.asarray(model.dropped_rows_, dtype=np.int64)
+    before = np.searchsorted(dropped, positions)  # dropped rows ahead of each tapped one
+    kept = ~np.isin(positions, dropped)
+    segment = np.full(rows.shape[0], -1, dtype=np.int32)
+    distance = np.full(rows.shape[0], np.nan)
+    if kept.any():
+        segment[kept] = labels[(positions - before)[kept]]
+        scaled = model._scaled(np.ascontiguousarray(rows[kept]))
+        distance[kept] = _to_centre(model, scaled, segment[kept])
+    return segment, distance
+
+
+def _to_centre(model, scaled, segment):
+    """Euclidean distance of rows (in the centres' space) to their segment's centre, in
+    NumPy float64: the same figures whether the segments came from the fit or a search."""
+    gap = scaled.astype(np.float64) - model._centers64()[segment]
+    return np.sqrt(np.einsum("ij,ij->i", gap, gap))
+
+
 def assign_rows(model, rows):
     """Segment (-1: none) and Euclidean distance to its centre (NaN: none) of raw feature
     rows as the model reads them; a row with a missing value the model does not fill gets
     none."""
+    from ..cluster.engine import Engine
+
     segment = np.full(rows.shape[0], -1, dtype=np.int32)
     distance = np.full(rows.shape[0], np.nan)
     pre = model.preprocessor_
@@ -310,6 +345,8 @@ def assign_rows(model, rows):
         squared = np.empty(scaled.shape[0])
         model._nearest(scaled, labels, squared)  # (a mixture: the most probable component)
         segment[whole], distance[whole] = labels, np.sqrt(squared)
+        if type(model)._nearest is Engine._nearest:  # as ``_fitted_assignment`` measures it
+            distance[whole] = _to_centre(model, scaled, labels)
     return segment, distance
 
 
