@@ -45,6 +45,8 @@ if ((quick)); then
   assign=(--records 1000 --rounds 1)
   serve=(--seconds 1)
   kproto=(--rows 2000)
+  kernel=(--quick --repeat 1)
+  startup=(--repeat 1)
 else
   out=${out:-benchmarks/results}
   data=()  # every size the suite reads, 100M rows included
@@ -58,6 +60,8 @@ else
   assign=()  # model.assign on 10,000 records, 5 rounds, against scikit-learn's predict
   serve=()   # fastseg serve on loopback, 1 and 2 connections
   kproto=()  # k-prototypes against the kmodes package on 20,000 customers (kmodes: ~20 s)
+  kernel=()  # Lloyd in memory against scikit-learn: 10M x 8 k=8, 1M rows at k=64 and 256
+  startup=() # a cold and a warm demo, fit of 10k rows, first and second fit in a process
 fi
 ((dry)) || mkdir -p "$out"
 
@@ -70,10 +74,12 @@ run "$PYTHON" benchmarks/end_to_end.py "${e2e[@]}" --k 8 --out "$out"
 run "$PYTHON" benchmarks/cost_growth.py ${growth[@]+"${growth[@]}"} --out "$out"
 run "$PYTHON" benchmarks/spill.py ${spill[@]+"${spill[@]}"} --out "$out"
 run "$PYTHON" benchmarks/labels_memory.py ${labels[@]+"${labels[@]}"} --out "$out"
-# (these four have no figure blocks: the READMEs quote their figures by hand)
+# (these six have no figure blocks: the READMEs quote their figures by hand)
 run "$PYTHON" benchmarks/drift_speed.py ${drift[@]+"${drift[@]}"} --out "$out"
 run "$PYTHON" benchmarks/assign_speed.py ${assign[@]+"${assign[@]}"} --out "$out"
 run "$PYTHON" benchmarks/serve_load.py ${serve[@]+"${serve[@]}"} --out "$out"
 run "$PYTHON" benchmarks/kprototypes_speed.py ${kproto[@]+"${kproto[@]}"} --out "$out"
+run "$PYTHON" benchmarks/lloyd_speed.py ${kernel[@]+"${kernel[@]}"} --out "$out"
+run "$PYTHON" benchmarks/startup.py ${startup[@]+"${startup[@]}"} --out "$out"
 run "$PYTHON" scripts/refresh_readme_figures.py --results "$out"
 echo "results in $out"

@@ -189,6 +189,8 @@ def test_run_benchmarks_passes_arguments_the_scripts_accept(mode, tmp_path):
         "assign_speed.py",
         "serve_load.py",
         "kprototypes_speed.py",
+        "lloyd_speed.py",
+        "startup.py",
         "refresh_readme_figures.py",
     ]
     sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks import each other by name

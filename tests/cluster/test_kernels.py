@@ -421,3 +421,40 @@ def test_standardize_rows_rounds_as_numpy(dtype, n):
     inplace = np.array(X)
     kernels.standardize_rows(inplace, mean, std, inplace)
     np.testing.assert_array_equal(inplace, ref)
+
+
+# ----- the float32 search is exact -----------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k, d", [(2, 1), (5, 3), (8, 8), (64, 32)])
+def test_float32_search_gives_the_float64_labels_near_ties(dtype, k, d):
+    """Centres far from the origin and a float32 roundoff apart, rows among them: the float32
+    search cannot tell most of them apart, so its answers are settled in float64; the labels
+    and distances are those of the float64 reference, in every kernel that searches."""
+    rng = np.random.default_rng(k * d)
+    base = rng.uniform(-1e4, 1e4, d)
+    centers = base + rng.standard_normal((k, d)) * 2e-3
+    n = 3 * B + 17
+    X = (base + rng.standard_normal((n, d)) * 3e-3).astype(dtype)
+    X[::7] = centers[rng.integers(0, k, X[::7].shape[0])].astype(dtype)  # on a centre
+    ref_labels, ref_dist = naive.assign(X, centers)
+    labels, dist = np.empty(n, np.int32), np.empty(n)
+    kernels.assign(X, centers, labels, dist)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(dist, ref_dist, rtol=RTOL, atol=1e-12)
+    nb = kernels.n_blocks(n)
+    bs, bw, st = np.empty((nb, k, d)), np.empty((nb, k)), np.empty((nb, 2))
+    labels = np.full(n, -1, np.int32)
+    kernels.assign_accumulate(X, np.ones(n), centers, labels, bs, bw, st)
+    np.testing.assert_array_equal(labels, ref_labels)
+    assert st[:, 0].sum() == pytest.approx(ref_dist.sum(), rel=1e-9)
+    labels, lower = np.full(n, -1, np.int32), np.zeros(n, np.float32)
+    half_gap = np.zeros(k)
+    kernels.assign_accumulate_bounded(
+        X, np.ones(n), centers, half_gap, 0.0, labels, lower, bs, bw, st, True, True
+    )
+    np.testing.assert_array_equal(labels, ref_labels)
+    others = np.sqrt(naive.all_distances(X, centers) ** 2)
+    others[np.arange(n), ref_labels] = np.inf
+    # the stored bound is a lower bound on the distance to every other centre (up to its
+    # float32 storage, which the bound test's margin covers)
+    assert (lower <= others.min(axis=1) * (1 + kernels.BOUND_MARGIN)).all()

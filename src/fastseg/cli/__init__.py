@@ -8,6 +8,7 @@ is one line and exit 2; anything else is a bug in fastseg: its traceback, a line
 report, exit 1.
 """
 
+import atexit
 import os
 import signal
 import sys
@@ -46,9 +47,10 @@ def entry():
     Numba's or Polars' import leaves a flag in the interpreter that would make it end by
     SIGINT instead (status -2 to a parent process, 130 only to a shell), whatever ``main``
     returned; nothing is left to clean up then, the outputs were discarded already. Once a
-    run has ended, Ctrl-C is ignored during Python's own clean-up (a third of a second with
-    Numba and Polars loaded): it would kill the process by SIGINT, though the outputs are
-    published and the run has said so.
+    run has ended, its outputs are published and closed: the exit handlers run (Ctrl-C
+    ignored meanwhile, it would kill the process by SIGINT though the run has said it is
+    done) and the process ends without the interpreter's teardown, a third of a second with
+    Numba and Polars loaded.
     """
     code = main()
     sys.stdout.flush()
@@ -56,4 +58,5 @@ def entry():
     if code == EXIT_INTERRUPTED:
         os._exit(code)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # (SIG_IGN outlasts the clean-up)
-    sys.exit(code)
+    atexit._run_exitfuncs()  # what an exit runs (logging, multiprocessing's clean-up) ...
+    os._exit(code)  # ... without tearing the interpreter down: 0.3 s with Numba and Polars

@@ -364,7 +364,7 @@ class Engine:
             from .record import RecordAssigner
 
             self._check_fitted()
-            if type(self)._nearest is not Engine._nearest:
+            if not self._segments_are_nearest():
                 raise FastsegError(
                     f"assign() gives the nearest centre, which is not a {self.estimator_name}'s "
                     "segment: use predict (or predict_proba) for one customer too"
@@ -378,6 +378,10 @@ class Engine:
         if isinstance(records, pl.DataFrame):
             records = records.to_dicts()
         return cached[2].assign(list(records))
+
+    def _segments_are_nearest(self):
+        """Whether a row's segment is its nearest centre (a mixture's and HDBSCAN's are not)."""
+        return type(self)._nearest is Engine._nearest
 
     def _nearest(self, rows, labels, distances):
         """Each row's segment and squared distance to its centre (``labels``, ``distances``

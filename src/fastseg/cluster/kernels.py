@@ -5,16 +5,21 @@ Prior validation assumed: arrays are 2-D, finite, of matching shapes. X may be f
 and read-only (Polars buffers and memmaps are); centres and every accumulator are float64.
 Distances are direct squared differences, never ``|x|² - 2x·c + |c|²``, which loses precision.
 
-Parallel kernels split rows into blocks of ``config.BLOCK_ROWS`` starting at fixed row positions;
+Row kernels split rows into blocks of ``config.BLOCK_ROWS`` starting at fixed row positions;
 each block writes its own slot of an output buffer, and blocks are reduced in order afterwards, so
-the answer is the same whatever the number of threads.
+the answer is the same whatever the number of threads. Each is a serial ``nogil`` function over
+a range of blocks (``_..._blocks(first, last, ...)``) that ``threads.run_blocks`` runs on the
+threads, under a Python function of the kernel's name: compiled without ``parallel=True`` they
+take 2 to 5 times less time to compile (5.5 s against 2.5 s for the bounded step), which is most
+of a first run, and an input of one block runs on the calling thread, with no launch at all.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..config import BLOCK_ROWS, FASTMATH, FASTMATH_ORDERED, TILE_ROWS
 from .numba_cache import enable_cache
+from .threads import run_blocks
 
 CACHE = enable_cache(__file__)  # False when no folder is writable: compile on each run
 
@@ -27,6 +32,9 @@ def n_blocks(n_rows):
 
 # Relative slack of the bound test: float32 storage of the bounds rounds them by 6e-8.
 BOUND_MARGIN = 1e-6
+# float32's unit roundoff: the search runs in float32 (twice the SIMD lanes of float64), and
+# ``_settle_tile`` makes its answer exact.
+F32_UNIT = 2.0**-24
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
@@ -39,47 +47,70 @@ def _sq_dist(X, i, point):
     return s
 
 
-@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
-def labelled_inertia(X, weights, centers, labels, block_inertia):
-    """Weighted squared distance of the rows to their labelled centres, per block (OUT).
-
-    Summed row after row (no "reassoc"): the inertia is part of the model file, which must
-    be the same whatever the batch size.
-    """
+@njit(nogil=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
+def _labelled_inertia_blocks(first, last, X, weights, centers, labels, block_inertia):
+    """``labelled_inertia`` over blocks [first, last)."""
     n = X.shape[0]
-    for b in prange(n_blocks(n)):
+    for b in range(first, last):
         total = 0.0
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             total += np.float64(weights[i]) * _sq_dist(X, i, centers[labels[i]])
         block_inertia[b] = total
 
 
+def labelled_inertia(X, weights, centers, labels, block_inertia):
+    """Weighted squared distance of the rows to their labelled centres, per block (OUT).
+
+    Summed row after row (no "reassoc"): the inertia is part of the model file, which must
+    be the same whatever the batch size.
+    """
+    run_blocks(
+        _labelled_inertia_blocks, n_blocks(X.shape[0]), X, weights, centers, labels, block_inertia
+    )
+
+
 @njit(cache=CACHE)
 def padded_centers(centers):
-    """Centres padded to a multiple of 4 (extra ones at +inf) and d to a multiple of 2 (zeros).
+    """Centres in float32, padded to a multiple of 4 (extra ones at +inf) and d to a multiple
+    of 2 (zeros).
 
     The tile search works on groups of four centres and pairs of features; padding keeps its
     loops free of remainders, and adds nothing to any distance.
     """
     k, d = centers.shape
-    padded = np.zeros((-(-k // 4) * 4, d + d % 2))
+    padded = np.zeros((-(-k // 4) * 4, d + d % 2), np.float32)
     for c in range(padded.shape[0]):  # loops, not slices: those compiled for 3 s more
         for j in range(padded.shape[1]):
             padded[c, j] = centers[c, j] if c < k and j < d else (np.inf if c >= k else 0.0)
     return padded
 
 
+@njit(cache=CACHE)
+def centre_norm(centers):
+    """The largest Euclidean norm of the centres (what rounding them to float32 can move)."""
+    top = 0.0
+    for c in range(centers.shape[0]):
+        total = 0.0
+        for j in range(centers.shape[1]):
+            total += centers[c, j] * centers[c, j]
+        top = max(top, total)
+    return np.sqrt(top)
+
+
 @njit(cache=CACHE, inline="always")
 def _tile_buffers(padded):
-    """Per-thread scratch for ``_search_tile``: the tile, labels, best, runner-up, 4 distances."""
+    """Per-thread scratch for ``_search_tile`` (float32): the tile, labels, best, runner-up,
+    4 distances, and a near-tie flag per row."""
     t = TILE_ROWS
-    tile = np.zeros((padded.shape[1], t))
-    return tile, np.empty(t, np.int32), np.empty(t), np.empty(t), np.empty((4, t))
+    tile = np.zeros((padded.shape[1], t), np.float32)
+    f = np.float32
+    buffers = (np.empty(t, np.int32), np.empty(t, f), np.empty(t, f), np.empty((4, t), f))
+    return (tile, *buffers, np.empty(t, np.int8))
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def _load_tile(X, rows, start, m, tile):
-    """Copy rows ``rows[start:start + m]`` of X feature-major into ``tile`` as float64."""
+    """Copy rows ``rows[start:start + m]`` of X feature-major into ``tile`` as float32."""
     d = X.shape[1]
     for r in range(m):
         i = rows[start + r]
@@ -134,6 +165,49 @@ def _search_tile(tile, padded, labels, best, runner_up, dist):
             best[r], runner_up[r], labels[r] = b, second, near
 
 
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def _settle_tile(X, rows, start, m, tile, centers, c_norm, near, best, runner_up, tie):
+    """Make a float32 tile search exact: ``near`` becomes each row's nearest centre as float64
+    arithmetic finds it (ties: lowest index), ``runner_up`` a lower bound on its distance (not
+    squared) to every other centre.
+
+    A float32 squared distance is within (d + 2) float32 roundoffs of the exact one for the
+    rounded row and centre, and rounding them moves a distance by at most a roundoff of their
+    norms; with twice that slack (``slack``), a row whose best and runner-up are farther
+    apart has the float32 choice for its exact nearest centre. The others (near ties, a few in
+    a million rows) are searched again in float64, every centre.
+    """
+    slack = 2.0 * (tile.shape[0] + 6) * F32_UNIT
+    for r in range(TILE_ROWS):  # the rows' norms, across the tile in SIMD
+        best[r] = np.sqrt(best[r])
+        runner_up[r] = np.sqrt(runner_up[r])
+        tie[r] = 0
+    norm = np.zeros(TILE_ROWS, np.float32)
+    for j in range(tile.shape[0]):
+        x = tile[j]
+        for r in range(TILE_ROWS):
+            norm[r] += x[r] * x[r]
+    for r in range(TILE_ROWS):
+        fixed = np.float32(4.0 * F32_UNIT) * (
+            np.float32(c_norm) + np.float32(1.01) * np.sqrt(norm[r])
+        )
+        err = np.float32(slack) * runner_up[r] + fixed
+        tie[r] = runner_up[r] - best[r] <= err + np.float32(slack) * best[r] + fixed
+        runner_up[r] = runner_up[r] - err
+    for r in range(m):
+        if tie[r]:
+            i = rows[start + r]
+            first, second, label = np.inf, np.inf, 0
+            for c in range(centers.shape[0]):
+                dist = _sq_dist(X, i, centers[c])
+                if dist < first:
+                    first, second, label = dist, first, c
+                elif dist < second:
+                    second = dist
+            near[r] = label
+            runner_up[r] = np.sqrt(second)
+
+
 @njit(cache=CACHE, inline="always")
 def _block_rows(b, n, rows):
     """Fill ``rows`` with the row numbers of block b; returns their count."""
@@ -162,7 +236,41 @@ def _store_block(b, sums, weights, block_sums, block_weights):
             block_sums[b, c, j] = (sums[0, c, j] + sums[1, c, j]) + (sums[2, c, j] + sums[3, c, j])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
+@njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
+def _assign_accumulate_blocks(
+    first, last, X, weights, centers, labels, block_sums, block_weights, block_stats
+):
+    """``assign_accumulate`` over blocks [first, last)."""
+    n, d = X.shape
+    k = centers.shape[0]
+    padded, c_norm = padded_centers(centers), centre_norm(centers)
+    for b in range(first, last):
+        tile, near, best, runner_up, dist, tie = _tile_buffers(padded)
+        rows = np.empty(BLOCK_ROWS, np.int64)
+        sums = np.zeros((4, k, d))
+        wsum = np.zeros((4, k))
+        m = _block_rows(b, n, rows)
+        inertia = 0.0
+        changed = 0
+        for s in range(0, m, TILE_ROWS):
+            t = min(TILE_ROWS, m - s)
+            _load_tile(X, rows, s, t, tile)
+            _search_tile(tile, padded, near, best, runner_up, dist)
+            _settle_tile(X, rows, s, t, tile, centers, c_norm, near, best, runner_up, tie)
+            for r in range(t):
+                i = rows[s + r]
+                c = near[r]
+                if labels[i] != c:
+                    changed += 1
+                    labels[i] = c
+                w = np.float64(weights[i])
+                inertia += w * _sq_dist(X, i, centers[c])
+                _add_row(X, i, w, c, sums, wsum, r & 3)
+        _store_block(b, sums, wsum, block_sums, block_weights)
+        block_stats[b, 0] = inertia
+        block_stats[b, 1] = changed
+
+
 def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, block_stats):
     """One Lloyd E-step over a chunk, with the per-block partial sums of the M-step.
 
@@ -174,56 +282,50 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
     block_weights (b, k)   OUT    weight per block and centre
     block_stats   (b, 2)   OUT    per block: weighted inertia, number of labels changed
     """
+    run_blocks(
+        _assign_accumulate_blocks,
+        n_blocks(X.shape[0]),
+        X,
+        weights,
+        centers,
+        labels,
+        block_sums,
+        block_weights,
+        block_stats,
+    )
+
+
+@njit(nogil=True, cache=CACHE)
+def _standardize_rows_blocks(first, last, X, mean, std, out):
+    """``standardize_rows`` over blocks [first, last)."""
     n, d = X.shape
-    k = centers.shape[0]
-    padded = padded_centers(centers)
-    for b in prange(n_blocks(n)):
-        tile, near, best, runner_up, dist = _tile_buffers(padded)
-        rows = np.empty(BLOCK_ROWS, np.int64)
-        sums = np.zeros((4, k, d))
-        wsum = np.zeros((4, k))
-        m = _block_rows(b, n, rows)
-        inertia = 0.0
-        changed = 0
-        for s in range(0, m, TILE_ROWS):
-            t = min(TILE_ROWS, m - s)
-            _load_tile(X, rows, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist)
-            for r in range(t):
-                i = rows[s + r]
-                c = near[r]
-                if labels[i] != c:
-                    changed += 1
-                    labels[i] = c
-                w = np.float64(weights[i])
-                inertia += w * best[r]
-                _add_row(X, i, w, c, sums, wsum, r & 3)
-        _store_block(b, sums, wsum, block_sums, block_weights)
-        block_stats[b, 0] = inertia
-        block_stats[b, 1] = changed
-
-
-@njit(parallel=True, cache=CACHE)
-def standardize_rows(X, mean, std, out):
-    """out = (X - mean) / std per column, in X's dtype; no fastmath: rounded as NumPy does.
-
-    One pass over the rows (NumPy's ``-=`` then ``/=`` make two); ``out`` may be X.
-    """
-    n, d = X.shape
-    for b in prange(n_blocks(n)):
+    for b in range(first, last):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             for j in range(d):
                 out[i, j] = (X[i, j] - mean[j]) / std[j]
 
 
-@njit(parallel=True, cache=CACHE)
+def standardize_rows(X, mean, std, out):
+    """out = (X - mean) / std per column, in X's dtype; no fastmath: rounded as NumPy does.
+
+    One pass over the rows (NumPy's ``-=`` then ``/=`` make two); ``out`` may be X.
+    """
+    run_blocks(_standardize_rows_blocks, n_blocks(X.shape[0]), X, mean, std, out)
+
+
+@njit(nogil=True, cache=CACHE)
+def _copy_column_blocks(first, last, column, out, j):
+    """``copy_column`` over blocks [first, last)."""
+    n = column.shape[0]
+    for b in range(first, last):
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            out[i, j] = column[i]
+
+
 def copy_column(column, out, j):
     """out[:, j] = column, in parallel: the decode pass's one copy of each value into its store
     (the threads share the first touch of its fresh pages)."""
-    n = column.shape[0]
-    for b in prange(n_blocks(n)):
-        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            out[i, j] = column[i]
+    run_blocks(_copy_column_blocks, n_blocks(column.shape[0]), column, out, j)
 
 
 @njit(cache=CACHE)
@@ -242,54 +344,93 @@ def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_s
         stats[1] += block_stats[b, 1]
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def assign(X, centers, labels, min_dist):
-    """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
+@njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
+def _assign_blocks(first, last, X, centers, labels, min_dist):
+    """``assign`` over blocks [first, last)."""
     n = X.shape[0]
-    padded = padded_centers(centers)
-    for b in prange(n_blocks(n)):
-        tile, near, best, runner_up, dist = _tile_buffers(padded)
+    padded, c_norm = padded_centers(centers), centre_norm(centers)
+    for b in range(first, last):
+        tile, near, best, runner_up, dist, tie = _tile_buffers(padded)
         rows = np.empty(BLOCK_ROWS, np.int64)
         m = _block_rows(b, n, rows)
         for s in range(0, m, TILE_ROWS):
             t = min(TILE_ROWS, m - s)
             _load_tile(X, rows, s, t, tile)
             _search_tile(tile, padded, near, best, runner_up, dist)
+            _settle_tile(X, rows, s, t, tile, centers, c_norm, near, best, runner_up, tie)
             for r in range(t):
-                labels[rows[s + r]] = near[r]
-                min_dist[rows[s + r]] = best[r]
+                i = rows[s + r]
+                labels[i] = near[r]
+                min_dist[i] = _sq_dist(X, i, centers[near[r]])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def distances_to_labels(X, centers, labels, out):
-    """Squared distance of every row to the centre it is labelled with (out OUT)."""
+def assign(X, centers, labels, min_dist):
+    """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
+    run_blocks(_assign_blocks, n_blocks(X.shape[0]), X, centers, labels, min_dist)
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
+def _distances_to_labels_blocks(first, last, X, centers, labels, out):
+    """``distances_to_labels`` over blocks [first, last)."""
     n = X.shape[0]
-    for b in prange(n_blocks(n)):
+    for b in range(first, last):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             out[i] = _sq_dist(X, i, centers[labels[i]])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def all_distances(X, centers, out):
-    """Euclidean distance of every row to every centre (out (n, k) OUT)."""
+def distances_to_labels(X, centers, labels, out):
+    """Squared distance of every row to the centre it is labelled with (out OUT)."""
+    run_blocks(_distances_to_labels_blocks, n_blocks(X.shape[0]), X, centers, labels, out)
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
+def _all_distances_blocks(first, last, X, centers, out):
+    """``all_distances`` over blocks [first, last)."""
     n = X.shape[0]
     k = centers.shape[0]
-    for b in prange(n_blocks(n)):
+    for b in range(first, last):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             for c in range(k):
                 out[i, c] = np.sqrt(_sq_dist(X, i, centers[c]))
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
-def min_sq_dist_update(X, point, closest, out):
-    """k-means++ D² step: out[i] = min(closest[i], |X[i] - point|²) (out OUT, float64)."""
+def all_distances(X, centers, out):
+    """Euclidean distance of every row to every centre (out (n, k) OUT)."""
+    run_blocks(_all_distances_blocks, n_blocks(X.shape[0]), X, centers, out)
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
+def _min_sq_dist_update_blocks(first, last, X, point, closest, out):
+    """``min_sq_dist_update`` over blocks [first, last)."""
     n = X.shape[0]
-    for b in prange(n_blocks(n)):
+    for b in range(first, last):
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
             out[i] = min(closest[i], _sq_dist(X, i, point))
 
 
-@njit(parallel=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
+def min_sq_dist_update(X, point, closest, out):
+    """k-means++ D² step: out[i] = min(closest[i], |X[i] - point|²) (out OUT, float64)."""
+    run_blocks(_min_sq_dist_update_blocks, n_blocks(X.shape[0]), X, point, closest, out)
+
+
+@njit(nogil=True, fastmath=FASTMATH_ORDERED, cache=CACHE)
+def _nearest_candidate_update_blocks(
+    first, last, X, weights, candidates, offset, cost, labels, block_cost
+):
+    """``nearest_candidate_update`` over blocks [first, last)."""
+    n = X.shape[0]
+    for b in range(first, last):
+        total = 0.0
+        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
+            for c in range(candidates.shape[0]):
+                dist = _sq_dist(X, i, candidates[c])
+                if dist < cost[i]:
+                    cost[i] = dist
+                    labels[i] = offset + c
+            total += np.float64(weights[i]) * cost[i]
+        block_cost[b] = total
+
+
 def nearest_candidate_update(X, weights, candidates, offset, cost, labels, block_cost):
     """k-means|| cost step: score only the new candidates against each row's kept cost.
 
@@ -300,17 +441,17 @@ def nearest_candidate_update(X, weights, candidates, offset, cost, labels, block
     (the lowest number wins ties, as ``np.argmin`` over all candidates);
     block_cost (n_blocks(m),) OUT: per block, the weighted cost summed row after row.
     """
-    n = X.shape[0]
-    for b in prange(n_blocks(n)):
-        total = 0.0
-        for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
-            for c in range(candidates.shape[0]):
-                dist = _sq_dist(X, i, candidates[c])
-                if dist < cost[i]:
-                    cost[i] = dist
-                    labels[i] = offset + c
-            total += np.float64(weights[i]) * cost[i]
-        block_cost[b] = total
+    run_blocks(
+        _nearest_candidate_update_blocks,
+        n_blocks(X.shape[0]),
+        X,
+        weights,
+        candidates,
+        offset,
+        cost,
+        labels,
+        block_cost,
+    )
 
 
 @njit(cache=CACHE)
@@ -342,17 +483,11 @@ def minibatch_update(centers, weight_sums, sums, batch_weights):
             weight_sums[c] = total
 
 
-@njit(parallel=True, fastmath={"nsz", "arcp", "contract", "afn"}, cache=CACHE)
-def shifted_moments(X, weights, shift, block_moments):
-    """Per-block weighted sums of (x - shift) and (x - shift)², and a count of non-finite values.
-
-    X (n, d) IN; weights (n,) IN; shift (d,) IN float64, a row of the data (summing around it
-    avoids the cancellation of E[x²] - E[x]²); block_moments (b, 2d + 2) OUT: per block the
-    d sums, the d sums of squares, the total weight and the number of NaN/inf values. No
-    "reassoc" here: an inf - inf must stay NaN and be counted.
-    """
+@njit(nogil=True, fastmath={"nsz", "arcp", "contract", "afn"}, cache=CACHE)
+def _shifted_moments_blocks(first, last, X, weights, shift, block_moments):
+    """``shifted_moments`` over blocks [first, last)."""
     n, d = X.shape
-    for b in prange(n_blocks(n)):
+    for b in range(first, last):
         out = block_moments[b]
         out[:] = 0.0
         for i in range(b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)):
@@ -368,7 +503,87 @@ def shifted_moments(X, weights, shift, block_moments):
             out[2 * d] += w
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=CACHE)
+def shifted_moments(X, weights, shift, block_moments):
+    """Per-block weighted sums of (x - shift) and (x - shift)², and a count of non-finite values.
+
+    X (n, d) IN; weights (n,) IN; shift (d,) IN float64, a row of the data (summing around it
+    avoids the cancellation of E[x²] - E[x]²); block_moments (b, 2d + 2) OUT: per block the
+    d sums, the d sums of squares, the total weight and the number of NaN/inf values. No
+    "reassoc" here: an inf - inf must stay NaN and be counted.
+    """
+    run_blocks(_shifted_moments_blocks, n_blocks(X.shape[0]), X, weights, shift, block_moments)
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
+def _assign_accumulate_bounded_blocks(
+    first,
+    last,
+    X,
+    weights,
+    centers,
+    half_gap,
+    drift_max,
+    labels,
+    lower,
+    block_sums,
+    block_weights,
+    block_stats,
+    full,
+    search_all,
+):
+    """``assign_accumulate_bounded`` over blocks [first, last)."""
+    n, d = X.shape
+    k = centers.shape[0]
+    padded, c_norm = padded_centers(centers), centre_norm(centers)
+    for b in range(first, last):
+        tile, near, best, runner_up, dist, tie = _tile_buffers(padded)
+        search = np.empty(BLOCK_ROWS, np.int64)  # rows that need a search, done in tiles
+        sums = np.zeros((4, k, d))
+        wsum = np.zeros((4, k))
+        lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
+        fail = np.ones(hi - lo, np.bool_)
+        if not search_all:
+            for i in range(lo, hi):  # no branch, so LLVM can vectorise the test
+                a = max(labels[i], 0)
+                u = np.sqrt(_sq_dist(X, i, centers[a]))
+                bound = max(half_gap[a], lower[i] - drift_max)
+                fail[i - lo] = (bound - u <= BOUND_MARGIN * (bound + u + drift_max)) | (
+                    labels[i] < 0
+                )
+        n_search = 0
+        for r in range(hi - lo):  # compact the failing rows, branch-free
+            search[n_search] = lo + r
+            n_search += fail[r]
+        if full and not search_all:  # every row with its current label; the search below
+            for i in range(lo, hi):  # moves those that change centre
+                if labels[i] >= 0:
+                    _add_row(X, i, np.float64(weights[i]), labels[i], sums, wsum, i & 3)
+        changed = 0
+        for s in range(0, n_search, TILE_ROWS):
+            t = min(TILE_ROWS, n_search - s)
+            _load_tile(X, search, s, t, tile)
+            _search_tile(tile, padded, near, best, runner_up, dist)
+            _settle_tile(X, search, s, t, tile, centers, c_norm, near, best, runner_up, tie)
+            for r in range(t):
+                i = search[s + r]
+                c = near[r]
+                old = labels[i]
+                lower[i] = runner_up[r] + drift_max
+                if old != c:
+                    changed += 1
+                    labels[i] = c
+                if full and search_all:  # every row is here: add it where it now belongs
+                    _add_row(X, i, np.float64(weights[i]), c, sums, wsum, r & 3)
+                elif old != c:  # the row leaves its old centre's sums for the new one's
+                    w = np.float64(weights[i])
+                    _add_row(X, i, w, c, sums, wsum, r & 3)
+                    if old >= 0:
+                        _add_row(X, i, -w, old, sums, wsum, r & 3)
+        _store_block(b, sums, wsum, block_sums, block_weights)
+        block_stats[b, 0] = 0.0
+        block_stats[b, 1] = changed
+
+
 def assign_accumulate_bounded(
     X,
     weights,
@@ -404,57 +619,22 @@ def assign_accumulate_bounded(
     searched in tiles; rows labelled -1 always are (and need ``full``). block_stats[:, 0]
     (inertia) is not computed: the final ``labelled_inertia`` pass gives it.
     """
-    n, d = X.shape
-    k = centers.shape[0]
-    padded = padded_centers(centers)
-    for b in prange(n_blocks(n)):
-        tile, near, best, runner_up, dist = _tile_buffers(padded)
-        search = np.empty(BLOCK_ROWS, np.int64)  # rows that need a search, done in tiles
-        sums = np.zeros((4, k, d))
-        wsum = np.zeros((4, k))
-        lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
-        fail = np.ones(hi - lo, np.bool_)
-        if not search_all:
-            for i in range(lo, hi):  # no branch, so LLVM can vectorise the test
-                a = max(labels[i], 0)
-                u = np.sqrt(_sq_dist(X, i, centers[a]))
-                bound = max(half_gap[a], lower[i] - drift_max)
-                fail[i - lo] = (bound - u <= BOUND_MARGIN * (bound + u + drift_max)) | (
-                    labels[i] < 0
-                )
-        n_search = 0
-        for r in range(hi - lo):  # compact the failing rows, branch-free
-            search[n_search] = lo + r
-            n_search += fail[r]
-        if full and not search_all:  # every row with its current label; the search below
-            for i in range(lo, hi):  # moves those that change centre
-                if labels[i] >= 0:
-                    _add_row(X, i, np.float64(weights[i]), labels[i], sums, wsum, i & 3)
-        changed = 0
-        for s in range(0, n_search, TILE_ROWS):
-            t = min(TILE_ROWS, n_search - s)
-            _load_tile(X, search, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist)
-            for r in range(TILE_ROWS):  # vectorised square roots
-                runner_up[r] = np.sqrt(runner_up[r])
-            for r in range(t):
-                i = search[s + r]
-                c = near[r]
-                old = labels[i]
-                lower[i] = runner_up[r] + drift_max
-                if old != c:
-                    changed += 1
-                    labels[i] = c
-                if full and search_all:  # every row is here: add it where it now belongs
-                    _add_row(X, i, np.float64(weights[i]), c, sums, wsum, r & 3)
-                elif old != c:  # the row leaves its old centre's sums for the new one's
-                    w = np.float64(weights[i])
-                    _add_row(X, i, w, c, sums, wsum, r & 3)
-                    if old >= 0:
-                        _add_row(X, i, -w, old, sums, wsum, r & 3)
-        _store_block(b, sums, wsum, block_sums, block_weights)
-        block_stats[b, 0] = 0.0
-        block_stats[b, 1] = changed
+    run_blocks(
+        _assign_accumulate_bounded_blocks,
+        n_blocks(X.shape[0]),
+        X,
+        weights,
+        centers,
+        half_gap,
+        drift_max,
+        labels,
+        lower,
+        block_sums,
+        block_weights,
+        block_stats,
+        full,
+        search_all,
+    )
 
 
 @njit(cache=CACHE)

@@ -298,13 +298,11 @@ def _fitted_assignment(model, tap, rows):
     """``assign_rows`` of the tapped rows from the fit's own labels, when its segments are
     the nearest centres: only each row's distance to its centre is computed, in NumPy (no
     search, and no search kernel to compile on a first run). Other models search."""
-    from ..cluster.engine import Engine
-
     labels = getattr(model, "labels_", None)
     positions = tap.positions
     if (
         not isinstance(labels, np.ndarray)
-        or type(model)._nearest is not Engine._nearest  # a mixture's, HDBSCAN's segments
+        or not model._segments_are_nearest()  # a mixture's, HDBSCAN's segments
         or positions.shape[0] != rows.shape[0]
     ):
         return assign_rows(model, rows)
@@ -331,7 +329,6 @@ def assign_rows(model, rows):
     """Segment (-1: none) and Euclidean distance to its centre (NaN: none) of raw feature
     rows as the model reads them; a row with a missing value the model does not fill gets
     none."""
-    from ..cluster.engine import Engine
 
     segment = np.full(rows.shape[0], -1, dtype=np.int32)
     distance = np.full(rows.shape[0], np.nan)
@@ -345,7 +342,7 @@ def assign_rows(model, rows):
         squared = np.empty(scaled.shape[0])
         model._nearest(scaled, labels, squared)  # (a mixture: the most probable component)
         segment[whole], distance[whole] = labels, np.sqrt(squared)
-        if type(model)._nearest is Engine._nearest:  # as ``_fitted_assignment`` measures it
+        if model._segments_are_nearest():  # as ``_fitted_assignment`` measures it
             distance[whole] = _to_centre(model, scaled, labels)
     return segment, distance
 

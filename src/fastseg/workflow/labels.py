@@ -117,6 +117,7 @@ def _labels_set_aside(model):
             for s in range(0, n, chunk):
                 f.write(np.ascontiguousarray(model.labels_[s : s + chunk], dtype=np.int32).data)
         model.labels_ = None  # after a fit, the only reference: its pages go back now
+        hand_back_freed_memory()  # and the fit's freed work arrays, before the pass's own
         try:
             f.seek(0)
             yield _InOrder(f, n)
