@@ -17,9 +17,7 @@ Output: the figures, also in ``benchmarks/results/assign_speed-YYYYmmdd-HHMMSS.j
 """
 
 import argparse
-import json
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -27,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from results_file import add_out_option, write_results
 from sklearn.cluster import KMeans as SklearnKMeans
 
 import fastseg
 from fastseg.datasets import FEATURES, write_customers
-
-HERE = Path(__file__).resolve().parent
 
 
 def per_record(func, items, rounds):
@@ -50,12 +47,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    add_out_option(parser)
     return parser.parse_args(argv)
 
 
@@ -89,19 +81,14 @@ def main(argv=None):
     print(f"fastseg model.assign(list of all):   {batch * 1e6:8.2f} µs a record")
     print(f"scikit-learn predict(one scaled row): {theirs * 1e6:7.2f} µs a record")
     print(f"fastseg is {theirs / ours:.1f}x faster; the same segment for {same:.2%} of them")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"assign_speed-{stamp:%Y%m%d-%H%M%S}.json"
-    result = {
-        "date": stamp.isoformat(timespec="seconds"),
-        "command": sys.argv,
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    figures = {
         "records": len(records),
         "assign_us": ours * 1e6,
         "assign_list_us": batch * 1e6,
         "sklearn_predict_us": theirs * 1e6,
         "same_segment": float(same),
     }
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_results(args, "assign_speed", stamp, figures)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Output: the table, and the runs with their medians in
 """
 
 import argparse
-import json
 import statistics
 import sys
 from datetime import datetime
@@ -24,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from labels_memory import run  # noqa: E402  (peak RSS and seconds of one command)
+from results_file import add_out_option, write_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FEATURES = (
@@ -47,12 +47,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    add_out_option(parser)
     return parser.parse_args(argv)
 
 
@@ -114,23 +109,12 @@ def main(argv=None):
         print(
             f"{name:<24}{seconds:>9.2f}{seconds / time0:>11.2f}x{peak:>9.0f}{peak / peak0:>11.2f}x"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = args.out / f"drift_speed-{stamp:%Y%m%d-%H%M%S}.json"
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    results.write_text(
-        json.dumps(
-            {
-                "date": stamp.isoformat(timespec="seconds"),
-                "command": sys.argv,
-                "settings": settings,
-                "rows": args.rows,
-                "runs": measured,  # [peak RSS MB, seconds] of each run
-                "medians": medians,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    figures = {
+        "rows": args.rows,
+        "runs": measured,  # [peak RSS MB, seconds] of each run
+        "medians": medians,
+    }
+    write_results(args, "drift_speed", stamp, figures)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ Output: the table, also in ``benchmarks/results/kprototypes_speed-YYYYmmdd-HHMMS
 """
 
 import argparse
-import json
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -27,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from kmodes.kprototypes import KPrototypes as KModesKPrototypes
+from results_file import add_out_option, write_results
 
 from fastseg.cluster.kprototypes import KPrototypes
 from fastseg.datasets import FEATURES, write_customers
 
-HERE = Path(__file__).resolve().parent
 CATEGORICAL = ["region", "gender"]
 
 
@@ -68,12 +66,7 @@ def parse_args(argv=None):
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (kmodes: 20 s each)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    add_out_option(parser)
     return parser.parse_args(argv)
 
 
@@ -111,17 +104,8 @@ def main(argv=None):
         )
     mean_km, mean_fs = (float(np.mean(c)) for c in zip(*costs, strict=True))
     print(f"mean cost over {args.seeds} seed(s): fastseg / kmodes = {mean_fs / mean_km:.6f}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"kprototypes_speed-{stamp:%Y%m%d-%H%M%S}.json"
-    result = {
-        "date": stamp.isoformat(timespec="seconds"),
-        "command": sys.argv,
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "customers": frame.height,
-        "seeds": seeds,
-        "mean_cost_ratio": mean_fs / mean_km,
-    }
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    figures = {"customers": frame.height, "seeds": seeds, "mean_cost_ratio": mean_fs / mean_km}
+    write_results(args, "kprototypes_speed", stamp, figures)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python benchmarks/lloyd_speed.py                       # the four cases below
     python benchmarks/lloyd_speed.py --cases 10000000x8k8  # one of them
     python benchmarks/lloyd_speed.py --quick               # 10x fewer rows
+    python benchmarks/lloyd_speed.py --grid --plot docs/kernel_growth.png   # k x d table
 
 Cases (rows x features, k, iterations): 10M x 8, k=8, 20 iterations; 1M x 8 with k=64 and
 k=256, and 1M x 32 with k=64, 15 iterations. Data: ``make_blobs`` float32 (k blobs, std 5 in
@@ -17,18 +18,23 @@ Prints, per case, both fit times and their ratio, fastseg's average pass (``timi
 and how many labels differ from scikit-learn's (it keeps float32 centres and distances on
 float32 input: a few near-tie rows may differ; fastseg is exact in float64). Nothing asserts
 on time. Writes ``OUT/lloyd_speed-YYYYmmdd-HHMMSS.json``.
+
+``--grid`` runs instead every k of ``--grid-k`` (4 ... 256) with every d of ``--grid-d``
+(4 ... 64) on ``--grid-rows`` rows (1M), at most 15 iterations (k-means++ on the first
+100,000 rows), one timed fit each, and prints the whole fit's cost per row per iteration of
+both libraries as a k x d table; ``--plot`` draws it (matplotlib).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from results_file import add_out_option, write_results
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
@@ -36,7 +42,6 @@ from threadpoolctl import threadpool_limits
 
 import fastseg
 
-HERE = Path(__file__).resolve().parent
 CASES = {  # name: (rows, features, k, iterations)
     "10000000x8k8": (10_000_000, 8, 8, 20),
     "1000000x8k64": (1_000_000, 8, 64, 15),
@@ -45,10 +50,11 @@ CASES = {  # name: (rows, features, k, iterations)
 }
 
 
-def make_case(rows, d, k, seed=0):
+def make_case(rows, d, k, seed=0, init_rows=None):
+    """float32 blobs and k-means++ centres (from the first ``init_rows`` rows: all by default)."""
     X, _ = make_blobs(n_samples=rows, n_features=d, centers=k, cluster_std=5.0, random_state=seed)
     X = np.ascontiguousarray(X, dtype=np.float32)
-    init, _ = kmeans_plusplus(X, k, random_state=seed)
+    init, _ = kmeans_plusplus(X[:init_rows], k, random_state=seed)
     return X, np.ascontiguousarray(init, dtype=np.float32)
 
 
@@ -81,8 +87,8 @@ def numpy_read(X, repeat=5):
     return best
 
 
-def run_case(name, rows, d, k, iters, threads, repeat):
-    X, init = make_case(rows, d, k)
+def run_case(name, rows, d, k, iters, threads, repeat, init_rows=None):
+    X, init = make_case(rows, d, k, init_rows=init_rows)
     small = X[:20_000]
     fit_sklearn(small, init, 2, threads)  # warm-up: imports, Numba's cache, thread pools
     fit_fastseg(small, init, 2, threads)
@@ -118,6 +124,58 @@ def run_case(name, rows, d, k, iters, threads, repeat):
     }
 
 
+def int_list(text):
+    return [int(v) for v in text.split(",")]
+
+
+def run_grid(args):
+    """Every (k, d) of the grid: fit seconds of both libraries and their ratio."""
+    results = []
+    print(f"{'k':>4}{'d':>4}{'sklearn ns':>12}{'fastseg ns':>12}{'speed-up':>10}")
+    for d in args.grid_d:
+        for k in args.grid_k:
+            name = f"{args.grid_rows}x{d}k{k}"
+            r = run_case(name, args.grid_rows, d, k, 15, args.threads, 1, init_rows=100_000)
+            for library in ("sklearn", "fastseg"):  # per iteration it ran
+                per = 1e9 / (args.grid_rows * r["n_iter"][library])
+                r[f"{library}_ns"] = r[f"{library}_s"] * per
+            results.append(r)
+            print(
+                f"{k:>4}{d:>4}{r['sklearn_ns']:>12.1f}{r['fastseg_ns']:>12.1f}"
+                f"{r['speedup']:>9.2f}x",
+                flush=True,
+            )
+    return results
+
+
+def plot_grid(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, library in zip(axes, ("sklearn", "fastseg"), strict=True):
+        for d in sorted({r["features"] for r in results}):
+            mine = [r for r in results if r["features"] == d]
+            ax.plot(
+                [r["k"] for r in mine], [r[f"{library}_ns"] for r in mine], "o-", label=f"d={d}"
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="k (segments)",
+            title="scikit-learn KMeans (lloyd)" if library == "sklearn" else "fastseg KMeans",
+        )
+        ax.set_xticks([r["k"] for r in results if r["features"] == results[0]["features"]])
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.legend()
+    axes[0].set_ylabel("ns per row per iteration (fit / rows / iterations)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -126,13 +184,26 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="10x fewer rows in every case")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--repeat", type=int, default=2, help="timed fits per library, best kept")
-    p.add_argument("--out", type=Path, default=HERE / "results")
+    add_out_option(p)
+    p.add_argument("--grid", action="store_true", help="the k x d grid instead of the cases")
+    p.add_argument("--grid-k", type=int_list, default=[4, 16, 64, 256])
+    p.add_argument("--grid-d", type=int_list, default=[4, 16, 64])
+    p.add_argument("--grid-rows", type=int, default=1_000_000)
+    p.add_argument(
+        "--plot", type=Path, help="with --grid: draw it here, e.g. docs/kernel_growth.png"
+    )
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now()
+    if args.grid:
+        results = run_grid(args)
+        if args.plot:
+            plot_grid(results, args.plot)
+            print(f"plot: {args.plot}")
+        return write(args, stamp, results)
     results = []
     print(
         f"{'case':<16}{'sklearn s':>10}{'fastseg s':>10}{'speed-up':>10}{'pass ms':>9}"
@@ -149,16 +220,12 @@ def main(argv=None):
             f"{r['labels_differ']:>15,}",
             flush=True,
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"lloyd_speed-{stamp}.json"
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    doc = {
-        "command": sys.argv,
-        "settings": settings,
-        "fastseg": fastseg.__version__,
-        "results": results,
-    }
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    write(args, stamp, results)
+
+
+def write(args, stamp, results):
+    figures = {"fastseg": fastseg.__version__, "results": results}
+    path = write_results(args, "lloyd_speed", stamp, figures)
     print(f"written: {path}")
 
 

@@ -32,7 +32,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from results_file import add_out_option, write_results
+
 WARM_UP = 300  # requests per connection before the clock starts
 TARGET = {"p50_ms": 0.5, "p99_ms": 2.0, "single_requests_per_s": 3000}
 
@@ -205,12 +206,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-requests", type=int, default=200_000, help="per measurement")
     parser.add_argument("--connections", type=int, default=2, help="for the throughput run")
     parser.add_argument("--batch", type=int, default=1000, help="customers per batch request")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    add_out_option(parser)
     return parser.parse_args(argv)
 
 
@@ -241,9 +237,7 @@ def main(argv=None):
 
 
 def report(args, found, verdict, stamp):
-    doc = {
-        "date": stamp.isoformat(timespec="seconds"),
-        "command": sys.argv,
+    figures = {
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
@@ -251,14 +245,11 @@ def report(args, found, verdict, stamp):
         },
         "client": "raw sockets, one process per keep-alive connection, requests encoded "
         "beforehand; shares the cores with the server (its CPU per request is given)",
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "target": TARGET,
         "target_met": verdict,
         "results": found,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"serve_load-{stamp:%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    path = write_results(args, "serve_load", stamp, figures)
     print(f"written: {path}")
 
 

@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from datetime import datetime
 
-HERE = Path(__file__).resolve().parent
+from results_file import add_out_option, write_results
+
 FEATURES = ",".join(
     ["age", "income", "monthly_charge", "bandwidth_gb_year", "tenure_months"]
     + ["spending_score", "purchase_frequency", "avg_order_value"]
@@ -61,13 +62,13 @@ def wall(argv, env=None, cwd=None):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3, help="fresh processes per figure, best kept")
-    p.add_argument("--out", type=Path, default=HERE / "results")
+    add_out_option(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now()
     fastseg = [sys.executable, "-m", "fastseg"]
     figures = {}
     with tempfile.TemporaryDirectory(prefix="fastseg-startup-") as folder:
@@ -89,12 +90,7 @@ def main(argv=None):
     for name, seconds in figures.items():
         print(f"{name:<20} {seconds:6.2f} s")
     print(f"first fit - second fit: {figures['first fit'] - figures['second fit']:.2f} s")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"startup-{stamp}.json"
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    path.write_text(
-        json.dumps({"command": sys.argv, "settings": settings, "seconds": figures}, indent=1) + "\n"
-    )
+    path = write_results(args, "startup", stamp, {"seconds": figures})
     print(f"written: {path}")
 
 

@@ -129,3 +129,10 @@ def test_kprototypes_needs_categorical_columns(customers, capsys):
 def test_missing_error_stops_at_a_null(customers, capsys):
     code, _, err = run(capsys, "fit", customers, *FIT, "--missing", "error")
     assert_one_line_error(code, err, "missing values", "missing='drop'")
+
+
+def test_library_drift_refuses_a_kprototypes_model(customers, fitted):
+    from fastseg.errors import FastsegError
+
+    with pytest.raises(FastsegError, match="KPrototypes"):
+        fastseg.drift(fastseg.load(fitted[0]), customers)

@@ -281,7 +281,7 @@ def profile_of_fit(model, tap):
     segment, distance = _fitted_assignment(model, tap, rows)
     sample = PeriodSample(
         rows=tap.rows,
-        numeric={names[j]: rows[:, j] for j in plain},
+        numeric=dict(zip((names[j] for j in plain), rows.T[plain], strict=True)),
         codes=_codes_of_one_hot(pre, names, rows),
         levels=dict(pre.levels or {}) if pre.one_hot() else {},
         segment=segment,
@@ -329,7 +329,6 @@ def assign_rows(model, rows):
     """Segment (-1: none) and Euclidean distance to its centre (NaN: none) of raw feature
     rows as the model reads them; a row with a missing value the model does not fill gets
     none."""
-
     segment = np.full(rows.shape[0], -1, dtype=np.int32)
     distance = np.full(rows.shape[0], np.nan)
     pre = model.preprocessor_

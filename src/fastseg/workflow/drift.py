@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, FastsegError
 from ..io.tables import TableReader, is_table_input
 from ..monitor import measures
 from ..monitor.reference import ReferenceProfile
@@ -273,6 +273,13 @@ def _fitted(model):
         from ..cluster.modelfile import load_engine
 
         return load_engine(model)
+    from ..cluster.kprototypes import KPrototypes
+
+    if isinstance(model, KPrototypes):  # (it keeps no profile to compare with)
+        raise FastsegError(
+            "drift compares data with the profile a model with centres keeps, which a "
+            "KPrototypes has not: fit one with fastseg.KMeans"
+        )
     model._check_fitted()
     return model
 

@@ -86,16 +86,12 @@ def fit_segments(
             data, k_range, features, settings, seed, max_iter, say=say, **memory
         )
         _check_alignment(previous, features, k, settings)
+    max_iter = max_iter or registry.by_name(algorithm).max_iter
     params = dict(random_state=seed, n_init=n_init, max_iter=max_iter, **memory)
     if algorithm == "kprototypes":
         engine, fit_args = _kprototypes(k, features, settings, params)
     else:
-        engine = registry.by_name(algorithm).make(
-            k,
-            init=init,
-            **{**params, "max_iter": max_iter or registry.by_name(algorithm).max_iter},
-            **settings.as_params(),
-        )
+        engine = registry.by_name(algorithm).make(k, init=init, **params, **settings.as_params())
         fit_args = dict(columns=features)
         if cluster is not None:
             fit_args.update(backend="dask", **cluster)
@@ -161,7 +157,6 @@ def _kprototypes(k, features, settings, params):
     are read apart from the numeric features, named among them or not)."""
     from ..cluster.kprototypes import KPrototypes
 
-    params["max_iter"] = params["max_iter"] or registry.by_name("kprototypes").max_iter
     engine = KPrototypes(k, scale=settings.scale, missing=settings.missing, **params)
     numeric = [f for f in features if f not in settings.categorical]
     return engine, dict(categorical=settings.categorical, columns=numeric)
