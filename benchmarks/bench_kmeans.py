@@ -74,13 +74,8 @@ def thread_counts(threads):
 
 def make_data(n_rows=N_ROWS):
     """float32 blobs (C order) and float32 initial centres shared by every method."""
-    X, _ = make_blobs(
-        n_samples=n_rows,
-        n_features=N_FEATURES,
-        centers=N_CLUSTERS,
-        cluster_std=CLUSTER_STD,
-        random_state=SEED,
-    )
+    X, _ = make_blobs(n_samples=n_rows, n_features=N_FEATURES, centers=N_CLUSTERS,
+                      cluster_std=CLUSTER_STD, random_state=SEED)
     X = np.ascontiguousarray(X, dtype=np.float32)
     init, _ = kmeans_plusplus(X, N_CLUSTERS, random_state=SEED)
     return X, np.ascontiguousarray(init, dtype=np.float32)
@@ -88,52 +83,26 @@ def make_data(n_rows=N_ROWS):
 
 # ----- the four timed fits (each returns the fitted estimator) --------------------------------
 def fit_sklearn_lloyd(X, init, threads):
-    return SkKMeans(
-        n_clusters=N_CLUSTERS,
-        init=init,
-        n_init=1,
-        max_iter=MAX_ITER,
-        tol=0.0,
-        algorithm="lloyd",
-        random_state=SEED,
-    ).fit(X)
+    return SkKMeans(n_clusters=N_CLUSTERS, init=init, n_init=1, max_iter=MAX_ITER, tol=0.0,
+                    algorithm="lloyd", random_state=SEED).fit(X)
 
 
 def fit_fastseg_kmeans(X, init, threads):
-    return fastseg.KMeans(
-        n_clusters=N_CLUSTERS,
-        init=init,
-        n_init=1,
-        max_iter=MAX_ITER,
-        tol=0.0,
-        random_state=SEED,
-        n_threads=threads,
-    ).fit(X)
+    return fastseg.KMeans(n_clusters=N_CLUSTERS, init=init, n_init=1, max_iter=MAX_ITER,
+                          tol=0.0, random_state=SEED, n_threads=threads).fit(X)
 
 
 def fit_sklearn_minibatch(X, init, threads):
-    return SkMiniBatchKMeans(
-        n_clusters=N_CLUSTERS,
-        init=init,
-        n_init=1,
-        batch_size=BATCH_SIZE,
-        max_iter=MINIBATCH_EPOCHS,
-        max_no_improvement=None,
-        random_state=SEED,
-    ).fit(X)
+    return SkMiniBatchKMeans(n_clusters=N_CLUSTERS, init=init, n_init=1, batch_size=BATCH_SIZE,
+                             max_iter=MINIBATCH_EPOCHS, max_no_improvement=None,
+                             random_state=SEED).fit(X)
 
 
 def fit_fastseg_minibatch(X, init, threads):
-    return fastseg.MiniBatchKMeans(
-        n_clusters=N_CLUSTERS,
-        init=init,
-        n_init=1,
-        batch_size=BATCH_SIZE,
-        max_iter=MINIBATCH_EPOCHS,
-        max_no_improvement=None,
-        random_state=SEED,
-        n_threads=threads,
-    ).fit(X)
+    return fastseg.MiniBatchKMeans(n_clusters=N_CLUSTERS, init=init, n_init=1,
+                                   batch_size=BATCH_SIZE, max_iter=MINIBATCH_EPOCHS,
+                                   max_no_improvement=None, random_state=SEED,
+                                   n_threads=threads).fit(X)
 
 
 def minibatch_steps(n_rows):
@@ -151,15 +120,9 @@ METHODS = {
 
 def lloyd_float64_reference(X, init):
     """scikit-learn Lloyd on the same rows upcast to float64: what fastseg must match exactly."""
-    return SkKMeans(
-        n_clusters=N_CLUSTERS,
-        init=init.astype(np.float64),
-        n_init=1,
-        max_iter=MAX_ITER,
-        tol=0.0,
-        algorithm="lloyd",
-        random_state=SEED,
-    ).fit(X.astype(np.float64))
+    return SkKMeans(n_clusters=N_CLUSTERS, init=init.astype(np.float64), n_init=1,
+                    max_iter=MAX_ITER, tol=0.0, algorithm="lloyd",
+                    random_state=SEED).fit(X.astype(np.float64))
 
 
 def check_lloyd(fs, sk32, sk64):
@@ -208,15 +171,12 @@ def lloyd_references(blobs):
 def _run(benchmark, algo, impl, blobs, threads):
     X, init = blobs
     label, fit = METHODS[(algo, impl)]
-    benchmark.group = (
-        f"{algo}: {X.shape[0]:,} rows x {X.shape[1]}, k={N_CLUSTERS}, "
-        f"{threads} thread{'s' if threads > 1 else ''}"
-    )
+    benchmark.group = (f"{algo}: {X.shape[0]:,} rows x {X.shape[1]}, k={N_CLUSTERS}, "
+                       f"{threads} thread{'s' if threads > 1 else ''}")
     benchmark.name = f"{label} [{threads}t]"
     with threadpool_limits(limits=threads):
-        est = benchmark.pedantic(
-            fit, args=(X, init, threads), rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1
-        )
+        est = benchmark.pedantic(fit, args=(X, init, threads), rounds=ROUNDS,
+                                 warmup_rounds=WARMUP_ROUNDS, iterations=1)
     benchmark.extra_info.update(describe(est), rows=X.shape[0], threads=threads)
     return est
 
@@ -227,7 +187,8 @@ def test_lloyd(benchmark, blobs, lloyd_references, impl, threads):
     est = _run(benchmark, "lloyd", impl, blobs, threads)
     sk32, sk64 = lloyd_references
     if impl == "fastseg":
-        benchmark.extra_info["labels_differing_from_sklearn_float32"] = check_lloyd(est, sk32, sk64)
+        benchmark.extra_info["labels_differing_from_sklearn_float32"] = check_lloyd(est, sk32,
+                                                                                   sk64)
     else:
         assert est.n_iter_ == MAX_ITER
 
@@ -258,36 +219,25 @@ def best_of(fit, X, init, threads, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--rows", type=int, default=N_ROWS, help="rows of data (default %(default)s)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help="thread count compared with 1 thread (default: all cores, %(default)s)",
-    )
+    parser.add_argument("--rows", type=int, default=N_ROWS,
+                        help="rows of data (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="thread count compared with 1 thread (default: all cores, "
+                             "%(default)s)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     X, init = make_data(args.rows)
     threads = thread_counts(args.threads)
-    print(
-        f"data: make_blobs {X.shape[0]:,} rows x {X.shape[1]} float32, {N_CLUSTERS} centres, "
-        f"cluster_std={CLUSTER_STD}, random_state={SEED}; init: kmeans_plusplus "
-        f"(random_state={SEED}), shared by all methods"
-    )
-    print(
-        f"lloyd: max_iter={MAX_ITER}, tol=0; minibatch: batch_size={BATCH_SIZE}, "
-        f"max_iter={MINIBATCH_EPOCHS}, max_no_improvement=None, random_state={SEED}; "
-        f"seconds = best of {ROUNDS} after {WARMUP_ROUNDS} warm-up; "
-        f"threads via threadpool_limits(limits=T) + fastseg n_threads=T"
-    )
-    print(
-        f"numpy {np.__version__}, scikit-learn {sys.modules['sklearn'].__version__}, "
-        f"fastseg {fastseg.__version__}, {os.cpu_count()} CPUs\n",
-        flush=True,
-    )
+    print(f"data: make_blobs {X.shape[0]:,} rows x {X.shape[1]} float32, {N_CLUSTERS} centres, "
+          f"cluster_std={CLUSTER_STD}, random_state={SEED}; init: kmeans_plusplus "
+          f"(random_state={SEED}), shared by all methods")
+    print(f"lloyd: max_iter={MAX_ITER}, tol=0; minibatch: batch_size={BATCH_SIZE}, "
+          f"max_iter={MINIBATCH_EPOCHS}, max_no_improvement=None, random_state={SEED}; "
+          f"seconds = best of {ROUNDS} after {WARMUP_ROUNDS} warm-up; "
+          f"threads via threadpool_limits(limits=T) + fastseg n_threads=T")
+    print(f"numpy {np.__version__}, scikit-learn {sys.modules['sklearn'].__version__}, "
+          f"fastseg {fastseg.__version__}, {os.cpu_count()} CPUs\n", flush=True)
 
     results = {}  # (algo, impl, threads) -> (seconds, estimator)
     for t in threads:
@@ -304,10 +254,8 @@ def main(argv=None):
             n_iter = str(info["n_iter"])
             if "n_steps" in info:
                 n_iter += f" ({info['n_steps']} steps)"
-            print(
-                f"| {label} | {t} | {sec:.3f} | {base / sec:.2f} | {info['inertia']:.10g} "
-                f"| {n_iter} |"
-            )
+            print(f"| {label} | {t} | {sec:.3f} | {base / sec:.2f} | {info['inertia']:.10g} "
+                  f"| {n_iter} |")
 
     if len(threads) > 1:
         t1, tn = threads[0], threads[-1]
@@ -322,15 +270,11 @@ def main(argv=None):
             assert results[("minibatch", impl, t)][1].n_steps_ == minibatch_steps(X.shape[0])
     sk64 = lloyd_float64_reference(X, init)
     for t in threads:
-        differ32 = check_lloyd(
-            results[("lloyd", "fastseg", t)][1], results[("lloyd", "sklearn", t)][1], sk64
-        )
-        print(
-            f"\nlloyd check ({t} thread{'s' if t > 1 else ''}): n_iter_ equal ({MAX_ITER}); "
-            f"fastseg labels == sklearn float64 labels on all {X.shape[0]:,} rows; "
-            f"{differ32} rows differ from sklearn float32 (near ties)",
-            end="",
-        )
+        differ32 = check_lloyd(results[("lloyd", "fastseg", t)][1],
+                               results[("lloyd", "sklearn", t)][1], sk64)
+        print(f"\nlloyd check ({t} thread{'s' if t > 1 else ''}): n_iter_ equal ({MAX_ITER}); "
+              f"fastseg labels == sklearn float64 labels on all {X.shape[0]:,} rows; "
+              f"{differ32} rows differ from sklearn float32 (near ties)", end="")
     print(f"\n\ntotal wall time {time.perf_counter() - start:.1f} s")
 
 

@@ -69,28 +69,13 @@ def make_estimator(method, init, iters, batch_size, threads, stopping="fixed"):
     if method.startswith("fastseg"):
         import fastseg  # only here: sklearn workers do not load Numba
     if method == "fastseg-kmeans":
-        return fastseg.KMeans(
-            k, init=init, n_init=1, max_iter=iters, tol=0.0, random_state=SEED, n_threads=threads
-        )
+        return fastseg.KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0,
+                              random_state=SEED, n_threads=threads)
     if method in ("sklearn-lloyd", "sklearn-elkan"):
-        return KMeans(
-            k,
-            init=init,
-            n_init=1,
-            max_iter=iters,
-            tol=0.0,
-            algorithm=method.split("-")[1],
-            random_state=SEED,
-        )
-    common = dict(
-        init=init,
-        n_init=1,
-        batch_size=batch_size,
-        max_iter=1,
-        tol=0.0,
-        max_no_improvement=None,
-        random_state=SEED,
-    )
+        return KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0,
+                      algorithm=method.split("-")[1], random_state=SEED)
+    common = dict(init=init, n_init=1, batch_size=batch_size, max_iter=1, tol=0.0,
+                  max_no_improvement=None, random_state=SEED)
     if stopping == "default":
         common.update(max_iter=100, max_no_improvement=10)
     if method == "sklearn-minibatch":
@@ -231,24 +216,10 @@ def initial_centres(X, k):
 
 def run_worker(method, batch, files, args):
     """Run one method in a fresh interpreter; its JSON result, or an ``error`` entry."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        method,
-        "--data",
-        str(files["data"]),
-        "--init",
-        str(files["init"]),
-        "--iters",
-        str(args.iters),
-        "--threads",
-        str(args.threads),
-        "--repeat",
-        str(args.repeat),
-        "--stopping",
-        args.stopping,
-    ]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method,
+           "--data", str(files["data"]), "--init", str(files["init"]),
+           "--iters", str(args.iters), "--threads", str(args.threads),
+           "--repeat", str(args.repeat), "--stopping", args.stopping]
     if batch is not None:
         cmd += ["--batch-size", str(batch)]
     if method in LLOYD:
@@ -282,30 +253,20 @@ def run_size(rows, args):
         np.save(files["data"], X)
         np.save(files["init"], initial_centres(X, args.k))
         del X
-        print(
-            f"\n{rows:,} customers -> {n:,} rows x 8 features (nulls dropped), "
-            f"float32, standardised; data ready in {time.perf_counter() - start:.1f} s",
-            flush=True,
-        )
+        print(f"\n{rows:,} customers -> {n:,} rows x 8 features (nulls dropped), "
+              f"float32, standardised; data ready in {time.perf_counter() - start:.1f} s",
+              flush=True)
         results = []
         for method, batch in plan(args.methods, args.batch_size):
             res = run_worker(method, batch, files, args)
-            print(
-                f"  {res['label']}{'' if batch is None else f' (batch {batch})'}: "
-                + (res["error"] if "error" in res else f"{res['seconds']:.3f} s"),
-                flush=True,
-            )
+            print(f"  {res['label']}{'' if batch is None else f' (batch {batch})'}: "
+                  + (res["error"] if "error" in res else f"{res['seconds']:.3f} s"), flush=True)
             results.append(res)
         done = [r["method"] for r in results if "error" not in r]
         agreement = label_agreement(files["dir"], done)
     check_work(results, n, args.iters, args.stopping)
-    return {
-        "rows": rows,
-        "n_rows": n,
-        "n_dropped": rows - n,
-        "results": results,
-        "label_agreement_vs_sklearn_lloyd": agreement,
-    }
+    return {"rows": rows, "n_rows": n, "n_dropped": rows - n, "results": results,
+            "label_agreement_vs_sklearn_lloyd": agreement}
 
 
 def label_agreement(folder, methods):
@@ -340,39 +301,24 @@ def table(size, iters):
     res = [r for r in size["results"] if "error" not in r]
     base = next((r["seconds"] for r in res if r["method"] == BASELINE), None)
     agree = size["label_agreement_vs_sklearn_lloyd"]
-    lines = [
-        "| method | seconds | ratio | peak RSS MB | fit +MB | inertia | n_iter / steps "
-        "| labels = sklearn lloyd |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = ["| method | seconds | ratio | peak RSS MB | fit +MB | inertia | n_iter / steps "
+             "| labels = sklearn lloyd |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res:
         name = r["label"] + (f" (batch {r['batch_size']})" if r["batch_size"] else "")
         ratio = f"{base / r['seconds']:.2f}" if base else "-"
         work = str(r["n_iter"]) if r["method"] in LLOYD else f"{r['n_steps']} steps"
         work += f" ({r['note']})" if r["note"] else ""
         a = agree.get(r["method"])
-        same = (
-            "reference"
-            if r["method"] == BASELINE
-            else "-"
-            if a is None
-            else f"{a['fraction_equal']:.6f} ({a['rows_differing']} differ)"
-        )
+        same = ("reference" if r["method"] == BASELINE else "-" if a is None
+                else f"{a['fraction_equal']:.6f} ({a['rows_differing']} differ)")
         extra = r["peak_rss_mb"] - r["rss_before_fit_mb"] if r["rss_before_fit_mb"] else 0
-        lines.append(
-            f"| {name} | {r['seconds']:.3f} | {ratio} | {r['peak_rss_mb']:.0f} "
-            f"| {extra:.0f} | {r['inertia']:.7g} | {work} | {same} |"
-        )
-    lines += [
-        f"| {r['label']} | failed: {r['error']} | | | | | | |"
-        for r in size["results"]
-        if "error" in r
-    ]
-    lines.append(
-        "\nratio = sklearn lloyd seconds / method seconds (> 1: faster than sklearn "
-        "lloyd); peak RSS = the worker's VmHWM during the timed fits (data and "
-        "libraries included); fit +MB = peak RSS - RSS just before the fits"
-    )
+        lines.append(f"| {name} | {r['seconds']:.3f} | {ratio} | {r['peak_rss_mb']:.0f} "
+                     f"| {extra:.0f} | {r['inertia']:.7g} | {work} | {same} |")
+    lines += [f"| {r['label']} | failed: {r['error']} | | | | | | |"
+              for r in size["results"] if "error" in r]
+    lines.append("\nratio = sklearn lloyd seconds / method seconds (> 1: faster than sklearn "
+                 "lloyd); peak RSS = the worker's VmHWM during the timed fits (data and "
+                 "libraries included); fit +MB = peak RSS - RSS just before the fits")
     for b in sorted({r["batch_size"] for r in res if r["batch_size"]}):
         pair = {r["method"]: r for r in res if r["batch_size"] == b}
         if {"sklearn-minibatch", "fastseg-minibatch"} <= set(pair):
@@ -380,8 +326,7 @@ def table(size, iters):
             lines.append(
                 f"\nmini-batch, batch {b}: fastseg {sk['seconds'] / fs['seconds']:.1f}x faster "
                 f"than sklearn MiniBatchKMeans ({fs['n_steps']} vs {sk['n_steps']} steps); "
-                f"inertia fastseg / sklearn = {fs['inertia'] / sk['inertia']:.4f}"
-            )
+                f"inertia fastseg / sklearn = {fs['inertia'] / sk['inertia']:.4f}")
     for r in res:
         p = r.get("lloyd_pass")
         if p and p["pass_seconds"]:
@@ -391,8 +336,7 @@ def table(size, iters):
                 f"{p['pass_seconds'] * 1e3:.1f} ms = {gb / p['pass_seconds']:.2f} GB/s; "
                 f"NumPy X.sum() stream: {p['numpy_sum_seconds'] * 1e3:.1f} ms = "
                 f"{gb / p['numpy_sum_seconds']:.2f} GB/s; pass / stream = "
-                f"{p['pass_seconds'] / p['numpy_sum_seconds']:.2f}x"
-            )
+                f"{p['pass_seconds'] / p['numpy_sum_seconds']:.2f}x")
     return "\n".join(lines)
 
 
@@ -443,53 +387,25 @@ def method_list(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--rows",
-        type=int_list,
-        default=[1_000_000],
-        help="comma-separated customer counts (default 1000000)",
-    )
+    p.add_argument("--rows", type=int_list, default=[1_000_000],
+                   help="comma-separated customer counts (default 1000000)")
     p.add_argument("--k", type=int, default=8, help="clusters (default 8)")
     p.add_argument("--iters", type=int, default=20, help="Lloyd iterations (default 20)")
-    p.add_argument(
-        "--methods",
-        type=method_list,
-        default=list(METHODS),
-        help=f"comma-separated, from {','.join(METHODS)} (default all)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int_list,
-        default=[65536],
-        help="mini-batch sizes, comma-separated (default 65536; e.g. 65536,4096)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads for both libraries (default all cores)",
-    )
+    p.add_argument("--methods", type=method_list, default=list(METHODS),
+                   help=f"comma-separated, from {','.join(METHODS)} (default all)")
+    p.add_argument("--batch-size", type=int_list, default=[65536],
+                   help="mini-batch sizes, comma-separated (default 65536; e.g. 65536,4096)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="threads for both libraries (default all cores)")
     p.add_argument("--repeat", type=int, default=3, help="timed fits per method, best kept")
-    p.add_argument(
-        "--stopping",
-        choices=["fixed", "default"],
-        default="fixed",
-        help="mini-batch work: rows // batch steps (fixed), or scikit-learn's "
-        "default early stopping in both libraries (default)",
-    )
+    p.add_argument("--stopping", choices=["fixed", "default"], default="fixed",
+                   help="mini-batch work: rows // batch steps (fixed), or scikit-learn's "
+                        "default early stopping in both libraries (default)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per method process")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=HERE / "data",
-        help="cache of generated Parquet files (default benchmarks/data)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    p.add_argument("--data-dir", type=Path, default=HERE / "data",
+                   help="cache of generated Parquet files (default benchmarks/data)")
+    p.add_argument("--out", type=Path, default=HERE / "results",
+                   help="folder for the JSON results (default benchmarks/results)")
     p.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--init", help=argparse.SUPPRESS)
@@ -502,12 +418,10 @@ def main(argv=None):
     if args.worker:
         return worker(args)
     info = machine_info()
-    print(
-        f"fastseg {info['fastseg']}, scikit-learn {info['scikit-learn']}, numpy "
-        f"{info['numpy']}, {info['cpu_count']} CPUs ({info['cpu_model']}); k={args.k}, "
-        f"Lloyd max_iter={args.iters} tol=0, mini-batch max_iter=1 (rows // batch steps), "
-        f"threads={args.threads}, best of {args.repeat}"
-    )
+    print(f"fastseg {info['fastseg']}, scikit-learn {info['scikit-learn']}, numpy "
+          f"{info['numpy']}, {info['cpu_count']} CPUs ({info['cpu_model']}); k={args.k}, "
+          f"Lloyd max_iter={args.iters} tol=0, mini-batch max_iter=1 (rows // batch steps), "
+          f"threads={args.threads}, best of {args.repeat}")
     stamp = datetime.now()
     sizes = []
     for rows in args.rows:
@@ -517,28 +431,13 @@ def main(argv=None):
         print(table(sizes[-1], args.iters), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"compare-{stamp:%Y%m%d-%H%M%S}.json"
-    settings = {
-        k: v for k, v in vars(args).items() if k not in ("worker", "data", "init", "labels")
-    }
-    settings.update(
-        data_dir=str(args.data_dir),
-        out=str(args.out),
-        seed=SEED,
-        init_sample=INIT_SAMPLE,
-        warmup_rows=WARMUP_ROWS,
-    )
-    path.write_text(
-        json.dumps(
-            {
-                "date": stamp.astimezone().isoformat(timespec="seconds"),
-                "command": sys.argv,
-                "machine": info,
-                "settings": settings,
-                "sizes": sizes,
-            },
-            indent=2,
-        )
-    )
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("worker", "data", "init", "labels")}
+    settings.update(data_dir=str(args.data_dir), out=str(args.out), seed=SEED,
+                    init_sample=INIT_SAMPLE, warmup_rows=WARMUP_ROWS)
+    path.write_text(json.dumps({"date": stamp.astimezone().isoformat(timespec="seconds"),
+                                "command": sys.argv, "machine": info, "settings": settings,
+                                "sizes": sizes}, indent=2))
     print(f"\nresults written to {path}")
 
 

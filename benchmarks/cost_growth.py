@@ -54,14 +54,8 @@ HERE = Path(__file__).resolve().parent
 SEED = 0
 WARMUP_ROWS = 20_000
 PHASES = ("read", "preprocess", "init", "iterations")
-COLOURS = {
-    "read": "#4c72b0",
-    "preprocess": "#8172b3",
-    "init": "#dd8452",
-    "iterations": "#55a868",
-    "other": "#b0b0b0",
-    "rss": "#c44e52",
-}
+COLOURS = {"read": "#4c72b0", "preprocess": "#8172b3", "init": "#dd8452",
+           "iterations": "#55a868", "other": "#b0b0b0", "rss": "#c44e52"}
 
 
 # ----- worker: one fit in its own process --------------------------------------------------
@@ -75,17 +69,9 @@ def worker(args):
     k = args.k[0]
 
     def make(iters):
-        return fastseg.KMeans(
-            k,
-            init="k-means++",
-            n_init=1,
-            max_iter=iters,
-            tol=0.0,
-            random_state=SEED,
-            scale="standard",
-            missing="drop",
-            n_threads=args.threads,
-        )
+        return fastseg.KMeans(k, init="k-means++", n_init=1, max_iter=iters, tol=0.0,
+                              random_state=SEED, scale="standard", missing="drop",
+                              n_threads=args.threads)
 
     warm = np.random.default_rng(SEED).standard_normal((WARMUP_ROWS, len(FEATURES)))
     make(2).fit(warm.astype(np.float32))  # JIT / cache load: untimed
@@ -96,22 +82,17 @@ def worker(args):
     start = time.perf_counter()
     est.fit(args.data, columns=list(FEATURES))
     seconds = time.perf_counter() - start
-    print(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "timings": {phase: est.timings_.get(phase, 0.0) for phase in PHASES},
-                "n_iter": int(est.n_iter_),
-                "n_rows": int(est.labels_.shape[0]),
-                "n_rows_dropped": int(est.n_rows_dropped_),
-                "inertia": float(est.inertia_),
-                "peak_rss_mb": peak_rss_mb(),
-                "peak_rss_is_fit_only": peak_reset,
-                "rss_before_fit_mb": before,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps({
+        "seconds": seconds,
+        "timings": {phase: est.timings_.get(phase, 0.0) for phase in PHASES},
+        "n_iter": int(est.n_iter_),
+        "n_rows": int(est.labels_.shape[0]),
+        "n_rows_dropped": int(est.n_rows_dropped_),
+        "inertia": float(est.inertia_),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_is_fit_only": peak_reset,
+        "rss_before_fit_mb": before,
+    }), flush=True)
 
 
 # ----- parent: data, runs, report ----------------------------------------------------------
@@ -127,27 +108,15 @@ def customers_file(rows, data_dir):
 def run_point(rows, k, args):
     """Fit ``k`` clusters on ``rows`` customers in ``--repeat`` fresh processes; the fastest."""
     path = customers_file(rows, args.data_dir)
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        "--data",
-        str(path),
-        "--k",
-        str(k),
-        "--iters",
-        str(args.iters),
-        "--threads",
-        str(args.threads),
-    ]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--data", str(path),
+           "--k", str(k), "--iters", str(args.iters), "--threads", str(args.threads)]
     env = {**os.environ, "POLARS_MAX_THREADS": str(args.threads)}
     base = {"rows": rows, "k": k}
     runs, error = [], None
     for _ in range(args.repeat):
         try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, env=env, timeout=args.timeout
-            )
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                                  timeout=args.timeout)
         except subprocess.TimeoutExpired:
             error = f"timed out after {args.timeout} s"
             continue
@@ -171,15 +140,8 @@ def run_grid(name, points, args, done):
         if (rows, k) not in done:
             done[rows, k] = run_point(rows, k, args)
             res = done[rows, k]
-            print(
-                f"  {rows:,} rows, k={k}: "
-                + (
-                    res["error"]
-                    if "error" in res
-                    else f"{res['seconds']:.2f} s, peak RSS {res['peak_rss_mb']:,.0f} MB"
-                ),
-                flush=True,
-            )
+            print(f"  {rows:,} rows, k={k}: " + (res["error"] if "error" in res else
+                  f"{res['seconds']:.2f} s, peak RSS {res['peak_rss_mb']:,.0f} MB"), flush=True)
         results.append(done[rows, k])
     return results
 
@@ -192,23 +154,19 @@ def derived(r):
 
 def table(results, key):
     """Markdown table of one grid; ``key`` ("rows" or "k") is the first column."""
-    lines = [
-        f"| {key} | total s | read s | preprocess s | init s | iterations s | n_iter "
-        "| s / iteration | ns / row / iteration | peak RSS MB | RSS before MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = [f"| {key} | total s | read s | preprocess s | init s | iterations s | n_iter "
+             "| s / iteration | ns / row / iteration | peak RSS MB | RSS before MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if "error" in r:
             lines.append(f"| {r[key]:,} | failed: {r['error']} | | | | | | | | | |")
             continue
         t = r["timings"]
         per_iter, ns = derived(r)
-        lines.append(
-            f"| {r[key]:,} | {r['seconds']:.3f} | {t['read']:.3f} "
-            f"| {t['preprocess']:.3f} | {t['init']:.3f} "
-            f"| {t['iterations']:.3f} | {r['n_iter']} | {per_iter:.3g} | {ns:.2f} "
-            f"| {r['peak_rss_mb']:,.0f} | {r['rss_before_fit_mb']:,.0f} |"
-        )
+        lines.append(f"| {r[key]:,} | {r['seconds']:.3f} | {t['read']:.3f} "
+                     f"| {t['preprocess']:.3f} | {t['init']:.3f} "
+                     f"| {t['iterations']:.3f} | {r['n_iter']} | {per_iter:.3g} | {ns:.2f} "
+                     f"| {r['peak_rss_mb']:,.0f} | {r['rss_before_fit_mb']:,.0f} |")
     return "\n".join(lines)
 
 
@@ -240,30 +198,15 @@ def plot(rows_results, k_results, args, info, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.8), layout="constrained")
     threads = f"{args.threads} thread{'s' if args.threads > 1 else ''}"
-    labels = {
-        "read": "read (decode Parquet, checks, moments, cache rows)",
-        "preprocess": "preprocess (standardise, draw init sample)",
-        "init": "init (k-means++)",
-        "iterations": f"iterations ({args.iters} max)",
-        "other": "other (validation, set-up)",
-    }
+    labels = {"read": "read (decode Parquet, checks, moments, cache rows)",
+              "preprocess": "preprocess (standardise, draw init sample)",
+              "init": "init (k-means++)", "iterations": f"iterations ({args.iters} max)",
+              "other": "other (validation, set-up)"}
     panels = [
-        (
-            axes[0],
-            rows_results,
-            "rows",
-            "rows (customers in the Parquet file)",
-            f"Fit cost vs rows (k={args.rows_k})",
-            lambda v, _: short(int(v)),
-        ),
-        (
-            axes[1],
-            k_results,
-            "k",
-            "k (clusters)",
-            f"Fit cost vs k ({short(args.k_rows)} rows)",
-            lambda v, _: f"{int(v):,}",
-        ),
+        (axes[0], rows_results, "rows", "rows (customers in the Parquet file)",
+         f"Fit cost vs rows (k={args.rows_k})", lambda v, _: short(int(v))),
+        (axes[1], k_results, "k", "k (clusters)",
+         f"Fit cost vs k ({short(args.k_rows)} rows)", lambda v, _: f"{int(v):,}"),
     ]
     legend = {}
     for ax, results, key, xlabel, title, fmt in panels:
@@ -278,13 +221,8 @@ def plot(rows_results, k_results, args, info, path):
         total = [r["seconds"] for r in ok]
         layers = {phase: [r["timings"][phase] for r in ok] for phase in PHASES}
         layers["other"] = [max(r["seconds"] - sum(r["timings"].values()), 0.0) for r in ok]
-        ax.stackplot(
-            x,
-            *layers.values(),
-            labels=[labels[p] for p in layers],
-            colors=[COLOURS[p] for p in layers],
-            alpha=0.85,
-        )
+        ax.stackplot(x, *layers.values(), labels=[labels[p] for p in layers],
+                     colors=[COLOURS[p] for p in layers], alpha=0.85)
         ax.plot(x, total, "k.", markersize=8, label="measured total")
         if key == "rows":  # straight through the origin and the largest point: linear growth
             ax.plot([0, x[-1]], [0, total[-1]], "k:", lw=1, label="proportional to rows")
@@ -294,13 +232,8 @@ def plot(rows_results, k_results, args, info, path):
         ax.xaxis.set_major_formatter(FuncFormatter(fmt))
         ax.grid(axis="y", alpha=0.3)
         rss = ax.twinx()
-        rss.plot(
-            x,
-            [r["peak_rss_mb"] for r in ok],
-            "o--",
-            color=COLOURS["rss"],
-            label="peak RSS during the fit (right axis)",
-        )
+        rss.plot(x, [r["peak_rss_mb"] for r in ok], "o--", color=COLOURS["rss"],
+                 label="peak RSS during the fit (right axis)")
         rss.set_ylabel("peak RSS (MB)", color=COLOURS["rss"])
         rss.tick_params(axis="y", colors=COLOURS["rss"])
         rss.set_ylim(0, max(r["peak_rss_mb"] for r in ok) * 1.1)
@@ -308,12 +241,9 @@ def plot(rows_results, k_results, args, info, path):
         for a in (ax, rss):
             legend.update(zip(*a.get_legend_handles_labels()[::-1], strict=True))
     fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=4, fontsize=9)
-    fig.suptitle(
-        f"fastseg {info['fastseg']} KMeans fit from Parquet: synthetic customers, "
-        f"8 features, k-means++, {args.iters} Lloyd iterations max, {threads} "
-        f"({info['cpu_count']} CPUs, {info['cpu_model']})",
-        fontsize=10,
-    )
+    fig.suptitle(f"fastseg {info['fastseg']} KMeans fit from Parquet: synthetic customers, "
+                 f"8 features, k-means++, {args.iters} Lloyd iterations max, {threads} "
+                 f"({info['cpu_count']} CPUs, {info['cpu_model']})", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -321,54 +251,26 @@ def plot(rows_results, k_results, args, info, path):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--rows",
-        type=int_list,
-        default=[1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000],
-        help="customer counts of the rows grid (default 1M,2M,5M,10M,20M)",
-    )
+    p.add_argument("--rows", type=int_list,
+                   default=[1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000],
+                   help="customer counts of the rows grid (default 1M,2M,5M,10M,20M)")
     p.add_argument("--rows-k", type=int, default=8, help="k of the rows grid (default 8)")
-    p.add_argument(
-        "--k",
-        type=int_list,
-        default=[4, 8, 16, 32, 64],
-        help="cluster counts of the k grid (default 4,8,16,32,64)",
-    )
-    p.add_argument(
-        "--k-rows",
-        type=int,
-        default=10_000_000,
-        help="customer count of the k grid (default 10000000)",
-    )
+    p.add_argument("--k", type=int_list, default=[4, 8, 16, 32, 64],
+                   help="cluster counts of the k grid (default 4,8,16,32,64)")
+    p.add_argument("--k-rows", type=int, default=10_000_000,
+                   help="customer count of the k grid (default 10000000)")
     p.add_argument("--iters", type=int, default=20, help="Lloyd max_iter, tol=0 (default 20)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="Numba and Polars threads (default all cores)",
-    )
-    p.add_argument(
-        "--repeat", type=int, default=1, help="processes per point, fastest kept (default 1)"
-    )
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="Numba and Polars threads (default all cores)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="processes per point, fastest kept (default 1)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per worker process")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=HERE / "data",
-        help="cache of generated Parquet files (default benchmarks/data)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
-    p.add_argument(
-        "--plot",
-        type=Path,
-        default=HERE.parent / "docs" / "cost_growth.png",
-        help="PNG to draw (default docs/cost_growth.png)",
-    )
+    p.add_argument("--data-dir", type=Path, default=HERE / "data",
+                   help="cache of generated Parquet files (default benchmarks/data)")
+    p.add_argument("--out", type=Path, default=HERE / "results",
+                   help="folder for the JSON results (default benchmarks/results)")
+    p.add_argument("--plot", type=Path, default=HERE.parent / "docs" / "cost_growth.png",
+                   help="PNG to draw (default docs/cost_growth.png)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -379,57 +281,34 @@ def main(argv=None):
     if args.worker:
         return worker(args)
     info = machine_info()
-    print(
-        f"fastseg {info['fastseg']}, numpy {info['numpy']}, polars {info['polars']}, "
-        f"{info['cpu_count']} CPUs ({info['cpu_model']}); KMeans k-means++, "
-        f"max_iter={args.iters} tol=0, scale=standard, missing=drop, "
-        f"threads={args.threads}, best of {args.repeat} process(es) per point"
-    )
+    print(f"fastseg {info['fastseg']}, numpy {info['numpy']}, polars {info['polars']}, "
+          f"{info['cpu_count']} CPUs ({info['cpu_model']}); KMeans k-means++, "
+          f"max_iter={args.iters} tol=0, scale=standard, missing=drop, "
+          f"threads={args.threads}, best of {args.repeat} process(es) per point")
     stamp = datetime.now()
     done = {}
-    rows_results = run_grid(
-        f"rows grid (k={args.rows_k})", [(rows, args.rows_k) for rows in args.rows], args, done
-    )
-    k_results = run_grid(
-        f"k grid ({args.k_rows:,} rows)", [(args.k_rows, k) for k in args.k], args, done
-    )
+    rows_results = run_grid(f"rows grid (k={args.rows_k})",
+                            [(rows, args.rows_k) for rows in args.rows], args, done)
+    k_results = run_grid(f"k grid ({args.k_rows:,} rows)",
+                         [(args.k_rows, k) for k in args.k], args, done)
 
-    for results, key, title in (
-        (rows_results, "rows", f"k={args.rows_k}"),
-        (k_results, "k", f"{args.k_rows:,} rows"),
-    ):
+    for results, key, title in ((rows_results, "rows", f"k={args.rows_k}"),
+                                (k_results, "k", f"{args.k_rows:,} rows")):
         print(f"\n### fit cost vs {key} ({title}, {args.threads} threads)\n")
         print(table(results, key))
         print("\n" + linearity(results, key), flush=True)
-    print(
-        "\ntotal = wall time of fit(); read = decode Parquet, checks, moments, cache the rows; "
-        "preprocess = standardise, draw the init sample; peak RSS = the worker's VmHWM during "
-        "the fit (libraries included); RSS before = after imports and the warm-up fit"
-    )
+    print("\ntotal = wall time of fit(); read = decode Parquet, checks, moments, cache the rows; "
+          "preprocess = standardise, draw the init sample; peak RSS = the worker's VmHWM during "
+          "the fit (libraries included); RSS before = after imports and the warm-up fit")
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"cost_growth-{stamp:%Y%m%d-%H%M%S}.json"
     settings = {k: v for k, v in vars(args).items() if k not in ("worker", "data")}
-    settings.update(
-        data_dir=str(args.data_dir),
-        out=str(args.out),
-        plot=str(args.plot),
-        seed=SEED,
-        warmup_rows=WARMUP_ROWS,
-    )
-    path.write_text(
-        json.dumps(
-            {
-                "date": stamp.astimezone().isoformat(timespec="seconds"),
-                "command": sys.argv,
-                "machine": info,
-                "settings": settings,
-                "rows_grid": rows_results,
-                "k_grid": k_results,
-            },
-            indent=2,
-        )
-    )
+    settings.update(data_dir=str(args.data_dir), out=str(args.out), plot=str(args.plot),
+                    seed=SEED, warmup_rows=WARMUP_ROWS)
+    path.write_text(json.dumps({"date": stamp.astimezone().isoformat(timespec="seconds"),
+                                "command": sys.argv, "machine": info, "settings": settings,
+                                "rows_grid": rows_results, "k_grid": k_results}, indent=2))
     print(f"\nresults written to {path}")
     plot(rows_results, k_results, args, info, args.plot)
     print(f"plot written to {args.plot}")

@@ -84,13 +84,8 @@ def seed_project(path, out, k, features, max_iter, seed):
     df["segment"] = km.labels_
     df[[KEEP, "segment"]].to_parquet(out)
     step("write")
-    return {
-        "steps": steps,
-        "rows_in": rows_in,
-        "rows_clustered": len(df),
-        "n_iter": int(km.n_iter_),
-        "inertia": float(km.inertia_),
-    }
+    return {"steps": steps, "rows_in": rows_in, "rows_clustered": len(df),
+            "n_iter": int(km.n_iter_), "inertia": float(km.inertia_)}
 
 
 def vm_hwm_mb():
@@ -144,30 +139,18 @@ def check_worker(args):
     fast = pl.read_parquet(args.data, columns=[KEEP, "segment"])
     pand = pl.read_parquet(args.labels, columns=[KEEP, "segment"])
     both = fast.drop_nulls("segment").join(pand, on=KEEP, how="inner", suffix="_pandas")
-    print(
-        json.dumps(
-            {
-                "fastseg_rows_written": fast.height,
-                "fastseg_rows_without_segment": fast["segment"].null_count(),
-                "pandas_rows_written": pand.height,
-                "rows_labelled_by_both": both.height,
-                "adjusted_rand_index": float(
-                    adjusted_rand_score(
-                        both["segment"].to_numpy(), both["segment_pandas"].to_numpy()
-                    )
-                ),
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps({
+        "fastseg_rows_written": fast.height,
+        "fastseg_rows_without_segment": fast["segment"].null_count(),
+        "pandas_rows_written": pand.height,
+        "rows_labelled_by_both": both.height,
+        "adjusted_rand_index": float(adjusted_rand_score(
+            both["segment"].to_numpy(), both["segment_pandas"].to_numpy())),
+    }), flush=True)
 
 
-WORKERS = {
-    "pandas": pandas_worker,
-    "info": info_worker,
-    "generate": generate_worker,
-    "check": check_worker,
-}
+WORKERS = {"pandas": pandas_worker, "info": info_worker, "generate": generate_worker,
+           "check": check_worker}
 
 
 # ----- parent: standard library only, so its small peak RSS is the floor ------------------
@@ -212,14 +195,9 @@ def run_measured(cmd, timeout, env=None, watch=None):
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return {
-            "seconds": seconds,
-            "peak_rss_mb": usage.ru_maxrss / 2**10,
-            "returncode": proc.returncode,
-            "timed_out": killed.is_set(),
-            "stdout": out.read(),
-            "stderr": err.read(),
-        }
+        return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 2**10,
+                "returncode": proc.returncode, "timed_out": killed.is_set(),
+                "stdout": out.read(), "stderr": err.read()}
 
 
 def worker_cmd(name, *extra):
@@ -258,40 +236,12 @@ def warm_page_cache(path):
 def commands(path, out_dir, features, args):
     """The two measured commands and their environments, for one input file."""
     fast_out, pandas_out = out_dir / "labels-fastseg.parquet", out_dir / "labels-pandas.parquet"
-    fast = [
-        sys.executable,
-        "-m",
-        "fastseg.cli",
-        "fit",
-        str(path),
-        "--k",
-        str(args.k),
-        "--features",
-        ",".join(features),
-        "--labels",
-        str(fast_out),
-        "--keep",
-        KEEP,
-        "--seed",
-        str(SEED),
-        "--overwrite",
-        "--max-iter",
-        str(args.max_iter),
-    ]
+    fast = [sys.executable, "-m", "fastseg.cli", "fit", str(path), "--k", str(args.k),
+            "--features", ",".join(features), "--labels", str(fast_out), "--keep", KEEP,
+            "--seed", str(SEED), "--overwrite", "--max-iter", str(args.max_iter)]
     # no --quiet: the notes on stderr carry n_iter; off a terminal the progress bar is silent
-    pandas = worker_cmd(
-        "pandas",
-        "--data",
-        path,
-        "--labels",
-        pandas_out,
-        "--k",
-        args.k,
-        "--features",
-        ",".join(features),
-        "--max-iter",
-        args.max_iter,
-    )
+    pandas = worker_cmd("pandas", "--data", path, "--labels", pandas_out, "--k", args.k,
+                        "--features", ",".join(features), "--max-iter", args.max_iter)
     env = dict(os.environ)
     if args.threads:
         fast += ["--threads", str(args.threads)]
@@ -311,12 +261,8 @@ def measure(method, cmd, env, args):
     if method == "fastseg":
         fit, labels = FIT_NOTE.search(res["stderr"]), LABELS_NOTE.search(res["stderr"])
         if fit:
-            run.update(
-                rows_clustered=int(fit[1].replace(",", "")),
-                fit_seconds=float(fit[2]),
-                inertia=float(fit[3]),
-                n_iter=int(fit[4]),
-            )
+            run.update(rows_clustered=int(fit[1].replace(",", "")), fit_seconds=float(fit[2]),
+                       inertia=float(fit[3]), n_iter=int(fit[4]))
         if labels:
             run["rows_written"] = int(labels[1].replace(",", ""))
     else:
@@ -347,25 +293,18 @@ def run_size(rows, features, args):
             for method, (cmd, env) in cmds.items():
                 run = measure(method, cmd, env, args)
                 runs[method].append(run)
-                shown = run.get("error") or (f"{run['seconds']:.2f} s, {run['peak_rss_mb']:.0f} MB")
-                print(
-                    f"  {rows:,} rows, run {i + 1}/{args.repeat}, {METHODS[method]}: {shown}",
-                    flush=True,
-                )
+                shown = run.get("error") or (f"{run['seconds']:.2f} s, "
+                                             f"{run['peak_rss_mb']:.0f} MB")
+                print(f"  {rows:,} rows, run {i + 1}/{args.repeat}, {METHODS[method]}: "
+                      f"{shown}", flush=True)
         ok = all("error" not in r for rs in runs.values() for r in rs)
         check = None
         if ok:
-            check = run_json(
-                worker_cmd("check", "--data", fast_out, "--labels", pandas_out), args.timeout
-            )
+            check = run_json(worker_cmd("check", "--data", fast_out, "--labels", pandas_out),
+                             args.timeout)
             check.pop("_run")
-    return {
-        "rows": rows,
-        "file": str(path),
-        "file_mb": path.stat().st_size / 2**20,
-        "results": {m: summarise(rs) for m, rs in runs.items()},
-        "check": check,
-    }
+    return {"rows": rows, "file": str(path), "file_mb": path.stat().st_size / 2**20,
+            "results": {m: summarise(rs) for m, rs in runs.items()}, "check": check}
 
 
 def summarise(runs):
@@ -374,23 +313,17 @@ def summarise(runs):
     if not good:
         return {"error": runs[-1]["error"], "runs": runs}
     best = min(good, key=lambda r: r["seconds"])
-    return {
-        **best,
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in good),
-        "all_seconds": [r["seconds"] for r in runs],
-        "runs": runs,
-    }
+    return {**best, "peak_rss_mb": max(r["peak_rss_mb"] for r in good),
+            "all_seconds": [r["seconds"] for r in runs], "runs": runs}
 
 
 def table(size, args):
     """Markdown table and notes for one row count."""
     res = size["results"]
     base = res[BASELINE]
-    lines = [
-        "| method | wall s (best) | all runs s | speed-up (pandas s / s) | peak RSS MB "
-        "| RSS ratio (MB / pandas MB) | n_iter | inertia |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = ["| method | wall s (best) | all runs s | speed-up (pandas s / s) | peak RSS MB "
+             "| RSS ratio (MB / pandas MB) | n_iter | inertia |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for method, label in METHODS.items():
         r = res[method]
         if "error" in r:
@@ -401,10 +334,8 @@ def table(size, args):
         rss = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if ok else "-"
         runs = ", ".join(f"{s:.2f}" for s in r["all_seconds"])
         inertia = f"{r['inertia']:.6g}" if "inertia" in r else "-"
-        lines.append(
-            f"| {label} | {r['seconds']:.2f} | {runs} | {speed} | "
-            f"{r['peak_rss_mb']:.0f} | {rss} | {r.get('n_iter', '-')} | {inertia} |"
-        )
+        lines.append(f"| {label} | {r['seconds']:.2f} | {runs} | {speed} | "
+                     f"{r['peak_rss_mb']:.0f} | {rss} | {r.get('n_iter', '-')} | {inertia} |")
     fast = res["fastseg"]
     if "error" not in fast and "error" not in base:
         speed = base["seconds"] / fast["seconds"]
@@ -413,30 +344,25 @@ def table(size, args):
             f"\ntargets (for 10M rows): fastseg >= {TARGET_SPEEDUP:g}x faster: {speed:.2f}x "
             f"({'met' if speed >= TARGET_SPEEDUP else 'not met'}); fastseg peak RSS <= "
             f"{TARGET_RSS:.0%} of pandas: {share:.0%} "
-            f"({'met' if share <= TARGET_RSS else 'not met'})"
-        )
+            f"({'met' if share <= TARGET_RSS else 'not met'})")
         if "fit_seconds" in fast:
-            lines.append(
-                f"\nfastseg, best run: fit {fast['fit_seconds']:.1f} s (the CLI's own "
-                f"timer, 1 decimal); everything else (start, imports, checks, labels "
-                f"pass and write) {fast['seconds'] - fast['fit_seconds']:.1f} s"
-            )
+            lines.append(f"\nfastseg, best run: fit {fast['fit_seconds']:.1f} s (the CLI's own "
+                         f"timer, 1 decimal); everything else (start, imports, checks, labels "
+                         f"pass and write) {fast['seconds'] - fast['fit_seconds']:.1f} s")
         if "steps" in base:
             steps = ", ".join(f"{k} {v:.2f}" for k, v in base["steps"].items())
             rest = base["seconds"] - sum(base["steps"].values())
             hwm = base.get("vm_hwm_mb")
-            lines.append(
-                f"\npandas, best run, seconds per step: {steps}; interpreter start "
-                f"and imports {rest:.2f}; its own VmHWM " + (f"{hwm:.0f} MB" if hwm else "n/a")
-            )
+            lines.append(f"\npandas, best run, seconds per step: {steps}; interpreter start "
+                         f"and imports {rest:.2f}; its own VmHWM "
+                         + (f"{hwm:.0f} MB" if hwm else "n/a"))
     c = size["check"]
     if c:
         lines.append(
             f"\nlabels: fastseg wrote {c['fastseg_rows_written']:,} rows "
             f"({c['fastseg_rows_without_segment']:,} with a null segment), pandas wrote "
             f"{c['pandas_rows_written']:,}; adjusted Rand index between the two on the "
-            f"{c['rows_labelled_by_both']:,} rows both labelled: {c['adjusted_rand_index']:.4f}"
-        )
+            f"{c['rows_labelled_by_both']:,} rows both labelled: {c['adjusted_rand_index']:.4f}")
     return "\n".join(lines)
 
 
@@ -446,39 +372,20 @@ def int_list(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--rows",
-        type=int_list,
-        default=[1_000_000],
-        help="comma-separated customer counts (default 1000000)",
-    )
+    p.add_argument("--rows", type=int_list, default=[1_000_000],
+                   help="comma-separated customer counts (default 1000000)")
     p.add_argument("--k", type=int, default=8, help="clusters (default 8)")
-    p.add_argument(
-        "--max-iter",
-        type=int,
-        default=20,
-        help="k-means iterations at most, both methods (default 20)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="limit both methods to T threads (default: each library's default, all cores)",
-    )
+    p.add_argument("--max-iter", type=int, default=20,
+                   help="k-means iterations at most, both methods (default 20)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="limit both methods to T threads (default: each library's default, "
+                        "all cores)")
     p.add_argument("--repeat", type=int, default=2, help="runs per method, best kept (default 2)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per run")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=HERE / "data",
-        help="cache of generated Parquet files (default benchmarks/data)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    p.add_argument("--data-dir", type=Path, default=HERE / "data",
+                   help="cache of generated Parquet files (default benchmarks/data)")
+    p.add_argument("--out", type=Path, default=HERE / "results",
+                   help="folder for the JSON results (default benchmarks/results)")
     p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--labels", help=argparse.SUPPRESS)
@@ -495,12 +402,9 @@ def main(argv=None):
     info.pop("_run")
     features, machine = info["features"], info["machine"]
     threads = f"{args.threads} threads" if args.threads else "default threads (all cores)"
-    print(
-        f"fastseg {machine['fastseg']}, pandas {machine['pandas']}, scikit-learn "
-        f"{machine['scikit-learn']}, {machine['cpu_count']} CPUs ({machine['cpu_model']}); "
-        f"k={args.k}, max_iter={args.max_iter}, {threads}, best of {args.repeat}",
-        flush=True,
-    )
+    print(f"fastseg {machine['fastseg']}, pandas {machine['pandas']}, scikit-learn "
+          f"{machine['scikit-learn']}, {machine['cpu_count']} CPUs ({machine['cpu_model']}); "
+          f"k={args.k}, max_iter={args.max_iter}, {threads}, best of {args.repeat}", flush=True)
     warm_up(features, args)
     sizes = []
     for rows in args.rows:
@@ -508,35 +412,18 @@ def main(argv=None):
         print(f"\n### {rows:,} rows, k={args.k}, {threads}, best of {args.repeat}\n")
         print(table(sizes[-1], args), flush=True)
     floor = parent_peak_mb()
-    print(
-        f"\nwall s = spawn to exit of the process; peak RSS = ru_maxrss from os.wait4 (the "
-        f"largest over the runs; floor: this parent's peak, {floor:.0f} MB)"
-    )
+    print(f"\nwall s = spawn to exit of the process; peak RSS = ru_maxrss from os.wait4 (the "
+          f"largest over the runs; floor: this parent's peak, {floor:.0f} MB)")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"end_to_end-{stamp:%Y%m%d-%H%M%S}.json"
-    settings = {
-        k: v for k, v in vars(args).items() if k not in ("worker", "data", "labels", "features")
-    }
-    settings.update(
-        data_dir=str(args.data_dir),
-        out=str(args.out),
-        seed=SEED,
-        warmup_rows=WARMUP_ROWS,
-        features=features,
-        parent_peak_rss_mb=floor,
-    )
-    path.write_text(
-        json.dumps(
-            {
-                "date": stamp.astimezone().isoformat(timespec="seconds"),
-                "command": sys.argv,
-                "machine": machine,
-                "settings": settings,
-                "sizes": sizes,
-            },
-            indent=2,
-        )
-    )
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("worker", "data", "labels", "features")}
+    settings.update(data_dir=str(args.data_dir), out=str(args.out), seed=SEED,
+                    warmup_rows=WARMUP_ROWS, features=features,
+                    parent_peak_rss_mb=floor)
+    path.write_text(json.dumps({"date": stamp.astimezone().isoformat(timespec="seconds"),
+                                "command": sys.argv, "machine": machine, "settings": settings,
+                                "sizes": sizes}, indent=2))
     print(f"results written to {path}")
 
 

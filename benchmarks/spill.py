@@ -90,17 +90,9 @@ def info_worker(_args):
     text = io.StringIO()
     with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
         main(["fit", "--help"])
-    print(
-        json.dumps(
-            {
-                "features": list(FEATURES),
-                "machine": machine_info(),
-                "default_budget_bytes": config.default_memory_budget(),
-                "cli_has_spill_dir": "--spill-dir" in text.getvalue(),
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps({"features": list(FEATURES), "machine": machine_info(),
+                      "default_budget_bytes": config.default_memory_budget(),
+                      "cli_has_spill_dir": "--spill-dir" in text.getvalue()}), flush=True)
 
 
 WORKERS = {"info": info_worker}
@@ -176,21 +168,8 @@ def worker_cmd(name, *extra):
 
 def commands(path, out_dir, features, budget, info, args):
     """The spilled and in memory commands and their environments, for one input file."""
-    base = [
-        sys.executable,
-        "-m",
-        "fastseg.cli",
-        "fit",
-        str(path),
-        "--k",
-        str(args.k),
-        "--features",
-        ",".join(features),
-        "--seed",
-        str(SEED),
-        "--quiet",
-        "--overwrite",
-    ]
+    base = [sys.executable, "-m", "fastseg.cli", "fit", str(path), "--k", str(args.k),
+            "--features", ",".join(features), "--seed", str(SEED), "--quiet", "--overwrite"]
     env = dict(os.environ)
     if args.max_iter:
         base += ["--max-iter", str(args.max_iter)]
@@ -204,10 +183,8 @@ def commands(path, out_dir, features, budget, info, args):
     elif args.spill_dir:
         spill_env["TMPDIR"] = str(args.spill_dir)  # the spill file is a tempfile.TemporaryFile
     memory = [*base, "--model", str(out_dir / "B.json")]
-    return {
-        "spill": (spill, spill_env, out_dir / "A.json"),
-        "memory": (memory, env, out_dir / "B.json"),
-    }
+    return {"spill": (spill, spill_env, out_dir / "A.json"),
+            "memory": (memory, env, out_dir / "B.json")}
 
 
 def warm_up(features, info, spill_dir, args):
@@ -224,12 +201,8 @@ def warm_up(features, info, spill_dir, args):
 def measure(cmd, env, model, spill_dir, args):
     """One measured run and what its model file says about the fit."""
     res = run_watched(cmd, args.timeout, env, spill_dir)
-    run = {
-        "command": cmd,
-        "seconds": res["seconds"],
-        "peak_rss_mb": res["peak_rss_mb"],
-        "spill_file_mb": res["spill_file_mb"],
-    }
+    run = {"command": cmd, "seconds": res["seconds"], "peak_rss_mb": res["peak_rss_mb"],
+           "spill_file_mb": res["spill_file_mb"]}
     if env.get("TMPDIR") != os.environ.get("TMPDIR"):
         run["TMPDIR"] = env.get("TMPDIR")
     if res["returncode"] or not model.exists():
@@ -238,13 +211,8 @@ def measure(cmd, env, model, spill_dir, args):
         return {**run, "error": f"{why}: {tail}"}, None
     text = model.read_bytes()
     metrics = json.loads(text)["metrics"]
-    run.update(
-        n_iter=metrics["n_iter"],
-        inertia=metrics["inertia"],
-        n_rows=metrics["n_rows"],
-        n_rows_dropped=metrics["n_rows_dropped"],
-        cluster_sizes=metrics["cluster_sizes"],
-    )
+    run.update(n_iter=metrics["n_iter"], inertia=metrics["inertia"], n_rows=metrics["n_rows"],
+               n_rows_dropped=metrics["n_rows_dropped"], cluster_sizes=metrics["cluster_sizes"])
     return run, text
 
 
@@ -252,51 +220,37 @@ def compare_models(spilled, in_memory, rtol):
     """How far apart two model files are, and whether that counts as the same result."""
     a, b = json.loads(spilled), json.loads(in_memory)
     ca, cb = a["cluster_centers"], b["cluster_centers"]
-    centre_diff = max(
-        abs(x - y) for ra, rb in zip(ca, cb, strict=True) for x, y in zip(ra, rb, strict=True)
-    )
+    centre_diff = max(abs(x - y) for ra, rb in zip(ca, cb, strict=True)
+                      for x, y in zip(ra, rb, strict=True))
     centre_scale = max(abs(y) for rb in cb for y in rb) or 1.0
     ia, ib = a["metrics"]["inertia"], b["metrics"]["inertia"]
     inertia_rel = abs(ia - ib) / abs(ib) if ib else abs(ia - ib)
     same_iter = a["metrics"]["n_iter"] == b["metrics"]["n_iter"]
     same_sizes = a["metrics"]["cluster_sizes"] == b["metrics"]["cluster_sizes"]
     identical = spilled == in_memory
-    same = identical or (
-        same_iter and same_sizes and centre_diff <= rtol * centre_scale and inertia_rel <= rtol
-    )
-    return {
-        "same_result": same,
-        "byte_identical": identical,
-        "centres_max_abs_diff": centre_diff,
-        "centres_max_abs": centre_scale,
-        "inertia_rel_diff": inertia_rel,
-        "n_iter_equal": same_iter,
-        "cluster_sizes_equal": same_sizes,
-        "scaling_equal": a["scaling"] == b["scaling"],
-        "keys_that_differ": sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)),
-        "rtol": rtol,
-    }
+    same = identical or (same_iter and same_sizes and centre_diff <= rtol * centre_scale
+                         and inertia_rel <= rtol)
+    return {"same_result": same, "byte_identical": identical,
+            "centres_max_abs_diff": centre_diff, "centres_max_abs": centre_scale,
+            "inertia_rel_diff": inertia_rel, "n_iter_equal": same_iter,
+            "cluster_sizes_equal": same_sizes, "scaling_equal": a["scaling"] == b["scaling"],
+            "keys_that_differ": sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)),
+            "rtol": rtol}
 
 
 def table(runs, budget, info):
     """Markdown table of the two runs."""
     default_gb = info["default_budget_bytes"] / 2**30
-    labels = {
-        "spill": f"spilled, `--memory-budget {budget}`",
-        "memory": f"in memory (default budget, {default_gb:.1f} GB)",
-    }
-    lines = [
-        "| run | seconds | peak RSS MB | n_iter | inertia | spill file MB (largest seen) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    labels = {"spill": f"spilled, `--memory-budget {budget}`",
+              "memory": f"in memory (default budget, {default_gb:.1f} GB)"}
+    lines = ["| run | seconds | peak RSS MB | n_iter | inertia | spill file MB (largest seen) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, run in runs.items():
         if "error" in run:
             lines.append(f"| {labels[name]} | failed: {run['error']} | | | | |")
             continue
-        lines.append(
-            f"| {labels[name]} | {run['seconds']:.2f} | {run['peak_rss_mb']:.0f} | "
-            f"{run['n_iter']} | {run['inertia']:.9g} | {run['spill_file_mb']:.1f} |"
-        )
+        lines.append(f"| {labels[name]} | {run['seconds']:.2f} | {run['peak_rss_mb']:.0f} | "
+                     f"{run['n_iter']} | {run['inertia']:.9g} | {run['spill_file_mb']:.1f} |")
     return "\n".join(lines)
 
 
@@ -310,75 +264,42 @@ def verdict(runs, check, budget_bytes, rows):
     if check["byte_identical"]:
         why = "byte-identical model files"
     else:
-        why = (
-            f"centres max |diff| {check['centres_max_abs_diff']:.3g} (largest |centre| "
-            f"{check['centres_max_abs']:.3g}), inertia rel diff "
-            f"{check['inertia_rel_diff']:.3g}, n_iter {spill['n_iter']} vs "
-            f"{runs['memory']['n_iter']}, cluster sizes "
-            f"{'equal' if check['cluster_sizes_equal'] else 'differ'}; files not "
-            f"byte-identical"
-        )
-    line = (
-        f"peak RSS {rss:.0f} MB with a {budget_bytes / 2**20:g} MB budget (target < "
-        f"{TARGET_RSS_MB} MB): {met}; same result as in memory: "
-        f"{'yes' if check['same_result'] else 'no'} ({why})"
-    )
+        why = (f"centres max |diff| {check['centres_max_abs_diff']:.3g} (largest |centre| "
+               f"{check['centres_max_abs']:.3g}), inertia rel diff "
+               f"{check['inertia_rel_diff']:.3g}, n_iter {spill['n_iter']} vs "
+               f"{runs['memory']['n_iter']}, cluster sizes "
+               f"{'equal' if check['cluster_sizes_equal'] else 'differ'}; files not "
+               f"byte-identical")
+    line = (f"peak RSS {rss:.0f} MB with a {budget_bytes / 2**20:g} MB budget (target < "
+            f"{TARGET_RSS_MB} MB): {met}; same result as in memory: "
+            f"{'yes' if check['same_result'] else 'no'} ({why})")
     if rows != TARGET_ROWS or budget_bytes != parse_size(TARGET_BUDGET):
-        line += (
-            f"\n(the target is for {TARGET_ROWS:,} rows and a {TARGET_BUDGET} budget; this "
-            f"run: {rows:,} rows)"
-        )
+        line += (f"\n(the target is for {TARGET_ROWS:,} rows and a {TARGET_BUDGET} budget; this "
+                 f"run: {rows:,} rows)")
     return line
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--rows",
-        type=int,
-        default=TARGET_ROWS,
-        help=f"customers in the file (default {TARGET_ROWS})",
-    )
-    p.add_argument(
-        "--memory-budget",
-        default=TARGET_BUDGET,
-        help=f"budget of the spilled run, as for fastseg fit (default {TARGET_BUDGET})",
-    )
+    p.add_argument("--rows", type=int, default=TARGET_ROWS,
+                   help=f"customers in the file (default {TARGET_ROWS})")
+    p.add_argument("--memory-budget", default=TARGET_BUDGET,
+                   help=f"budget of the spilled run, as for fastseg fit (default {TARGET_BUDGET})")
     p.add_argument("--k", type=int, default=8, help="clusters (default 8)")
-    p.add_argument(
-        "--max-iter", type=int, default=None, help="passed to both runs (default: the CLI's, 300)"
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="passed to both runs, and POLARS_MAX_THREADS (default: all cores)",
-    )
-    p.add_argument(
-        "--spill-dir",
-        type=Path,
-        default=None,
-        help="folder for the spill file (default: the system temp folder)",
-    )
-    p.add_argument(
-        "--rtol",
-        type=float,
-        default=1e-9,
-        help="relative tolerance for 'same result' on centres and inertia (default 1e-9)",
-    )
+    p.add_argument("--max-iter", type=int, default=None,
+                   help="passed to both runs (default: the CLI's, 300)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="passed to both runs, and POLARS_MAX_THREADS (default: all cores)")
+    p.add_argument("--spill-dir", type=Path, default=None,
+                   help="folder for the spill file (default: the system temp folder)")
+    p.add_argument("--rtol", type=float, default=1e-9,
+                   help="relative tolerance for 'same result' on centres and inertia "
+                        "(default 1e-9)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per run (default 3600)")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=HERE / "data",
-        help="cache of generated Parquet files (default benchmarks/data)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=HERE / "results",
-        help="folder for the JSON results (default benchmarks/results)",
-    )
+    p.add_argument("--data-dir", type=Path, default=HERE / "data",
+                   help="cache of generated Parquet files (default benchmarks/data)")
+    p.add_argument("--out", type=Path, default=HERE / "results",
+                   help="folder for the JSON results (default benchmarks/results)")
     p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -403,31 +324,20 @@ def main(argv=None):
     via = "--spill-dir" if info["cli_has_spill_dir"] else "TMPDIR"
     decoded_mb = args.rows * len(features) * 4 / 2**20
     threads = f"{args.threads} threads" if args.threads else "default threads (all cores)"
-    print(
-        f"fastseg {machine['fastseg']}, {machine['cpu_count']} CPUs ({machine['cpu_model']}), "
-        f"{machine['memory_gb']} GB RAM; {args.rows:,} rows x {len(features)} float32 = "
-        f"{decoded_mb:,.0f} MB decoded, budget {args.memory_budget}; k={args.k}, "
-        f"max_iter={args.max_iter or 'CLI default'}, {threads}; spill folder {spill_dir} "
-        f"({fstype}{', via ' + via if args.spill_dir else ''})",
-        flush=True,
-    )
+    print(f"fastseg {machine['fastseg']}, {machine['cpu_count']} CPUs ({machine['cpu_model']}), "
+          f"{machine['memory_gb']} GB RAM; {args.rows:,} rows x {len(features)} float32 = "
+          f"{decoded_mb:,.0f} MB decoded, budget {args.memory_budget}; k={args.k}, "
+          f"max_iter={args.max_iter or 'CLI default'}, {threads}; spill folder {spill_dir} "
+          f"({fstype}{', via ' + via if args.spill_dir else ''})", flush=True)
     if decoded_mb * 2**20 <= args.budget_bytes:
-        print(
-            f"warning: {decoded_mb:,.0f} MB fits the {args.memory_budget} budget: nothing "
-            f"will spill",
-            flush=True,
-        )
+        print(f"warning: {decoded_mb:,.0f} MB fits the {args.memory_budget} budget: nothing "
+              f"will spill", flush=True)
     if decoded_mb * 2**20 > info["default_budget_bytes"]:
-        print(
-            "warning: the decoded rows exceed the default budget: the 'in memory' run will "
-            "spill too",
-            flush=True,
-        )
+        print("warning: the decoded rows exceed the default budget: the 'in memory' run will "
+              "spill too", flush=True)
     if fstype in ("tmpfs", "ramfs"):
-        print(
-            f"warning: {spill_dir} is on {fstype}: spilled rows stay in RAM (outside RSS)",
-            flush=True,
-        )
+        print(f"warning: {spill_dir} is on {fstype}: spilled rows stay in RAM (outside RSS)",
+              flush=True)
     warm_up(features, info, spill_dir, args)
     path = customers(args.rows, args)
     warm_page_cache(path)
@@ -439,78 +349,46 @@ def main(argv=None):
         for name, (cmd, env, model) in cmds.items():
             runs[name], texts[name] = measure(cmd, env, model, spill_dir, args)
             r = runs[name]
-            shown = r.get("error") or (
-                f"{r['seconds']:.2f} s, {r['peak_rss_mb']:.0f} MB, "
-                f"spill file {r['spill_file_mb']:.1f} MB"
-            )
+            shown = r.get("error") or (f"{r['seconds']:.2f} s, {r['peak_rss_mb']:.0f} MB, "
+                                       f"spill file {r['spill_file_mb']:.1f} MB")
             print(f"  {RUNS[name]}: {shown}", flush=True)
     left = [n for n in leftovers(spill_dir) if n not in before]
     check = None
     if all(texts.values()):
         check = compare_models(texts["spill"], texts["memory"], args.rtol)
     spilled = runs["spill"]["spill_file_mb"] > 0
-    spill = {
-        "folder": spill_dir,
-        "filesystem": fstype,
-        "passed_via": via if args.spill_dir else None,
-        "free_gb_before": free_gb,
-        "spilled_run_spilled": spilled,
-        "in_memory_run_spilled": runs["memory"]["spill_file_mb"] > 0,
-        "files_left": left,
-        "files_left_before": before,
-    }
+    spill = {"folder": spill_dir, "filesystem": fstype, "passed_via": via if args.spill_dir
+             else None, "free_gb_before": free_gb, "spilled_run_spilled": spilled,
+             "in_memory_run_spilled": runs["memory"]["spill_file_mb"] > 0,
+             "files_left": left, "files_left_before": before}
     floor = parent_peak_mb()
 
     print(f"\n### {args.rows:,} rows, k={args.k}, {threads}\n")
     print(table(runs, args.memory_budget, info))
-    held = (
-        f"held a spill file of {runs['spill']['spill_file_mb']:.1f} MB"
-        if spilled
-        else "held NO spill file"
-    )
+    held = (f"held a spill file of {runs['spill']['spill_file_mb']:.1f} MB" if spilled
+            else "held NO spill file")
     other = "held a spill file" if spill["in_memory_run_spilled"] else "held none"
     gone = f"left behind: {', '.join(left)}" if left else f"no {SPILL_PREFIX}* files left behind"
-    print(
-        f"\nspill folder {spill_dir} ({fstype}, {free_gb:,.0f} GB free before): spilled run "
-        f"{held}; in memory run {other}; {gone}"
-    )
-    print(
-        f"seconds = spawn to exit of the process; peak RSS = ru_maxrss from os.wait4 (floor: "
-        f"this parent's peak, {floor:.0f} MB)"
-    )
+    print(f"\nspill folder {spill_dir} ({fstype}, {free_gb:,.0f} GB free before): spilled run "
+          f"{held}; in memory run {other}; {gone}")
+    print(f"seconds = spawn to exit of the process; peak RSS = ru_maxrss from os.wait4 (floor: "
+          f"this parent's peak, {floor:.0f} MB)")
     print("\n" + verdict(runs, check, args.budget_bytes, args.rows), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"spill-{stamp:%Y%m%d-%H%M%S}.json"
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "worker"
-    }
-    settings.update(
-        seed=SEED,
-        features=features,
-        warmup_rows=WARMUP_ROWS,
-        warmup_budget=WARMUP_BUDGET,
-        decoded_mb=decoded_mb,
-        default_budget_bytes=info["default_budget_bytes"],
-        target_rss_mb=TARGET_RSS_MB,
-        parent_peak_rss_mb=floor,
-    )
-    out.write_text(
-        json.dumps(
-            {
-                "date": stamp.astimezone().isoformat(timespec="seconds"),
-                "command": sys.argv,
-                "machine": machine,
-                "settings": settings,
-                "data": {"file": str(path), "file_mb": path.stat().st_size / 2**20},
-                "runs": runs,
-                "spill": spill,
-                "comparison": check,
-                "verdict": verdict(runs, check, args.budget_bytes, args.rows),
-            },
-            indent=2,
-        )
-    )
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                if k != "worker"}
+    settings.update(seed=SEED, features=features, warmup_rows=WARMUP_ROWS,
+                    warmup_budget=WARMUP_BUDGET, decoded_mb=decoded_mb,
+                    default_budget_bytes=info["default_budget_bytes"],
+                    target_rss_mb=TARGET_RSS_MB, parent_peak_rss_mb=floor)
+    out.write_text(json.dumps({
+        "date": stamp.astimezone().isoformat(timespec="seconds"), "command": sys.argv,
+        "machine": machine, "settings": settings,
+        "data": {"file": str(path), "file_mb": path.stat().st_size / 2**20},
+        "runs": runs, "spill": spill, "comparison": check,
+        "verdict": verdict(runs, check, args.budget_bytes, args.rows)}, indent=2))
     print(f"results written to {out}")
 
 
