@@ -4,6 +4,8 @@ D² updates.
 Prior validation assumed: arrays are 2-D, finite, of matching shapes. X may be float32 or float64
 and read-only (Polars buffers and memmaps are); centres and every accumulator are float64.
 Distances are direct squared differences, never ``|x|² - 2x·c + |c|²``, which loses precision.
+The nearest-centre search runs in float32 (twice the SIMD lanes) and settles near ties in
+float64 (``_settle_tile``): its labels are those of a float64 search.
 
 Row kernels split rows into blocks of ``config.BLOCK_ROWS`` starting at fixed row positions;
 each block writes its own slot of an output buffer, and blocks are reduced in order afterwards, so
