@@ -281,7 +281,7 @@ def profile_of_fit(model, tap):
     segment, distance = _fitted_assignment(model, tap, rows)
     sample = PeriodSample(
         rows=tap.rows,
-        numeric=dict(zip((names[j] for j in plain), rows.T[plain], strict=True)),
+        numeric=dict(zip((names[j] for j in plain), _columns(rows, plain), strict=True)),
         codes=_codes_of_one_hot(pre, names, rows),
         levels=dict(pre.levels or {}) if pre.one_hot() else {},
         segment=segment,
@@ -292,6 +292,15 @@ def profile_of_fit(model, tap):
         segment_rows=model._fit_sizes(),
     )
     return ReferenceProfile.from_sample(sample, model.n_clusters)
+
+
+def _columns(rows, which):
+    """Columns ``which`` of row-major ``rows`` as contiguous arrays (sorted next, each on its
+    own), transposed a few thousand rows at a time: 4x faster than one strided gather."""
+    out = np.empty((len(which), rows.shape[0]), dtype=rows.dtype)
+    for s in range(0, rows.shape[0], 4096):
+        out[:, s : s + 4096] = rows[s : s + 4096, which].T
+    return out
 
 
 def _fitted_assignment(model, tap, rows):
@@ -311,7 +320,10 @@ def _fitted_assignment(model, tap, rows):
     kept = ~np.isin(positions, dropped)
     segment = np.full(rows.shape[0], -1, dtype=np.int32)
     distance = np.full(rows.shape[0], np.nan)
-    if kept.any():
+    if kept.all():  # (no row dropped: no copy of the rows)
+        segment[:] = labels[positions - before]
+        distance[:] = _to_centre(model, model._scaled(rows), segment)
+    elif kept.any():
         segment[kept] = labels[(positions - before)[kept]]
         scaled = model._scaled(np.ascontiguousarray(rows[kept]))
         distance[kept] = _to_centre(model, scaled, segment[kept])
@@ -320,9 +332,16 @@ def _fitted_assignment(model, tap, rows):
 
 def _to_centre(model, scaled, segment):
     """Euclidean distance of rows (in the centres' space) to their segment's centre, in
-    NumPy float64: the same figures whether the segments came from the fit or a search."""
-    gap = scaled.astype(np.float64) - model._centers64()[segment]
-    return np.sqrt(np.einsum("ij,ij->i", gap, gap))
+    NumPy float64: the same figures whether the segments came from the fit or a search.
+    A few thousand rows at a time, so the float64 temporaries stay in cache (all at once, 250k
+    rows of 64 features took half a second)."""
+    centres = model._centers64()
+    out = np.empty(scaled.shape[0])
+    step = 4096
+    for s in range(0, scaled.shape[0], step):
+        gap = scaled[s : s + step].astype(np.float64) - centres[segment[s : s + step]]
+        out[s : s + step] = np.sqrt(np.einsum("ij,ij->i", gap, gap))
+    return out
 
 
 def assign_rows(model, rows):
