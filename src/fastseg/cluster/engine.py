@@ -8,7 +8,6 @@ on top.
 """
 
 import inspect
-import json
 import time
 import warnings
 from collections.abc import Mapping
@@ -19,10 +18,8 @@ import numpy as np
 import polars as pl
 
 from .. import config
-from .._version import __version__
 from ..errors import DataError, DataWarning, FastsegError
 from ..io.decode import load_dataset
-from ..io.output import atomic_output
 from ..io.sources import ArraySource, open_table, weight_values
 from ..io.tables import TableReader, from_pandas, is_pandas_frame, is_table_input
 from ..preprocess.categories import learn_levels
@@ -30,7 +27,7 @@ from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.settings import PreprocessSettings
 from . import initialization, kernels
 from .assign import NO_SEGMENT, iter_assign
-from .fileformat import FORMAT, FORMAT_VERSION
+from .fileformat import SavedModel
 from .step import label_counts
 from .threads import thread_limit
 
@@ -46,7 +43,7 @@ def random_stream(seed):
     raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
-class Engine:
+class Engine(SavedModel):
     """Shared machinery; subclasses set ``__init__`` (the parameters) and implement ``fit``."""
 
     estimator_name = None  # the public estimator a model file names, e.g. "KMeans"
@@ -468,35 +465,17 @@ class Engine:
         return -total
 
     # ----- the model file (read back by ``fastseg.cluster.modelfile``) ----------------------
-    def save(self, path, *, overwrite=True):
-        """Write the fitted model as JSON, atomically (``fastseg.load`` reads it back)."""
-        text = self.to_json()
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text)
-        return self
-
-    def to_json(self):
-        """The model file's text (what ``save`` writes)."""
-        self._check_fitted()
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
-
     def to_dict(self):
         """Everything needed to assign new rows, plus how the model was made and how well it
         fits. Settings of how a fit ran (threads, memory, temp folder) are left out: the same
         data and seed give the same file whatever they were."""
-        params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
+        doc = self._envelope()
+        params = doc["params"]
         if "init" in params and not isinstance(params["init"], str):  # (a mixture has none)
             params["init"] = np.asarray(params["init"], dtype=np.float64).tolist()
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
         sizes = self._fit_sizes()
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "fastseg_version": __version__,
-            "estimator": self.estimator_name,
-            "params": params,
+            **doc,
             "preprocessor": self.preprocessor_.to_dict(),
             "dtype": str(self.cluster_centers_.dtype),
             "cluster_centers": np.asarray(self.cluster_centers_, dtype=np.float64).tolist(),

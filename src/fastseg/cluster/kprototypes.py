@@ -21,7 +21,6 @@ reports 2 hours for 100k rows); batch passes in Numba reach a fixed point of the
 (every row at its least-cost prototype, prototypes the means and modes of their rows).
 """
 
-import json
 import math
 from numbers import Integral, Real
 
@@ -29,16 +28,14 @@ import numpy as np
 import polars as pl
 
 from .. import config
-from .._version import __version__
 from ..errors import DataError, FastsegError, ModelFileError
-from ..io.output import atomic_output
 from ..io.sources import weight_values
 from ..io.store import RowStore, aligned_chunk_rows, positions_within, sample_positions
 from ..io.tables import TableReader, is_table_input
 from ..preprocess.categories import UnseenLevels, check_level_kinds, learn_levels
 from . import kproto_kernels as kernels
 from .engine import random_stream
-from .fileformat import FORMAT, FORMAT_VERSION
+from .fileformat import SavedModel
 from .kernels import n_blocks
 from .threads import thread_limit
 
@@ -46,7 +43,7 @@ SCALES = ("none", "standard")
 MISSING = ("error", "drop")
 
 
-class KPrototypes:
+class KPrototypes(SavedModel):
     """k-prototypes clustering of mixed numeric and categorical columns (Huang 1998).
 
     Parameters
@@ -382,33 +379,14 @@ class KPrototypes:
         return pl.DataFrame(table)
 
     # ----- the model file -----------------------------------------------------------------
-    def save(self, path, *, overwrite=True):
-        """Write the fitted model as JSON, atomically (``KPrototypes.load`` reads it)."""
-        text = self.to_json()
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text)
-        return self
-
-    def to_json(self):
-        """The model file's text (what ``save`` writes)."""
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
-
     def to_dict(self):
         """Everything predict needs, plus how the model was made and how well it fits."""
         self._check_fitted()
-        params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
-        if not isinstance(params["random_state"], (Integral, type(None))):
-            params["random_state"] = None
         scaling = None
         if self.scale_mean_ is not None:
             scaling = {"mean": self.scale_mean_.tolist(), "std": self.scale_std_.tolist()}
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "fastseg_version": __version__,
-            "estimator": self.estimator_name,
-            "params": params,
+            **self._envelope(),
             "numeric_columns": list(self.numeric_columns_),
             "categorical_columns": list(self.categorical_columns_),
             "categories": {c: list(v) for c, v in self.categories_.items()},
@@ -426,19 +404,13 @@ class KPrototypes:
 
     @classmethod
     def load(cls, path):
-        """Read a model file written by ``save``; errors say what is wrong with it."""
-        from .modelfile import read_model_doc
+        """Read a model file written by ``save`` (as ``fastseg.load`` does); errors say what
+        is wrong with it."""
+        from .modelfile import load
 
-        doc = read_model_doc(path)
-        if doc.get("estimator") != cls.estimator_name:
-            raise ModelFileError(f"'{path}' holds a {doc.get('estimator')}, not a KPrototypes")
-        try:
-            model = cls(**doc["params"])
-            model._validate_params()
-            model._restore(doc)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
-            raise ModelFileError(f"'{path}' is a damaged fastseg model file: {detail}") from None
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ModelFileError(f"'{path}' holds a {model.estimator_name}, not a KPrototypes")
         return model
 
     def _restore(self, doc):

@@ -69,7 +69,7 @@ def _load_as(path, class_of):
         model = class_of(algorithm)(**doc["params"])
         model._validate_params()
         model._restore(doc)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise _damaged(path, exc) from None
     return model
 

@@ -81,7 +81,6 @@ ALGORITHMS = (
         estimator_path="fastseg.cluster.kprototypes:KPrototypes",
         max_iter=100,
         summary="k-prototypes: numbers and --categorical columns together, no one-hot (Huang 1998)",
-        own_init=True,
     ),
     Algorithm(
         name="hdbscan",

@@ -138,7 +138,6 @@ def _chosen(algorithms, settings):
         if algorithms:
             raise DataError("kprototypes compares only with categorical columns: add --categorical")
         names.remove("kprototypes")
-    names = [n for n in names if n == "kprototypes" or REGISTRY_NAME[n] in registry.NAMES]
     if "kmeans" in names:
         names.remove("kmeans")
     return ["kmeans", *names]  # k-means first: the others are measured against it
@@ -150,7 +149,11 @@ def _make(name, k, settings, random_state, run):
 
         scale = "none" if settings.scale == "none" else "standard"
         return KPrototypes(
-            k, random_state=random_state, scale=scale, n_threads=run.get("n_threads")
+            k,
+            random_state=random_state,
+            scale=scale,
+            missing="drop",  # the rows it can take: none with a missing value
+            n_threads=run.get("n_threads"),
         )
     params = dict(random_state=random_state, n_init=3, **run, **settings.as_params())
     return registry.by_name(REGISTRY_NAME[name]).make(k, **params)
@@ -161,8 +164,7 @@ def _fit_on(model, name, data, columns, settings):
         return model.fit(data, columns=list(columns))
     categorical = list(settings.categorical)
     numeric = [c for c in columns if c not in categorical]
-    frame = _without_nulls(data, numeric + categorical)
-    return model.fit(frame, categorical=categorical, columns=numeric)
+    return model.fit(data, categorical=categorical, columns=numeric)
 
 
 def _fit(name, data, k, columns, settings, random_state, run):
@@ -177,12 +179,6 @@ def _fit(name, data, k, columns, settings, random_state, run):
     finally:
         tracemalloc.stop()
     return model, seconds, peak
-
-
-def _without_nulls(data, columns):
-    """The rows k-prototypes can take (it refuses nulls), lazily: streamed as ever."""
-    reader = TableReader(data)
-    return reader.lazy.select(columns).drop_nulls()
 
 
 def _sample(kmeans, data, columns, settings, size, seed):

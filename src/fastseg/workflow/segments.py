@@ -58,7 +58,7 @@ def _renumbered(labels, new_id):
 def check_alignment(previous, features, k, categorical=None):
     """Fail before any work if a model of ``k`` segments on ``features`` (and ``categorical``
     columns) cannot take the previous model's segment numbers."""
-    names = previous._preprocessing().plain_features()
+    names = previous._plain_features()
     before = sorted(previous.categorical or [])
     if sorted(names) != sorted(features) or before != sorted(categorical or []):
         shown = ", ".join(names + [f"{c} (categorical)" for c in before]) or "unnamed"
@@ -87,7 +87,7 @@ def align_to(model, previous):
     from scipy.optimize import linear_sum_assignment
 
     names = [str(n) for n in model.feature_names_in_]
-    plain = model._preprocessing().plain_features()
+    plain = model._plain_features()
     check_alignment(previous, plain, model.n_clusters, model.categorical)
     old_names = [str(n) for n in previous.feature_names_in_]
     old = centers_in_original_units(previous)
