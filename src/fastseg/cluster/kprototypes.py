@@ -527,7 +527,8 @@ class Totals:
     def __init__(self, k, data):
         p, n_levels = data.num.n_features, int(data.offsets[-1])
         per_block = 8 * k * (p + n_levels + 1)
-        blocks = max(1, min(n_blocks(data.n_rows), config.accumulator_bytes // per_block))
+        # chunks of at most a batch: a spilled store reads each into a buffer of that size
+        blocks = max(1, min(n_blocks(data.chunk_rows), config.accumulator_bytes // per_block))
         self.chunk_rows = blocks * config.BLOCK_ROWS
         self.block_sums = np.empty((blocks, k, p))
         self.block_counts = np.empty((blocks, k, n_levels))
