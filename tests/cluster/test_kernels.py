@@ -425,7 +425,7 @@ def test_standardize_rows_rounds_as_numpy(dtype, n):
 
 # ----- the float32 search is exact -----------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k, d", [(2, 1), (5, 3), (8, 8), (64, 32)])
+@pytest.mark.parametrize("k, d", [(2, 1), (5, 3), (8, 8), (6, 13), (64, 32)])
 def test_float32_search_gives_the_float64_labels_near_ties(dtype, k, d):
     """Centres far from the origin and a float32 roundoff apart, rows among them: the float32
     search cannot tell most of them apart, so its answers are settled in float64; the labels
@@ -457,4 +457,36 @@ def test_float32_search_gives_the_float64_labels_near_ties(dtype, k, d):
     others[np.arange(n), ref_labels] = np.inf
     # the stored bound is a lower bound on the distance to every other centre (up to its
     # float32 storage, which the bound test's margin covers)
+    assert (lower <= others.min(axis=1) * (1 + kernels.BOUND_MARGIN)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k, d", [(2, 1), (5, 3), (8, 8), (6, 13), (64, 32)])
+def test_float32_search_settles_rows_on_a_bisector(dtype, k, d):
+    """Rows a hair from the bisector of two centres, which float32 cannot place: every kernel
+    that searches gives the float64 reference's labels (with ``_settle_tile``'s margin set to
+    zero, the float64 cases fail: float32 puts some of these rows on the wrong side)."""
+    rng = np.random.default_rng(7 * k + d)
+    centers = rng.uniform(-1e3, 1e3, d) + rng.standard_normal((k, d))
+    n = 2 * B + 33
+    a = rng.integers(0, k, n)
+    b = (a + rng.integers(1, max(k, 2), n)) % k
+    t = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-9, -5, n)
+    X = ((centers[a] + centers[b]) / 2 + t[:, None] * (centers[b] - centers[a])).astype(dtype)
+    ref_labels, _ = naive.assign(X, centers)
+    labels, dist = np.empty(n, np.int32), np.empty(n)
+    kernels.assign(X, centers, labels, dist)
+    np.testing.assert_array_equal(labels, ref_labels)
+    nb = kernels.n_blocks(n)
+    bs, bw, st = np.empty((nb, k, d)), np.empty((nb, k)), np.empty((nb, 2))
+    labels = np.full(n, -1, np.int32)
+    kernels.assign_accumulate(X, np.ones(n), centers, labels, bs, bw, st)
+    np.testing.assert_array_equal(labels, ref_labels)
+    labels, lower = np.full(n, -1, np.int32), np.zeros(n, np.float32)
+    kernels.assign_accumulate_bounded(
+        X, np.ones(n), centers, np.zeros(k), 0.0, labels, lower, bs, bw, st, True, True
+    )
+    np.testing.assert_array_equal(labels, ref_labels)
+    others = naive.all_distances(X, centers)
+    others[np.arange(n), ref_labels] = np.inf
     assert (lower <= others.min(axis=1) * (1 + kernels.BOUND_MARGIN)).all()

@@ -72,65 +72,90 @@ def labelled_inertia(X, weights, centers, labels, block_inertia):
 
 
 @njit(cache=CACHE)
-def padded_centers(centers):
-    """Centres in float32, padded to a multiple of 4 (extra ones at +inf) and d to a multiple
-    of 2 (zeros).
+def search_centres(centers, X):
+    """The centres as the float32 search uses them: (coords, half, shift, reach).
 
-    The tile search works on groups of four centres and pairs of features; padding keeps its
-    loops free of remainders, and adds nothing to any distance.
+    shift (dp,) in X's type: the centres' mean, taken off rows and centres alike, so that the
+    expansion below works on values of the data's spread, not its distance from the origin;
+    coords (kp, dp) float32: the shifted centres, k padded to a multiple of 4 (zeros) and d
+    to a multiple of 2 (zeros), which keeps the search's loops free of remainders;
+    half (kp,) float32: half of each shifted centre's squared norm (+inf for the padding, so
+    it is never nearest); reach: the largest shifted centre's norm (for ``_settle_tile``).
     """
     k, d = centers.shape
-    padded = np.zeros((-(-k // 4) * 4, d + d % 2), np.float32)
-    for c in range(padded.shape[0]):  # loops, not slices: those compiled for 3 s more
-        for j in range(padded.shape[1]):
-            padded[c, j] = centers[c, j] if c < k and j < d else (np.inf if c >= k else 0.0)
-    return padded
-
-
-@njit(cache=CACHE)
-def centre_norm(centers):
-    """The largest Euclidean norm of the centres (what rounding them to float32 can move)."""
-    top = 0.0
-    for c in range(centers.shape[0]):
+    kp, dp = -(-k // 4) * 4, -(-d // 4) * 4
+    shift = np.zeros(dp, X.dtype)
+    for j in range(d):  # loops, not slices: those compiled for seconds more
         total = 0.0
-        for j in range(centers.shape[1]):
-            total += centers[c, j] * centers[c, j]
-        top = max(top, total)
-    return np.sqrt(top)
+        for c in range(k):
+            total += centers[c, j]
+        shift[j] = total / k
+    coords = np.zeros((kp, dp), np.float32)
+    half = np.full(kp, np.inf, np.float32)
+    reach = 0.0
+    for c in range(k):
+        total = 0.0
+        for j in range(d):
+            v = np.float32(centers[c, j] - np.float64(shift[j]))
+            coords[c, j] = v
+            total += np.float64(v) * np.float64(v)
+        half[c] = np.float32(0.5 * total)
+        reach = max(reach, total)
+    return coords, half, shift, np.sqrt(reach)
 
 
 @njit(cache=CACHE, inline="always")
-def _tile_buffers(padded):
+def _tile_buffers(coords):
     """Per-thread scratch for ``_search_tile`` (float32): the tile, labels, best, runner-up,
-    4 distances, and a near-tie flag per row."""
+    4 scores, and a near-tie flag per row."""
     t = TILE_ROWS
-    tile = np.zeros((padded.shape[1], t), np.float32)
+    tile = np.zeros((coords.shape[1], t), np.float32)
     f = np.float32
     buffers = (np.empty(t, np.int32), np.empty(t, f), np.empty(t, f), np.empty((4, t), f))
     return (tile, *buffers, np.empty(t, np.int8))
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def _load_tile(X, rows, start, m, tile):
-    """Copy rows ``rows[start:start + m]`` of X feature-major into ``tile`` as float32."""
-    d = X.shape[1]
-    for r in range(m):
-        i = rows[start + r]
-        for j in range(d):
-            tile[j, r] = X[i, j]
+def _load_tile(flat, d, shift, rows, start, m, tile):
+    """Copy rows ``rows[start:start + m]`` of X (``flat``: its values in C order, d a row)
+    less ``shift``, feature-major into ``tile`` as float32 (one rounding of x - shift).
+
+    Eight (then four) features of a row at a time, from the flat values: X[i, j] one value
+    at a time took 2.5 times as long at d = 8.
+    """
+    j = 0
+    while j + 8 <= d:
+        for r in range(m):
+            base = rows[start + r] * d + j
+            for q in range(8):
+                tile[j + q, r] = np.float32(flat[base + q] - shift[j + q])
+        j += 8
+    while j + 4 <= d:
+        for r in range(m):
+            base = rows[start + r] * d + j
+            for q in range(4):
+                tile[j + q, r] = np.float32(flat[base + q] - shift[j + q])
+        j += 4
+    while j < d:
+        for r in range(m):
+            tile[j, r] = np.float32(flat[rows[start + r] * d + j] - shift[j])
+        j += 1
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def _search_tile(tile, padded, labels, best, runner_up, dist):
-    """Nearest centre of each tile row (ties: lowest index), its squared distance, the runner-up's.
+def _search_tile(tile, coords, half, labels, best, runner_up, score):
+    """Nearest centre of each tile row (ties: lowest index), and the best and runner-up scores.
 
-    Every kernel that chooses a label calls this one function, so they all round alike. The
+    A centre's score is half its squared distance less half the row's squared norm,
+    ``|c|²/2 - x·c``: one multiply-add per feature and centre, where a squared difference
+    takes two. Every kernel that chooses a label calls this one function, so they all round
+    alike; ``_settle_tile`` turns the scores into distances and makes the choice exact. The
     loops run across the tile's rows (SIMD), four centres and two features at a time (each
-    feature value loaded once for four centres), with direct squared differences; rows past
-    the end of a partial tile hold stale values and are ignored by the callers.
+    feature value loaded once for four centres); rows past the end of a partial tile hold
+    stale values and are ignored by the callers.
     """
-    kp, dp = padded.shape
-    d0, d1, d2, d3 = dist[0], dist[1], dist[2], dist[3]
+    kp, dp = coords.shape
+    d0, d1, d2, d3 = score[0], score[1], score[2], score[3]
     for r in range(TILE_ROWS):
         best[r] = np.inf
         runner_up[r] = np.inf
@@ -141,61 +166,60 @@ def _search_tile(tile, padded, labels, best, runner_up, dist):
             d1[r] = 0.0
             d2[r] = 0.0
             d3[r] = 0.0
-        for j in range(0, dp, 2):
-            a0, a1 = padded[c, j], padded[c, j + 1]
-            b0, b1 = padded[c + 1, j], padded[c + 1, j + 1]
-            e0, e1 = padded[c + 2, j], padded[c + 2, j + 1]
-            f0, f1 = padded[c + 3, j], padded[c + 3, j + 1]
-            x0, x1 = tile[j], tile[j + 1]
+        for j in range(0, dp, 4):
+            a0, a1, a2, a3 = coords[c, j], coords[c, j + 1], coords[c, j + 2], coords[c, j + 3]
+            b0, b1, b2, b3 = coords[c + 1, j], coords[c + 1, j + 1], coords[c + 1, j + 2], coords[c + 1, j + 3]
+            e0, e1, e2, e3 = coords[c + 2, j], coords[c + 2, j + 1], coords[c + 2, j + 2], coords[c + 2, j + 3]
+            f0, f1, f2, f3 = coords[c + 3, j], coords[c + 3, j + 1], coords[c + 3, j + 2], coords[c + 3, j + 3]
+            x0, x1, x2, x3 = tile[j], tile[j + 1], tile[j + 2], tile[j + 3]
             for r in range(TILE_ROWS):
-                y0, y1 = x0[r], x1[r]
-                d0[r] += (y0 - a0) * (y0 - a0) + (y1 - a1) * (y1 - a1)
-                d1[r] += (y0 - b0) * (y0 - b0) + (y1 - b1) * (y1 - b1)
-                d2[r] += (y0 - e0) * (y0 - e0) + (y1 - e1) * (y1 - e1)
-                d3[r] += (y0 - f0) * (y0 - f0) + (y1 - f1) * (y1 - f1)
+                y0, y1, y2, y3 = x0[r], x1[r], x2[r], x3[r]
+                d0[r] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
+                d1[r] += (y0 * b0 + y1 * b1) + (y2 * b2 + y3 * b3)
+                d2[r] += (y0 * e0 + y1 * e1) + (y2 * e2 + y3 * e3)
+                d3[r] += (y0 * f0 + y1 * f1) + (y2 * f2 + y3 * f3)
+        h0, h1, h2, h3 = half[c], half[c + 1], half[c + 2], half[c + 3]
         # branch-free, so LLVM keeps the loop vectorised
         for r in range(TILE_ROWS):
             b, second, near = best[r], runner_up[r], labels[r]
-            s = d0[r]
+            s = h0 - d0[r]
             second, near, b = min(second, max(s, b)), c if s < b else near, min(s, b)
-            s = d1[r]
+            s = h1 - d1[r]
             second, near, b = min(second, max(s, b)), c + 1 if s < b else near, min(s, b)
-            s = d2[r]
+            s = h2 - d2[r]
             second, near, b = min(second, max(s, b)), c + 2 if s < b else near, min(s, b)
-            s = d3[r]
+            s = h3 - d3[r]
             second, near, b = min(second, max(s, b)), c + 3 if s < b else near, min(s, b)
             best[r], runner_up[r], labels[r] = b, second, near
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def _settle_tile(X, rows, start, m, tile, centers, c_norm, near, best, runner_up, tie):
+def _settle_tile(X, rows, start, m, tile, centers, reach, near, best, runner_up, tie):
     """Make a float32 tile search exact: ``near`` becomes each row's nearest centre as float64
     arithmetic finds it (ties: lowest index), ``runner_up`` a lower bound on its distance (not
     squared) to every other centre.
 
-    A float32 squared distance is within (d + 2) float32 roundoffs of the exact one for the
-    rounded row and centre, and rounding them moves a distance by at most a roundoff of their
-    norms; with twice that slack (``slack``), a row whose best and runner-up are farther
-    apart has the float32 choice for its exact nearest centre. The others (near ties, a few in
-    a million rows) are searched again in float64, every centre.
+    For the shifted, rounded row x and a centre c, the float32 squared distance
+    |x|² + 2·score is within (d + 6) float32 roundoffs of (|x| + |c|)² of the exact one (a
+    dot product's error bound, whatever the order of its sums), and rounding x - shift and
+    c - shift to float32 moves the distance by at most a roundoff of |x| + |c|, its square by
+    about two of (|x| + |c|)². With twice these margins, and (|x| + |c|)² ≤ 2·(|x|² + reach²),
+    ``margin`` bounds how far each squared distance can be off: a row whose runner-up is
+    farther than its best by more than twice that has the float32 choice for its exact
+    nearest centre. The others (near ties, a few in a million rows) are searched again in
+    float64 from X, every centre. No square root but the bound's.
     """
-    slack = 2.0 * (tile.shape[0] + 6) * F32_UNIT
-    for r in range(TILE_ROWS):  # the rows' norms, across the tile in SIMD
-        best[r] = np.sqrt(best[r])
-        runner_up[r] = np.sqrt(runner_up[r])
-        tie[r] = 0
+    coef = np.float32(4.1 * (tile.shape[0] + 9) * F32_UNIT)
+    reach2 = np.float32(reach * reach)
     norm = np.zeros(TILE_ROWS, np.float32)
-    for j in range(tile.shape[0]):
+    for j in range(tile.shape[0]):  # the rows' squared norms, across the tile in SIMD
         x = tile[j]
         for r in range(TILE_ROWS):
             norm[r] += x[r] * x[r]
     for r in range(TILE_ROWS):
-        fixed = np.float32(4.0 * F32_UNIT) * (
-            np.float32(c_norm) + np.float32(1.01) * np.sqrt(norm[r])
-        )
-        err = np.float32(slack) * runner_up[r] + fixed
-        tie[r] = runner_up[r] - best[r] <= err + np.float32(slack) * best[r] + fixed
-        runner_up[r] = runner_up[r] - err
+        margin = coef * (norm[r] + reach2)
+        tie[r] = runner_up[r] - best[r] <= margin  # (scores are half squared distances)
+        runner_up[r] = np.sqrt(max(norm[r] + 2 * runner_up[r] - margin, np.float32(0.0)))
     for r in range(m):
         if tie[r]:
             i = rows[start + r]
@@ -208,6 +232,18 @@ def _settle_tile(X, rows, start, m, tile, centers, c_norm, near, best, runner_up
                     second = dist
             near[r] = label
             runner_up[r] = np.sqrt(second)
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def _nearest(X, flat, rows, start, m, centers, prepared, buffers):
+    """The exact nearest centre of rows ``rows[start:start + m]`` of X (in ``buffers``'
+    labels) and a lower bound on their distance to every other centre (its runner-up):
+    ``_load_tile``, ``_search_tile`` and ``_settle_tile`` on ``search_centres``' answer."""
+    coords, half, shift, reach = prepared
+    tile, near, best, runner_up, score, tie = buffers
+    _load_tile(flat, X.shape[1], shift, rows, start, m, tile)
+    _search_tile(tile, coords, half, near, best, runner_up, score)
+    _settle_tile(X, rows, start, m, tile, centers, reach, near, best, runner_up, tie)
 
 
 @njit(cache=CACHE, inline="always")
@@ -245,20 +281,21 @@ def _assign_accumulate_blocks(
     """``assign_accumulate`` over blocks [first, last)."""
     n, d = X.shape
     k = centers.shape[0]
-    padded, c_norm = padded_centers(centers), centre_norm(centers)
+    flat, prepared = X.reshape(-1), search_centres(centers, X)
+    buffers = _tile_buffers(prepared[0])
+    near = buffers[1]
+    rows = np.empty(BLOCK_ROWS, np.int64)
+    sums = np.empty((4, k, d))
+    wsum = np.empty((4, k))
     for b in range(first, last):
-        tile, near, best, runner_up, dist, tie = _tile_buffers(padded)
-        rows = np.empty(BLOCK_ROWS, np.int64)
-        sums = np.zeros((4, k, d))
-        wsum = np.zeros((4, k))
+        sums[:] = 0.0
+        wsum[:] = 0.0
         m = _block_rows(b, n, rows)
         inertia = 0.0
         changed = 0
         for s in range(0, m, TILE_ROWS):
             t = min(TILE_ROWS, m - s)
-            _load_tile(X, rows, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist)
-            _settle_tile(X, rows, s, t, tile, centers, c_norm, near, best, runner_up, tie)
+            _nearest(X, flat, rows, s, t, centers, prepared, buffers)
             for r in range(t):
                 i = rows[s + r]
                 c = near[r]
@@ -287,7 +324,7 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
     run_blocks(
         _assign_accumulate_blocks,
         n_blocks(X.shape[0]),
-        X,
+        np.ascontiguousarray(X),  # (the search reads its values flat)
         weights,
         centers,
         labels,
@@ -350,16 +387,15 @@ def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_s
 def _assign_blocks(first, last, X, centers, labels, min_dist):
     """``assign`` over blocks [first, last)."""
     n = X.shape[0]
-    padded, c_norm = padded_centers(centers), centre_norm(centers)
+    flat, prepared = X.reshape(-1), search_centres(centers, X)
+    buffers = _tile_buffers(prepared[0])
+    near = buffers[1]
+    rows = np.empty(BLOCK_ROWS, np.int64)
     for b in range(first, last):
-        tile, near, best, runner_up, dist, tie = _tile_buffers(padded)
-        rows = np.empty(BLOCK_ROWS, np.int64)
         m = _block_rows(b, n, rows)
         for s in range(0, m, TILE_ROWS):
             t = min(TILE_ROWS, m - s)
-            _load_tile(X, rows, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist)
-            _settle_tile(X, rows, s, t, tile, centers, c_norm, near, best, runner_up, tie)
+            _nearest(X, flat, rows, s, t, centers, prepared, buffers)
             for r in range(t):
                 i = rows[s + r]
                 labels[i] = near[r]
@@ -368,6 +404,7 @@ def _assign_blocks(first, last, X, centers, labels, min_dist):
 
 def assign(X, centers, labels, min_dist):
     """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
+    X = np.ascontiguousarray(X)  # (the search reads its values flat)
     run_blocks(_assign_blocks, n_blocks(X.shape[0]), X, centers, labels, min_dist)
 
 
@@ -536,14 +573,18 @@ def _assign_accumulate_bounded_blocks(
     """``assign_accumulate_bounded`` over blocks [first, last)."""
     n, d = X.shape
     k = centers.shape[0]
-    padded, c_norm = padded_centers(centers), centre_norm(centers)
+    flat, prepared = X.reshape(-1), search_centres(centers, X)
+    buffers = _tile_buffers(prepared[0])
+    near, runner_up = buffers[1], buffers[3]
+    search = np.empty(BLOCK_ROWS, np.int64)  # rows that need a search, done in tiles
+    sums = np.empty((4, k, d))
+    wsum = np.empty((4, k))
+    fail = np.empty(BLOCK_ROWS, np.bool_)
     for b in range(first, last):
-        tile, near, best, runner_up, dist, tie = _tile_buffers(padded)
-        search = np.empty(BLOCK_ROWS, np.int64)  # rows that need a search, done in tiles
-        sums = np.zeros((4, k, d))
-        wsum = np.zeros((4, k))
+        sums[:] = 0.0
+        wsum[:] = 0.0
         lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
-        fail = np.ones(hi - lo, np.bool_)
+        fail[:] = True
         if not search_all:
             for i in range(lo, hi):  # no branch, so LLVM can vectorise the test
                 a = max(labels[i], 0)
@@ -563,9 +604,7 @@ def _assign_accumulate_bounded_blocks(
         changed = 0
         for s in range(0, n_search, TILE_ROWS):
             t = min(TILE_ROWS, n_search - s)
-            _load_tile(X, search, s, t, tile)
-            _search_tile(tile, padded, near, best, runner_up, dist)
-            _settle_tile(X, search, s, t, tile, centers, c_norm, near, best, runner_up, tie)
+            _nearest(X, flat, search, s, t, centers, prepared, buffers)
             for r in range(t):
                 i = search[s + r]
                 c = near[r]
@@ -624,7 +663,7 @@ def assign_accumulate_bounded(
     run_blocks(
         _assign_accumulate_bounded_blocks,
         n_blocks(X.shape[0]),
-        X,
+        np.ascontiguousarray(X),  # (the search reads its values flat)
         weights,
         centers,
         half_gap,
