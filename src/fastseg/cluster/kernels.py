@@ -78,7 +78,7 @@ def search_centres(centers, X):
     shift (dp,) in X's type: the centres' mean, taken off rows and centres alike, so that the
     expansion below works on values of the data's spread, not its distance from the origin;
     coords (kp, dp) float32: the shifted centres, k padded to a multiple of 4 (zeros) and d
-    to a multiple of 2 (zeros), which keeps the search's loops free of remainders;
+    to a multiple of 4 (zeros), which keeps the search's loops free of remainders;
     half (kp,) float32: half of each shifted centre's squared norm (+inf for the padding, so
     it is never nearest); reach: the largest shifted centre's norm (for ``_settle_tile``).
     """
@@ -150,7 +150,7 @@ def _search_tile(tile, coords, half, labels, best, runner_up, score):
     ``|c|²/2 - x·c``: one multiply-add per feature and centre, where a squared difference
     takes two. Every kernel that chooses a label calls this one function, so they all round
     alike; ``_settle_tile`` turns the scores into distances and makes the choice exact. The
-    loops run across the tile's rows (SIMD), four centres and two features at a time (each
+    loops run across the tile's rows (SIMD), four centres and four features at a time (each
     feature value loaded once for four centres); rows past the end of a partial tile hold
     stale values and are ignored by the callers.
     """
@@ -168,9 +168,24 @@ def _search_tile(tile, coords, half, labels, best, runner_up, score):
             d3[r] = 0.0
         for j in range(0, dp, 4):
             a0, a1, a2, a3 = coords[c, j], coords[c, j + 1], coords[c, j + 2], coords[c, j + 3]
-            b0, b1, b2, b3 = coords[c + 1, j], coords[c + 1, j + 1], coords[c + 1, j + 2], coords[c + 1, j + 3]
-            e0, e1, e2, e3 = coords[c + 2, j], coords[c + 2, j + 1], coords[c + 2, j + 2], coords[c + 2, j + 3]
-            f0, f1, f2, f3 = coords[c + 3, j], coords[c + 3, j + 1], coords[c + 3, j + 2], coords[c + 3, j + 3]
+            b0, b1, b2, b3 = (
+                coords[c + 1, j],
+                coords[c + 1, j + 1],
+                coords[c + 1, j + 2],
+                coords[c + 1, j + 3],
+            )
+            e0, e1, e2, e3 = (
+                coords[c + 2, j],
+                coords[c + 2, j + 1],
+                coords[c + 2, j + 2],
+                coords[c + 2, j + 3],
+            )
+            f0, f1, f2, f3 = (
+                coords[c + 3, j],
+                coords[c + 3, j + 1],
+                coords[c + 3, j + 2],
+                coords[c + 3, j + 3],
+            )
             x0, x1, x2, x3 = tile[j], tile[j + 1], tile[j + 2], tile[j + 3]
             for r in range(TILE_ROWS):
                 y0, y1, y2, y3 = x0[r], x1[r], x2[r], x3[r]

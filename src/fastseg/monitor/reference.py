@@ -21,7 +21,7 @@ import numpy as np
 from numba import get_num_threads
 
 from ..preprocess.categories import level_name
-from . import measures
+from . import measures, radix
 
 DISTANCE_LEVELS = (0.5, 0.9, 0.95, 0.99)  # quantiles of each segment's distances kept
 OUT_OF_DISTRIBUTION = 0.99  # farther than this quantile of the segment's distances: new ground
@@ -104,7 +104,7 @@ class ReferenceProfile:
     def from_sample(cls, sample, k):
         """The profile of a period's ``PeriodSample`` for a model of ``k`` segments."""
         profile = cls(int(sample.rows), int(sample.segment.shape[0]))
-        with ThreadPoolExecutor(get_num_threads()) as pool:  # (NumPy sorts without the GIL)
+        with ThreadPoolExecutor(get_num_threads()) as pool:  # (the sorts release the GIL)
             columns = pool.map(_sorted_present, sample.numeric.values())
             for name, present in zip(sample.numeric, columns, strict=True):
                 profile.numeric.append(_numeric(name, present, sample))
@@ -172,8 +172,10 @@ class ReferenceProfile:
 
 
 def _sorted_present(values):
-    """The values that are not NaN, sorted, as float64 (sorted in their own type first: a
-    float32 sort takes half the time, and widening keeps the order)."""
+    """The values that are not NaN, sorted, as float64: float32 (the fit's columns) by
+    ``radix.sorted_float32`` (NumPy's sort took 6 times as long here), float64 by NumPy."""
+    if values.dtype == np.float32:
+        return radix.sorted_float32(values)
     return np.sort(values[~np.isnan(values)]).astype(np.float64)
 
 
