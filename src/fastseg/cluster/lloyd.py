@@ -110,9 +110,11 @@ class LloydEngine(Engine):
             if best is None or result[2] < best[2]:
                 best = result
         centers, labels, inertia, n_iter = best
-        check_distinct(label_counts(labels, self.n_clusters), self.n_clusters)
+        sizes = label_counts(labels, self.n_clusters)  # counted once (a pass over the labels)
+        check_distinct(sizes, self.n_clusters)
         self.cluster_centers_ = centers.astype(data.dtype)
         self.labels_ = labels
+        self.cluster_sizes_ = sizes
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self._n_features_out = self.n_clusters
