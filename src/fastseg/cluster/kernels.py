@@ -71,37 +71,27 @@ def labelled_inertia(X, weights, centers, labels, block_inertia):
     )
 
 
-@njit(cache=CACHE)
-def search_centres(centers, X):
-    """The centres as the float32 search uses them: (coords, half, shift, reach).
+def search_centres(centers, dtype):
+    """The centres as the float32 search uses them: (coords, half, shift, reach), in NumPy
+    (a few microseconds a call; compiled, it added most of a second to a first run).
 
-    shift (dp,) in X's type: the centres' mean, taken off rows and centres alike, so that the
-    expansion below works on values of the data's spread, not its distance from the origin;
-    coords (kp, dp) float32: the shifted centres, k padded to a multiple of 4 (zeros) and d
-    to a multiple of 4 (zeros), which keeps the search's loops free of remainders;
-    half (kp,) float32: half of each shifted centre's squared norm (+inf for the padding, so
-    it is never nearest); reach: the largest shifted centre's norm (for ``_settle_tile``).
+    shift (dp,) in the rows' type ``dtype``: the centres' mean, taken off rows and centres
+    alike, so that the expansion below works on values of the data's spread, not its
+    distance from the origin; coords (kp, dp) float32: the shifted centres, k and d padded to
+    multiples of 4 (zeros), which keeps the search's loops free of remainders; half (kp,)
+    float32: half of each shifted centre's squared norm (+inf for the padding, so it is never
+    nearest); reach: the largest shifted centre's norm (for ``_settle_tile``).
     """
     k, d = centers.shape
     kp, dp = -(-k // 4) * 4, -(-d // 4) * 4
-    shift = np.zeros(dp, X.dtype)
-    for j in range(d):  # loops, not slices: those compiled for seconds more
-        total = 0.0
-        for c in range(k):
-            total += centers[c, j]
-        shift[j] = total / k
+    shift = np.zeros(dp, dtype)
+    shift[:d] = centers.mean(axis=0)
     coords = np.zeros((kp, dp), np.float32)
+    coords[:k, :d] = centers - shift[:d]  # (rounded once, to float32)
+    squares = np.einsum("ij,ij->i", coords, coords, dtype=np.float64)
     half = np.full(kp, np.inf, np.float32)
-    reach = 0.0
-    for c in range(k):
-        total = 0.0
-        for j in range(d):
-            v = np.float32(centers[c, j] - np.float64(shift[j]))
-            coords[c, j] = v
-            total += np.float64(v) * np.float64(v)
-        half[c] = np.float32(0.5 * total)
-        reach = max(reach, total)
-    return coords, half, shift, np.sqrt(reach)
+    half[:k] = 0.5 * squares[:k]
+    return coords, half, shift, float(np.sqrt(squares[:k].max()))
 
 
 @njit(cache=CACHE, inline="always")
@@ -291,12 +281,12 @@ def _store_block(b, sums, weights, block_sums, block_weights):
 
 @njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
 def _assign_accumulate_blocks(
-    first, last, X, weights, centers, labels, block_sums, block_weights, block_stats
+    first, last, X, weights, centers, prepared, labels, block_sums, block_weights, block_stats
 ):
     """``assign_accumulate`` over blocks [first, last)."""
     n, d = X.shape
     k = centers.shape[0]
-    flat, prepared = X.reshape(-1), search_centres(centers, X)
+    flat = X.reshape(-1)
     buffers = _tile_buffers(prepared[0])
     near = buffers[1]
     rows = np.empty(BLOCK_ROWS, np.int64)
@@ -342,6 +332,7 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
         np.ascontiguousarray(X),  # (the search reads its values flat)
         weights,
         centers,
+        search_centres(centers, X.dtype),
         labels,
         block_sums,
         block_weights,
@@ -399,10 +390,10 @@ def reduce_blocks(block_sums, block_weights, block_stats, n_used, sums, weight_s
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
-def _assign_blocks(first, last, X, centers, labels, min_dist):
+def _assign_blocks(first, last, X, centers, prepared, labels, min_dist):
     """``assign`` over blocks [first, last)."""
     n = X.shape[0]
-    flat, prepared = X.reshape(-1), search_centres(centers, X)
+    flat = X.reshape(-1)
     buffers = _tile_buffers(prepared[0])
     near = buffers[1]
     rows = np.empty(BLOCK_ROWS, np.int64)
@@ -420,7 +411,8 @@ def _assign_blocks(first, last, X, centers, labels, min_dist):
 def assign(X, centers, labels, min_dist):
     """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
     X = np.ascontiguousarray(X)  # (the search reads its values flat)
-    run_blocks(_assign_blocks, n_blocks(X.shape[0]), X, centers, labels, min_dist)
+    prepared = search_centres(centers, X.dtype)
+    run_blocks(_assign_blocks, n_blocks(X.shape[0]), X, centers, prepared, labels, min_dist)
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
@@ -575,6 +567,7 @@ def _assign_accumulate_bounded_blocks(
     X,
     weights,
     centers,
+    prepared,
     half_gap,
     drift_max,
     labels,
@@ -588,7 +581,7 @@ def _assign_accumulate_bounded_blocks(
     """``assign_accumulate_bounded`` over blocks [first, last)."""
     n, d = X.shape
     k = centers.shape[0]
-    flat, prepared = X.reshape(-1), search_centres(centers, X)
+    flat = X.reshape(-1)
     buffers = _tile_buffers(prepared[0])
     near, runner_up = buffers[1], buffers[3]
     search = np.empty(BLOCK_ROWS, np.int64)  # rows that need a search, done in tiles
@@ -681,6 +674,7 @@ def assign_accumulate_bounded(
         np.ascontiguousarray(X),  # (the search reads its values flat)
         weights,
         centers,
+        search_centres(centers, X.dtype),
         half_gap,
         drift_max,
         labels,
