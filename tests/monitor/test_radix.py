@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fastseg.monitor import radix
-from fastseg.monitor.reference import _sorted_present
+from fastseg.monitor import radix, reference
 
 TINY = np.finfo(np.float32).smallest_subnormal
 HUGE = np.finfo(np.float32).max
@@ -99,11 +98,15 @@ def test_the_kernel_releases_the_gil():
     assert radix._sorted_bits.targetoptions["nogil"]
 
 
-def test_the_profile_sorts_both_widths():
-    values = np.float32([3.0, np.nan, -1.0, 2.0])
-    np.testing.assert_array_equal(_sorted_present(values), [-1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(_sorted_present(values.astype(np.float64)), [-1.0, 2.0, 3.0])
-    assert _sorted_present(values).dtype == _sorted_present(values.astype(np.float64)).dtype
+@pytest.mark.parametrize("n", [4, reference.RADIX_MIN + 3])  # NumPy's sort, then the radix
+def test_the_profile_sorts_both_widths(n):
+    values = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    values[1] = np.nan
+    expected = np.sort(values[~np.isnan(values)]).astype(np.float64)
+    for column in (values, values.astype(np.float64)):
+        got = reference._sorted_present(column)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, expected)
 
 
 @settings(max_examples=200, deadline=None)

@@ -25,6 +25,7 @@ from . import measures, radix
 
 DISTANCE_LEVELS = (0.5, 0.9, 0.95, 0.99)  # quantiles of each segment's distances kept
 OUT_OF_DISTRIBUTION = 0.99  # farther than this quantile of the segment's distances: new ground
+RADIX_MIN = 1 << 16  # values from which a column is sorted by ``radix`` (1 ms at 250,000)
 MISSING = -1  # a categorical code: no value
 UNSEEN = -2  # ... a level the reference never saw
 
@@ -173,8 +174,10 @@ class ReferenceProfile:
 
 def _sorted_present(values):
     """The values that are not NaN, sorted, as float64: float32 (the fit's columns) by
-    ``radix.sorted_float32`` (NumPy's sort took 6 times as long here), float64 by NumPy."""
-    if values.dtype == np.float32:
+    ``radix.sorted_float32`` (NumPy's sort took 6 times as long here), float64 and short
+    columns by NumPy (below ``RADIX_MIN`` values, loading the compiled sort costs more than
+    it saves)."""
+    if values.dtype == np.float32 and values.shape[0] >= RADIX_MIN:
         return radix.sorted_float32(values)
     return np.sort(values[~np.isnan(values)]).astype(np.float64)
 
