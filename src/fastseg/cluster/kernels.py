@@ -3,9 +3,11 @@ D² updates.
 
 Prior validation assumed: arrays are 2-D, finite, of matching shapes. X may be float32 or float64
 and read-only (Polars buffers and memmaps are); centres and every accumulator are float64.
-Distances are direct squared differences, never ``|x|² - 2x·c + |c|²``, which loses precision.
-The nearest-centre search runs in float32 (twice the SIMD lanes) and settles near ties in
-float64 (``_settle_tile``): its labels are those of a float64 search.
+Distances the kernels report are direct squared differences in float64. The nearest-centre
+search scores candidates in float32 (twice the SIMD lanes) by ``|c|²/2 - x·c`` on rows and
+centres less the centres' mean (one multiply-add per feature and centre), bounds that
+arithmetic's rounding, and settles near ties in float64 (``_settle_tile``): its labels are
+those of a float64 search.
 
 Row kernels split rows into blocks of ``config.BLOCK_ROWS`` starting at fixed row positions;
 each block writes its own slot of an output buffer, and blocks are reduced in order afterwards, so
@@ -111,7 +113,8 @@ def _load_tile(flat, d, shift, rows, start, m, tile):
     less ``shift``, feature-major into ``tile`` as float32 (one rounding of x - shift).
 
     Eight (then four) features of a row at a time, from the flat values: X[i, j] one value
-    at a time took 2.5 times as long at d = 8.
+    at a time took 1.5 times as long at d = 8 (6.0 against 4.0 ns a row). The loops for eight
+    and four features differ only in that constant, a literal so that each unrolls.
     """
     j = 0
     while j + 8 <= d:
