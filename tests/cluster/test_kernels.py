@@ -490,3 +490,26 @@ def test_float32_search_settles_rows_on_a_bisector(dtype, k, d):
     others = naive.all_distances(X, centers)
     others[np.arange(n), ref_labels] = np.inf
     assert (lower <= others.min(axis=1) * (1 + kernels.BOUND_MARGIN)).all()
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_float64_rows_beyond_float32_are_searched_in_float64(k):
+    """float64 values past float32's range overflow the float32 search (inf, NaN scores):
+    those rows are settled in float64, so every kernel still gives the reference's labels."""
+    rng = np.random.default_rng(k)
+    centers = np.array([[1e39, 0.0], [-1e39, 0.0], [0.0, 0.0], [3e38, 1.0], [0.0, -5.0]])[:k]
+    X = centers[rng.integers(0, k, 600)] + rng.standard_normal((600, 2)) * [1e38, 1.0]
+    ref_labels, ref_dist = naive.assign(X, centers)
+    labels, dist = np.empty(600, np.int32), np.empty(600)
+    kernels.assign(X, centers, labels, dist)
+    np.testing.assert_array_equal(labels, ref_labels)
+    nb = kernels.n_blocks(600)
+    bs, bw, st = np.empty((nb, k, 2)), np.empty((nb, k)), np.empty((nb, 2))
+    labels = np.full(600, -1, np.int32)
+    kernels.assign_accumulate(X, np.ones(600), centers, labels, bs, bw, st)
+    np.testing.assert_array_equal(labels, ref_labels)
+    labels, lower = np.full(600, -1, np.int32), np.zeros(600, np.float32)
+    kernels.assign_accumulate_bounded(
+        X, np.ones(600), centers, np.zeros(k), 0.0, labels, lower, bs, bw, st, True, True
+    )
+    np.testing.assert_array_equal(labels, ref_labels)

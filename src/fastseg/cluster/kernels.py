@@ -89,10 +89,11 @@ def search_centres(centers, dtype):
     shift = np.zeros(dp, dtype)
     shift[:d] = centers.mean(axis=0)
     coords = np.zeros((kp, dp), np.float32)
-    coords[:k, :d] = centers - shift[:d]  # (rounded once, to float32)
-    squares = np.einsum("ij,ij->i", coords, coords, dtype=np.float64)
     half = np.full(kp, np.inf, np.float32)
-    half[:k] = 0.5 * squares[:k]
+    with np.errstate(over="ignore"):  # beyond float32: inf, and every row a near tie
+        coords[:k, :d] = centers - shift[:d]  # (rounded once, to float32)
+        squares = np.einsum("ij,ij->i", coords, coords, dtype=np.float64)
+        half[:k] = 0.5 * squares[:k]
     return coords, half, shift, float(np.sqrt(squares[:k].max()))
 
 
@@ -215,7 +216,8 @@ def _settle_tile(X, rows, start, m, tile, centers, reach, near, best, runner_up,
     ``margin`` bounds how far each squared distance can be off: a row whose runner-up is
     farther than its best by more than twice that has the float32 choice for its exact
     nearest centre. The others (near ties, a few in a million rows) are searched again in
-    float64 from X, every centre. No square root but the bound's.
+    float64 from X, every centre, as are rows where float32 overflowed (float64 input beyond
+    its range makes the margin infinite, or a score NaN). No square root but the bound's.
     """
     coef = np.float32(4.1 * (tile.shape[0] + 9) * F32_UNIT)
     reach2 = np.float32(reach * reach)
@@ -226,7 +228,8 @@ def _settle_tile(X, rows, start, m, tile, centers, reach, near, best, runner_up,
             norm[r] += x[r] * x[r]
     for r in range(TILE_ROWS):
         margin = coef * (norm[r] + reach2)
-        tie[r] = runner_up[r] - best[r] <= margin  # (scores are half squared distances)
+        # (scores are half squared distances; NaN, from values beyond float32, is a tie too)
+        tie[r] = not (runner_up[r] - best[r] > margin)
         runner_up[r] = np.sqrt(max(norm[r] + 2 * runner_up[r] - margin, np.float32(0.0)))
     for r in range(m):
         if tie[r]:
