@@ -257,6 +257,15 @@ def _nearest(X, flat, rows, start, m, centers, prepared, buffers):
     _settle_tile(X, rows, start, m, tile, centers, reach, near, best, runner_up, tie)
 
 
+def _run_search(kernel, X, centers, *args):
+    """``run_blocks`` for a kernel that searches, ``kernel(first, last, X, centers, prepared,
+    *args)``: X made C-contiguous (the search reads its values flat) and the centres prepared
+    once for every thread (``search_centres``)."""
+    X = np.ascontiguousarray(X)
+    prepared = search_centres(centers, X.dtype)
+    run_blocks(kernel, n_blocks(X.shape[0]), X, centers, prepared, *args)
+
+
 @njit(cache=CACHE, inline="always")
 def _block_rows(b, n, rows):
     """Fill ``rows`` with the row numbers of block b; returns their count."""
@@ -287,7 +296,7 @@ def _store_block(b, sums, weights, block_sums, block_weights):
 
 @njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
 def _assign_accumulate_blocks(
-    first, last, X, weights, centers, prepared, labels, block_sums, block_weights, block_stats
+    first, last, X, centers, prepared, weights, labels, block_sums, block_weights, block_stats
 ):
     """``assign_accumulate`` over blocks [first, last)."""
     n, d = X.shape
@@ -332,13 +341,11 @@ def assign_accumulate(X, weights, centers, labels, block_sums, block_weights, bl
     block_weights (b, k)   OUT    weight per block and centre
     block_stats   (b, 2)   OUT    per block: weighted inertia, number of labels changed
     """
-    run_blocks(
+    _run_search(
         _assign_accumulate_blocks,
-        n_blocks(X.shape[0]),
-        np.ascontiguousarray(X),  # (the search reads its values flat)
-        weights,
+        X,
         centers,
-        search_centres(centers, X.dtype),
+        weights,
         labels,
         block_sums,
         block_weights,
@@ -416,9 +423,7 @@ def _assign_blocks(first, last, X, centers, prepared, labels, min_dist):
 
 def assign(X, centers, labels, min_dist):
     """Nearest centre of every row (labels OUT) and its squared distance (min_dist OUT)."""
-    X = np.ascontiguousarray(X)  # (the search reads its values flat)
-    prepared = search_centres(centers, X.dtype)
-    run_blocks(_assign_blocks, n_blocks(X.shape[0]), X, centers, prepared, labels, min_dist)
+    _run_search(_assign_blocks, X, centers, labels, min_dist)
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=CACHE)
@@ -571,9 +576,9 @@ def _assign_accumulate_bounded_blocks(
     first,
     last,
     X,
-    weights,
     centers,
     prepared,
+    weights,
     half_gap,
     drift_max,
     labels,
@@ -598,8 +603,9 @@ def _assign_accumulate_bounded_blocks(
         sums[:] = 0.0
         wsum[:] = 0.0
         lo, hi = b * BLOCK_ROWS, min(n, (b + 1) * BLOCK_ROWS)
-        fail[:] = True
-        if not search_all:
+        if search_all:
+            fail[: hi - lo] = True
+        else:
             for i in range(lo, hi):  # no branch, so LLVM can vectorise the test
                 a = max(labels[i], 0)
                 u = np.sqrt(_sq_dist(X, i, centers[a]))
@@ -674,13 +680,11 @@ def assign_accumulate_bounded(
     searched in tiles; rows labelled -1 always are (and need ``full``). block_stats[:, 0]
     (inertia) is not computed: the final ``labelled_inertia`` pass gives it.
     """
-    run_blocks(
+    _run_search(
         _assign_accumulate_bounded_blocks,
-        n_blocks(X.shape[0]),
-        np.ascontiguousarray(X),  # (the search reads its values flat)
-        weights,
+        X,
         centers,
-        search_centres(centers, X.dtype),
+        weights,
         half_gap,
         drift_max,
         labels,

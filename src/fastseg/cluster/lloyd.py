@@ -144,9 +144,8 @@ def lloyd(data, centers, max_iter, tol, verbose=0, run=0, n_runs=1, bounded=Fals
     exact = True
     busy = True  # most rows may change centre: search them all rather than test bounds
     for it in range(max_iter):
-        full = exact
-        work.e_step(data, centers, labels, bounds, full=full, search_all=busy)
-        if not full and _suspect_sums(work.weight_sums):
+        work.e_step(data, centers, labels, bounds, full=exact, search_all=busy)
+        if not exact and _suspect_sums(work.weight_sums):
             changed = work.changed  # a centre may have emptied: recount it exactly
             work.e_step(data, centers, labels, bounds, full=True)
             work.stats[1] = changed
