@@ -331,6 +331,17 @@ def test_predict_counts_unseen_levels(mixed):
     assert labels.shape == (50,)
 
 
+def test_predict_gives_no_segment_to_a_row_with_a_gap_after_a_dropping_fit(mixed):
+    model = KPrototypes(3, random_state=0, missing="drop").fit(mixed, categorical=CATEGORICAL)
+    new = mixed.head(20).with_columns(
+        income=pl.when(pl.int_range(pl.len()) % 4 == 1).then(None).otherwise(pl.col("income"))
+    )
+    labels = model.predict(new)
+    np.testing.assert_array_equal(labels[1::4], -1)
+    keep = np.arange(20) % 4 != 1
+    np.testing.assert_array_equal(labels[keep], model.predict(mixed.head(20))[keep])
+
+
 def test_a_damaged_model_file_is_one_clear_error(mixed, tmp_path):
     model = KPrototypes(3, random_state=0).fit(mixed, categorical=CATEGORICAL)
     doc = model.to_dict()

@@ -42,6 +42,10 @@ class AssignedBatch:
     def n_rows(self):
         return self.segment.shape[0]
 
+    def labels(self):
+        """What predict gives: each row's segment, ``NO_SEGMENT`` for a row without one."""
+        return np.where(self.missing, NO_SEGMENT, self.segment).astype(np.int32, copy=False)
+
     def assigned(self):
         """(segments, distances) of the rows that have every feature."""
         present = ~self.missing

@@ -26,7 +26,7 @@ from ..preprocess.categories import learn_levels
 from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.settings import PreprocessSettings
 from . import initialization, kernels
-from .assign import NO_SEGMENT, iter_assign
+from .assign import iter_assign
 from .fileformat import SavedModel
 from .step import label_counts
 from .threads import thread_limit
@@ -420,10 +420,7 @@ class Engine(SavedModel):
             from ..distributed.predict import predict_frame
 
             return predict_frame(self, X, columns)
-        labels = [
-            np.where(batch.missing, NO_SEGMENT, batch.segment).astype(np.int32, copy=False)
-            for batch in self.iter_assign(X, columns=columns)
-        ]
+        labels = [batch.labels() for batch in self.iter_assign(X, columns=columns)]
         return np.concatenate([np.empty(0, dtype=np.int32), *labels])
 
     def fit_predict(self, X, y=None, sample_weight=None, **kwargs):

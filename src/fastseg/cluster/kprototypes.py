@@ -275,9 +275,10 @@ class KPrototypes(SavedModel):
             raise FastsegError("this KPrototypes is not fitted yet: call fit first")
 
     def predict(self, X):
-        """Segment of each row of X (the columns the fit read), streamed in batches. A level
-        the fit never saw matches no mode (counted in an ``UnseenCategoryWarning``)."""
-        labels = [batch.segment for batch in self.iter_assign(X)]
+        """Segment of each row of X (the columns the fit read), streamed in batches: -1 for a
+        row with a missing value after a fit that dropped such rows. A level the fit never saw
+        matches no mode (counted in an ``UnseenCategoryWarning``)."""
+        labels = [batch.labels() for batch in self.iter_assign(X)]
         return np.concatenate([np.empty(0, np.int32), *labels])
 
     def score(self, X, y=None):
