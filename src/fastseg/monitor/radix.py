@@ -20,7 +20,7 @@ def sorted_float32(values):
     so columns sorted on threads run in parallel."""
     if values.dtype != np.float32:
         raise TypeError(f"sorted_float32 sorts float32 values, not {values.dtype}")
-    present = np.ascontiguousarray(values[~np.isnan(values)])
+    present = values[~np.isnan(values)]  # (a new, contiguous array)
     return _sorted_bits(present.view(np.uint32)).view(np.float32).astype(np.float64)
 
 

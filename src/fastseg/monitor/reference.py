@@ -322,16 +322,15 @@ def _fitted_assignment(model, tap, rows):
         return assign_rows(model, rows)
     dropped = np.asarray(model.dropped_rows_, dtype=np.int64)
     before = np.searchsorted(dropped, positions)  # dropped rows ahead of each tapped one
-    kept = ~np.isin(positions, dropped)
+    kept = np.ones(positions.shape[0], dtype=bool)
+    if dropped.size:  # a tapped row that was itself dropped is the one ``before`` points at
+        kept = dropped[np.minimum(before, dropped.size - 1)] != positions
     segment = np.full(rows.shape[0], -1, dtype=np.int32)
     distance = np.full(rows.shape[0], np.nan)
-    if kept.all():  # (no row dropped: no copy of the rows)
-        segment[:] = labels[positions - before]
-        distance[:] = _to_centre(model, model._scaled(rows), segment)
-    elif kept.any():
+    if kept.any():
+        mine = rows if kept.all() else np.ascontiguousarray(rows[kept])  # (no copy if all)
         segment[kept] = labels[(positions - before)[kept]]
-        scaled = model._scaled(np.ascontiguousarray(rows[kept]))
-        distance[kept] = _to_centre(model, scaled, segment[kept])
+        distance[kept] = _to_centre(model, model._scaled(mine), segment[kept])
     return segment, distance
 
 
@@ -364,9 +363,11 @@ def assign_rows(model, rows):
         labels = np.empty(scaled.shape[0], dtype=np.int32)
         squared = np.empty(scaled.shape[0])
         model._nearest(scaled, labels, squared)  # (a mixture: the most probable component)
-        segment[whole], distance[whole] = labels, np.sqrt(squared)
+        segment[whole] = labels
         if model._segments_are_nearest():  # as ``_fitted_assignment`` measures it
             distance[whole] = _to_centre(model, scaled, labels)
+        else:
+            distance[whole] = np.sqrt(squared)
     return segment, distance
 
 
