@@ -99,11 +99,7 @@ class FragmentPlan:
         of ``size`` rows of them all: the positions the local engine's ``draw_sample`` picks."""
         positions = sample_positions(int(counts.sum()), size, seed)
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        cut = np.searchsorted(positions, bounds)
-        return [
-            positions[a:b] - bounds[i]
-            for i, (a, b) in enumerate(zip(cut[:-1], cut[1:], strict=True))
-        ]
+        return [positions_within(positions, bounds[i], bounds[i + 1]) for i in range(len(counts))]
 
     def sample(self, job, size, seed, upto, every=False):
         """(rows, weights) of a uniform sample of the stored rows of positive weight (with

@@ -12,7 +12,7 @@ from ..cluster.assign import table_features
 from ..errors import DataError, FastsegError
 from ..io.output import Outputs, input_files, said_if_disk_full
 from ..io.paths import LABELS_MARK
-from ..io.store import anonymous_array, hand_back_freed_memory
+from ..io.store import anonymous_array, hand_back_freed_memory, positions_within
 from ..io.tables import TableReader
 from ..progress import report
 
@@ -204,7 +204,6 @@ def _with_nulls(segment, missing):
 
 def _dropped_in(dropped_rows, start, height):
     """Mask of the rows ``start .. start + height`` of the input that the fit dropped."""
-    lo, hi = np.searchsorted(dropped_rows, [start, start + height])
     missing = np.zeros(height, dtype=bool)
-    missing[dropped_rows[lo:hi] - start] = True
+    missing[positions_within(dropped_rows, start, start + height)] = True
     return missing
