@@ -3,6 +3,7 @@ and loading (``modelfile``) so neither imports the other, and how every model wr
 (``SavedModel``)."""
 
 import json
+from numbers import Integral
 
 from .._version import __version__
 from ..io.output import atomic_output
@@ -37,8 +38,8 @@ class SavedModel:
         folder, batch size) are left out: the same data and seed give the same file whatever
         they were; a random state that is not a number is not kept."""
         params = {k: v for k, v in self.get_params().items() if k not in self._run_settings}
-        if not isinstance(params["random_state"], int | None):
-            params["random_state"] = None
+        seed = params["random_state"]  # (a NumPy integer too, as a JSON number)
+        params["random_state"] = int(seed) if isinstance(seed, Integral) else None
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

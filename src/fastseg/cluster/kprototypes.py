@@ -37,6 +37,7 @@ from . import kproto_kernels as kernels
 from .engine import random_stream
 from .fileformat import SavedModel
 from .kernels import n_blocks
+from .step import farthest
 from .threads import thread_limit
 
 SCALES = ("none", "standard")
@@ -601,13 +602,13 @@ def _relocate(data, centers, modes, gamma, empty):
         kernels.assign(
             chunk_num, chunk_codes, centers, modes, gamma, np.empty(m, np.int32), chunk_costs
         )
-        top = np.argsort(-chunk_costs, kind="stable")[:e]
+        top = farthest(chunk_costs, np.arange(m), e)
         costs, rows = np.concatenate([costs, chunk_costs[top]]), np.concatenate([rows, start + top])
         num, codes = (
             np.concatenate([num, chunk_num[top]]),
             np.concatenate([codes, chunk_codes[top]]),
         )
-        kept = np.lexsort((rows, -costs))[:e]
+        kept = farthest(costs, rows, e)
         costs, rows, num, codes = costs[kept], rows[kept], num[kept], codes[kept]
     centers[empty] = num
     modes[empty] = codes
