@@ -2,8 +2,11 @@
 
 Every benchmark writes one stamped JSON file a run, ``OUT/<name>-YYYYmmdd-HHMMSS.json``, into
 ``--out`` (default ``benchmarks/results``); scripts/refresh_readme_figures.py and the READMEs
-read them. So the option, the file name and the keys every file has (the date, the command and
-the settings) are defined here once; each script adds its own figures.
+read them. The option, the file name and the keys every file has (the date, the command and
+the settings) are defined here for the scripts that use it (assign_speed, drift_speed,
+kprototypes_speed, serve_load, lloyd_speed, startup); each adds its own figures. The older
+scripts (compare, cost_growth, end_to_end, spill, dask_scaleout, labels_memory) still write
+their own files.
 """
 
 from __future__ import annotations

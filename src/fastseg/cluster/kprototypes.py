@@ -490,6 +490,8 @@ class MixedData:
         codes = np.empty((positions.size, self.codes.n_features), np.int32)
         taken = 0
         for start, rows, row_codes, _ in self.chunks():
+            if taken == positions.size:  # (the rest of a spilled store is not read)
+                break
             picked = positions_within(positions, start, start + rows.shape[0])
             num[taken : taken + picked.size] = rows[picked]
             codes[taken : taken + picked.size] = row_codes[picked]
