@@ -23,7 +23,12 @@ def quantile_levels():
 def decile_edges(values):
     """The distinct decile edges of ``values`` (no NaN): the bins are (-inf, e1], (e1, e2],
     ..., (e_last, inf), so ties (many zeros) merge bins instead of making empty ones."""
-    return np.unique(np.quantile(values, DECILES))
+    return sorted_decile_edges(np.sort(values))
+
+
+def sorted_decile_edges(values):
+    """``decile_edges`` of values already sorted."""
+    return np.unique(sorted_quantiles(values, DECILES))
 
 
 def sorted_quantiles(values, levels):

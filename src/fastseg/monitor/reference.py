@@ -189,7 +189,7 @@ def _numeric(name, present, sample):
         edges, bins, quantiles = np.empty(0), np.ones(1), np.zeros(measures.QUANTILES)
         mean = std = 0.0
     else:
-        edges = np.unique(measures.sorted_quantiles(present, measures.DECILES))
+        edges = measures.sorted_decile_edges(present)
         bins = measures.shares(measures.sorted_bin_counts(edges, present))
         quantiles = measures.sorted_quantiles(present, measures.quantile_levels())
         mean, std = float(present.mean()), float(present.std())
