@@ -88,13 +88,13 @@ def fit_segments(
         _check_alignment(previous, features, k, settings)
     max_iter = max_iter or registry.by_name(algorithm).max_iter
     params = dict(random_state=seed, n_init=n_init, max_iter=max_iter, **memory)
-    if algorithm == "kprototypes":
-        engine, fit_args = _kprototypes(k, features, settings, params)
-    else:
-        engine = registry.by_name(algorithm).make(k, init=init, **params, **settings.as_params())
-        fit_args = dict(columns=features)
-        if cluster is not None:
-            fit_args.update(backend="dask", **cluster)
+    engine = registry.by_name(algorithm).make(k, init=init, **params, **settings.as_params())
+    fit_args = dict(columns=features)
+    if algorithm == "kprototypes":  # the categorical columns are read apart from the numbers
+        numeric = [f for f in features if f not in settings.categorical]
+        fit_args = dict(categorical=settings.categorical, columns=numeric)
+    elif cluster is not None:
+        fit_args.update(backend="dask", **cluster)
     start = time.perf_counter()
     engine.fit(data, **fit_args)
     result = FitResult(engine, engine.n_clusters, time.perf_counter() - start)  # (HDBSCAN: found)
@@ -150,16 +150,6 @@ def check_kprototypes_request(k, settings, align_to, init):
             f"--algorithm kprototypes does not take {', '.join(given)} (it takes --scale "
             "standard or none, --missing drop or error, --n-init, --max-iter, --seed)"
         )
-
-
-def _kprototypes(k, features, settings, params):
-    """The KPrototypes of a ``fastseg fit`` and its fit arguments (the categorical columns
-    are read apart from the numeric features, named among them or not)."""
-    from ..cluster.kprototypes import KPrototypes
-
-    engine = KPrototypes(k, scale=settings.scale, missing=settings.missing, **params)
-    numeric = [f for f in features if f not in settings.categorical]
-    return engine, dict(categorical=settings.categorical, columns=numeric)
 
 
 def _check_outputs(data, features, settings, labels, keep, model, overwrite, align_to=None):
