@@ -95,3 +95,17 @@ def test_quantiles_and_bins_of_sorted_values_are_numpys(n, ties):
     np.testing.assert_array_equal(
         measures.sorted_bin_counts(edges, values), measures.bin_counts(edges, values)
     )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 1001])
+@pytest.mark.parametrize("ties", [False, True])
+def test_quantiles_of_values_partitioned_at_their_ranks_are_numpys(n, ties):
+    """Values sorted only at ``quantile_ranks`` (the profile's segment distances) give
+    NumPy's quantiles exactly, as sorted ones do."""
+    rng = np.random.default_rng(n)
+    values = rng.integers(0, 5, n).astype(float) if ties else rng.standard_normal(n)
+    for levels in ((0.5, 0.9, 0.95, 0.99), measures.DECILES, [0.0, 0.5, 1.0]):
+        part = np.partition(values, measures.quantile_ranks(n, levels))
+        np.testing.assert_array_equal(
+            measures.sorted_quantiles(part, levels), np.quantile(values, levels)
+        )

@@ -12,7 +12,7 @@ from fastseg import config
 from fastseg.cluster.modelfile import load_engine
 from fastseg.errors import ModelFileError
 from fastseg.monitor import measures
-from fastseg.monitor.reference import DISTANCE_LEVELS
+from fastseg.monitor.reference import DISTANCE_LEVELS, PeriodSample, ReferenceProfile
 from fastseg.preprocess.settings import PreprocessSettings
 from fastseg.workflow.fit import fit_segments
 
@@ -58,6 +58,29 @@ def test_segments_and_distances_are_those_of_the_fit(blobs32):
         mine = distance[model.labels_ == s].astype(np.float64)
         assert np.allclose(ref.distance_quantiles[s], np.quantile(mine, DISTANCE_LEVELS), rtol=1e-5)
         assert ref.mean_sq_distance[s] == pytest.approx(np.mean(mine**2), rel=1e-5)
+
+
+def test_segment_figures_are_numpys_to_the_bit():
+    """Each segment's mean squared distance and distance quantiles, taken from one stable sort
+    by segment, are NumPy's of ``distance[segment == s]`` exactly: empty segments, segments of
+    one or two rows, ties, rows of no segment."""
+    rng = np.random.default_rng(7)
+    segment = rng.choice(6, 20_000, p=[0.5, 0.3, 0.2, 0.0, 0.0, 0.0]).astype(np.int32)
+    segment[rng.random(segment.size) < 0.05] = -1
+    segment[[5, 9, 11]] = [3, 4, 4]  # one row in segment 3, two in 4, none in 5 and 6
+    distance = np.round(np.abs(rng.standard_normal(segment.size)) * 3, 2)
+    distance[segment < 0] = np.nan
+    sample = PeriodSample(20_000, {}, {}, {}, segment, distance, {}, {}, {})
+    profile = ReferenceProfile.from_sample(sample, 7)
+    for s in range(7):
+        mine = distance[segment == s]
+        if mine.size == 0:
+            assert profile.mean_sq_distance[s] == 0 and not profile.distance_quantiles[s].any()
+            continue
+        assert profile.mean_sq_distance[s] == float(np.mean(mine**2))
+        np.testing.assert_array_equal(
+            profile.distance_quantiles[s], np.quantile(mine, DISTANCE_LEVELS)
+        )
 
 
 @pytest.mark.parametrize("missing", ["drop", "median"])

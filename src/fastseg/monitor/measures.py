@@ -33,7 +33,7 @@ def sorted_decile_edges(values):
 
 def sorted_quantiles(values, levels):
     """``np.quantile(values, levels)`` (its default "linear" method, rounded alike) of values
-    already sorted: no selection, just the interpolation."""
+    already sorted, or sorted at ``quantile_ranks`` only: no selection, just the interpolation."""
     n = values.shape[0]
     virtual = np.asarray(levels, dtype=np.float64) * (n - 1)
     below = np.floor(virtual).astype(np.int64)
@@ -42,6 +42,13 @@ def sorted_quantiles(values, levels):
     a, b = values[below], values[above]
     diff = b - a
     return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def quantile_ranks(n, levels):
+    """The ranks ``sorted_quantiles`` reads among n values: values put in place at these by
+    ``np.partition`` (the selection ``np.quantile`` makes) serve as well as sorted ones."""
+    below = np.floor(np.asarray(levels, dtype=np.float64) * (n - 1)).astype(np.int64)
+    return np.union1d(below, np.minimum(below + 1, n - 1))
 
 
 def sorted_bin_counts(edges, values):

@@ -20,24 +20,28 @@ def sorted_float32(values):
     so columns sorted on threads run in parallel."""
     if values.dtype != np.float32:
         raise TypeError(f"sorted_float32 sorts float32 values, not {values.dtype}")
-    present = values[~np.isnan(values)]  # (a new, contiguous array)
-    return _sorted_bits(present.view(np.uint32)).view(np.float32).astype(np.float64)
+    bits = np.require(values, requirements="CW").view(np.uint32)  # (one compiled variant)
+    return _sorted_bits(bits).view(np.float32).astype(np.float64)
 
 
 @njit(nogil=True, cache=CACHE)
 def _sorted_bits(bits):
-    """The float32 bit patterns ``bits`` (no NaN) in the order of their values, a new array.
+    """The float32 bit patterns ``bits`` that are not NaN in the order of their values, a new
+    array (NaN left out here rather than by a masked copy first: a seventh faster).
 
     The keys: a negative float's bits all flipped (larger magnitudes first), a positive one's
     with the sign bit set (above every negative), so unsigned keys order as the floats do.
     """
-    n = bits.shape[0]
-    keys, spare = np.empty(n, np.uint32), np.empty(n, np.uint32)
+    keys, spare = np.empty(bits.shape[0], np.uint32), np.empty(bits.shape[0], np.uint32)
     counts = np.zeros((3, 2048), np.int64)
-    for i in range(n):
+    n = 0  # values that are not NaN
+    for i in range(bits.shape[0]):
         b = bits[i]
+        if (b & 0x7FFFFFFF) > 0x7F800000:  # NaN: all exponent bits set, a mantissa not zero
+            continue
         key = np.uint32(b ^ (0x80000000 | -(b >> 31)))
-        keys[i] = key
+        keys[n] = key
+        n += 1
         counts[0, key & 2047] += 1
         counts[1, (key >> 11) & 2047] += 1
         counts[2, key >> 22] += 1
@@ -56,4 +60,4 @@ def _sorted_bits(bits):
     for i in range(n):  # the keys back to bits
         key = keys[i]
         keys[i] = np.uint32(key ^ (0x80000000 | ((key >> 31) - 1)))
-    return keys
+    return keys[:n]

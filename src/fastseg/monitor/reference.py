@@ -16,6 +16,7 @@ the same for any batch size, thread count or number of workers.
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from numba import get_num_threads
@@ -105,25 +106,18 @@ class ReferenceProfile:
     def from_sample(cls, sample, k):
         """The profile of a period's ``PeriodSample`` for a model of ``k`` segments."""
         profile = cls(int(sample.rows), int(sample.segment.shape[0]))
-        with ThreadPoolExecutor(get_num_threads()) as pool:  # (the sorts release the GIL)
-            columns = pool.map(_sorted_present, sample.numeric.values())
-            for name, present in zip(sample.numeric, columns, strict=True):
-                profile.numeric.append(_numeric(name, present, sample))
-        for name, codes in sample.codes.items():
-            profile.categorical.append(_categorical(name, codes, sample))
         present = sample.segment >= 0
         segment, distance = sample.segment[present], sample.distance[present]
+        with ThreadPoolExecutor(get_num_threads()) as pool:  # (the sorts release the GIL)
+            distances = pool.submit(_distance_figures, segment, distance, k)
+            profile.numeric = list(pool.map(partial(_numeric, sample=sample), sample.numeric))
+            profile.mean_sq_distance, profile.distance_quantiles = distances.result()
+        for name, codes in sample.codes.items():
+            profile.categorical.append(_categorical(name, codes, sample))
         rows = sample.segment_rows
         if rows is None:
             rows = np.bincount(segment, minlength=k)
         profile.segment_rows = np.asarray(rows, dtype=np.int64)
-        profile.mean_sq_distance = np.zeros(k)
-        profile.distance_quantiles = np.zeros((k, len(DISTANCE_LEVELS)))
-        for s in range(k):
-            mine = distance[segment == s]
-            if mine.size:
-                profile.mean_sq_distance[s] = float(np.mean(mine.astype(np.float64) ** 2))
-                profile.distance_quantiles[s] = np.quantile(mine, DISTANCE_LEVELS)
         return profile
 
     def renumbered(self, order):
@@ -182,8 +176,30 @@ def _sorted_present(values):
     return np.sort(values[~np.isnan(values)]).astype(np.float64)
 
 
-def _numeric(name, present, sample):
-    """A numeric feature's reference from its sorted ``present`` values."""
+def _distance_figures(segment, distance, k):
+    """Each segment's mean squared distance and ``DISTANCE_LEVELS`` quantiles (0 for none),
+    those of ``distance[segment == s]`` to the bit: the distances are grouped by one stable sort
+    by segment (0.6 ms at 250,000 rows, on 16-bit keys, which NumPy radix-sorts), and each
+    segment's sorted only at the ranks its quantiles read (a loop over segments that picked
+    the rows of each and called ``np.quantile`` took 15 ms at k=64)."""
+    mean_sq = np.zeros(k)
+    quantiles = np.zeros((k, len(DISTANCE_LEVELS)))
+    keys = segment.astype(np.uint16) if k <= 1 << 16 else segment
+    grouped = distance[np.argsort(keys, kind="stable")]  # (a new array: changed below)
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(segment, minlength=k))])
+    for s in range(k):
+        mine = grouped[bounds[s] : bounds[s + 1]]
+        if mine.size:
+            mean_sq[s] = float(np.mean(mine.astype(np.float64) ** 2))
+            mine.partition(measures.quantile_ranks(mine.size, DISTANCE_LEVELS))
+            quantiles[s] = measures.sorted_quantiles(mine, DISTANCE_LEVELS)
+    return mean_sq, quantiles
+
+
+def _numeric(name, sample):
+    """A numeric feature's reference, from its values sorted (on one of ``from_sample``'s
+    threads, which then take the figures of the sorted values too: a fifth of the work)."""
+    present = _sorted_present(sample.numeric[name])
     missing_share = sample.missing[name] / sample.rows if sample.rows else 0.0
     if present.size == 0:
         edges, bins, quantiles = np.empty(0), np.ones(1), np.zeros(measures.QUANTILES)
@@ -283,10 +299,15 @@ def profile_of_fit(model, tap):
     rows = tap.sample()
     one_hot = set(pre.one_hot_indices())
     plain = [j for j in range(len(names)) if j not in one_hot]
-    segment, distance = _fitted_assignment(model, tap, rows)
+    # The columns are transposed on a thread of their own meanwhile, where threads are allowed
+    # (NumPy copies without the GIL): the two took 15 ms instead of 23 at 250,000 x 32.
+    with ThreadPoolExecutor(1) as pool:
+        columns = pool.submit(_columns, rows, plain) if get_num_threads() > 1 else None
+        segment, distance = _fitted_assignment(model, tap, rows)
+        columns = _columns(rows, plain) if columns is None else columns.result()
     sample = PeriodSample(
         rows=tap.rows,
-        numeric=dict(zip((names[j] for j in plain), _columns(rows, plain), strict=True)),
+        numeric=dict(zip((names[j] for j in plain), columns, strict=True)),
         codes=_codes_of_one_hot(pre, names, rows),
         levels=dict(pre.levels or {}) if pre.one_hot() else {},
         segment=segment,
@@ -338,13 +359,18 @@ def _to_centre(model, scaled, segment):
     """Euclidean distance of rows (in the centres' space) to their segment's centre, in
     NumPy float64: the same figures whether the segments came from the fit or a search.
     A few thousand rows at a time, so the float64 temporaries stay in cache (all at once, 250k
-    rows of 64 features took half a second)."""
+    rows of 64 features took half a second), in one buffer (a fifth faster than new arrays)."""
     centres = model._centers64()
     out = np.empty(scaled.shape[0])
     step = 4096
+    buffer = np.empty((min(step, scaled.shape[0]), centres.shape[1]))
     for s in range(0, scaled.shape[0], step):
-        gap = scaled[s : s + step].astype(np.float64) - centres[segment[s : s + step]]
-        out[s : s + step] = np.sqrt(np.einsum("ij,ij->i", gap, gap))
+        part = scaled[s : s + step]
+        gap = buffer[: part.shape[0]]
+        # (the segments are valid; "clip" lets ``take`` write into ``gap`` without a copy)
+        np.take(centres, segment[s : s + step], axis=0, out=gap, mode="clip")
+        np.subtract(part, gap, out=gap)
+        np.sqrt(np.einsum("ij,ij->i", gap, gap), out=out[s : s + step])
     return out
 
 
