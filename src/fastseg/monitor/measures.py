@@ -20,14 +20,10 @@ def quantile_levels():
     return (np.arange(QUANTILES) + 0.5) / QUANTILES
 
 
-def decile_edges(values):
-    """The distinct decile edges of ``values`` (no NaN): the bins are (-inf, e1], (e1, e2],
-    ..., (e_last, inf), so ties (many zeros) merge bins instead of making empty ones."""
-    return sorted_decile_edges(np.sort(values))
-
-
 def sorted_decile_edges(values):
-    """``decile_edges`` of values already sorted."""
+    """The distinct decile edges of sorted ``values`` (no NaN): the bins are (-inf, e1],
+    (e1, e2], ..., (e_last, inf), so ties (many zeros) merge bins instead of making empty
+    ones."""
     return np.unique(sorted_quantiles(values, DECILES))
 
 
